@@ -1,0 +1,27 @@
+"""qbench: measure what quantization buys on a CPU.
+
+ONNX-exact quantize/dequantize and exact accumulate kernels in Numba, a NumPy
+reference of each (``qbench.reference``), calibration, and error metrics.
+"""
+
+from qbench import metrics, reference
+from qbench.api import accumulate, dequantize, dot, qdot, quantize, sum
+from qbench.calibrate import calibrate
+from qbench.params import QUANT_DTYPES, QuantParams, quant_range
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QUANT_DTYPES",
+    "QuantParams",
+    "accumulate",
+    "calibrate",
+    "dequantize",
+    "dot",
+    "metrics",
+    "qdot",
+    "quant_range",
+    "quantize",
+    "reference",
+    "sum",
+]

@@ -1,0 +1,264 @@
+"""Public kernels: validate input, pick the kernel and target, allocate the output.
+
+Every function here checks what it is given and raises ``TypeError`` or
+``ValueError`` that says what was wrong and what is accepted; the Numba
+kernels behind them trust their arguments.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numba
+import numpy as np
+
+from qbench._views import flat_views
+from qbench.kernels import accumulate as acc_k
+from qbench.kernels import quantize as quant_k
+from qbench.params import QuantParams
+
+#: Below this many bytes touched (read + written) the serial kernel wins:
+#: waking the thread pool costs more than it saves. Measured on 2 cores for
+#: every kernel (see README, "Serial or parallel").
+PARALLEL_MIN_BYTES = 1 << 19
+
+FLOAT_INPUTS = (np.dtype(np.float32), np.dtype(np.float64))
+INT8_INPUTS = (np.dtype(np.int8), np.dtype(np.uint8))
+SUM_INPUTS = tuple(np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64"))
+
+# Block lengths that keep the narrow lanes of a block exact: a 32-bit lane holds
+# 2**16 8-bit values or 2**15 16-bit values; 2**15 8-bit products (|p| <= 65025).
+_SUM_BLOCK = {1: 1 << 16, 2: 1 << 15}
+_DOT_INT8_BLOCK = 1 << 15
+_FLOAT_BLOCK = 1 << 12
+
+
+def _names(dtypes: tuple[np.dtype, ...]) -> str:
+    return ", ".join(d.name for d in dtypes)
+
+
+def _array(x: Any, name: str, accepted: tuple[np.dtype, ...], what: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype not in accepted:
+        raise TypeError(f"{what} expects {name} of dtype {_names(accepted)}; got {arr.dtype}")
+    return arr
+
+
+def use_parallel(nbytes: int, parallel: bool | None) -> bool:
+    """Resolve ``parallel=None`` to a choice by bytes touched and available threads."""
+    if parallel is None:
+        return nbytes >= PARALLEL_MIN_BYTES and numba.get_num_threads() > 1
+    if not isinstance(parallel, (bool, np.bool_)):
+        raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
+    return bool(parallel)
+
+
+def _check_params(params: Any) -> QuantParams:
+    if not isinstance(params, QuantParams):
+        raise TypeError(f"params must be a qbench.QuantParams (see qbench.calibrate), got {type(params).__name__}")
+    return params
+
+
+def _channel_axis(params: QuantParams, shape: tuple[int, ...]) -> int | None:
+    """``params.axis`` normalized against ``shape``, checked against the parameter length."""
+    if params.axis is None:
+        return None
+    ndim = len(shape)
+    if not -ndim <= params.axis < ndim:
+        raise ValueError(f"axis {params.axis} is out of range for an array of {ndim} dimensions (shape {shape})")
+    axis = params.axis % ndim
+    if len(params.scale) != shape[axis]:
+        raise ValueError(
+            f"per-axis parameters have {len(params.scale)} entries but axis {axis} of shape {shape} "
+            f"has length {shape[axis]}"
+        )
+    return axis
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, source: np.ndarray) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype or out.shape != shape:
+        raise ValueError(f"out must have dtype {dtype.name} and shape {shape}; got {out.dtype.name} {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if np.may_share_memory(out, source):
+        raise ValueError("out must not overlap the input array")
+    return out
+
+
+def _kernel_params(params: QuantParams, ftype: type) -> tuple[Any, Any]:
+    """Scale and zero point in the kernel's float type (arrays when per-axis)."""
+    if params.axis is None:
+        return ftype(params.scale), ftype(params.zero_point)
+    return params.scale.astype(ftype), params.zero_point.astype(ftype)
+
+
+def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, parallel: bool | None = None) -> np.ndarray:
+    """ONNX QuantizeLinear: ``saturate(round_half_to_even(x / scale) + zero_point)``.
+
+    ``x`` is float32 or float64 of any shape and strides; the division runs in
+    ``x``'s precision. NaN maps to the zero point, +-inf saturate.
+    """
+    params = _check_params(params)
+    x = _array(x, "x", FLOAT_INPUTS, "quantize")
+    axis = _channel_axis(params, x.shape)
+    out = _output(out, x.shape, params.dtype, x)
+    ftype = x.dtype.type
+    scale, zero_point = _kernel_params(params, ftype)
+    qmin, qmax = ftype(params.qmin), ftype(params.qmax)
+    kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
+    par = use_parallel(x.nbytes + out.nbytes, parallel)
+    for xv, ov in flat_views((x, out), axis):
+        kern(xv, scale, zero_point, qmin, qmax, ov, parallel=par)
+    return out
+
+
+def dequantize(
+    q: Any, params: QuantParams, *, out: np.ndarray | None = None, parallel: bool | None = None
+) -> np.ndarray:
+    """ONNX DequantizeLinear: ``(float32(q) - zero_point) * scale`` in float32."""
+    params = _check_params(params)
+    q = _array(q, "q", (params.dtype,), "dequantize")
+    axis = _channel_axis(params, q.shape)
+    out = _output(out, q.shape, np.dtype(np.float32), q)
+    scale, zero_point = _kernel_params(params, np.float32)
+    kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
+    par = use_parallel(q.nbytes + out.nbytes, parallel)
+    for qv, ov in flat_views((q, out), axis):
+        kern(qv, scale, zero_point, ov, parallel=par)
+    return out
+
+
+def _flat(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    return flat_views(arrays, None)
+
+
+def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  # noqa: A001 - mirrors numpy.sum
+    """Exact sum with a widening accumulator.
+
+    Unsigned ints (up to 32 bits) sum to uint64, signed ints to int64, exact
+    for any length that fits in memory; float32 and float64 sum to float64,
+    reassociated in blocks so that the error stays within a few ulps.
+    """
+    a = _array(a, "a", SUM_INPUTS, "sum")
+    par = use_parallel(a.nbytes, parallel)
+    unsigned = a.dtype.kind == "u"
+    if a.dtype.kind == "f":
+        parts = [acc_k.sum_float(v, a.dtype.type(0), _FLOAT_BLOCK, parallel=par) for (v,) in _flat(a)]
+        return np.float64(builtins.sum(parts, 0.0))
+    if a.dtype.itemsize == 4 and a.size >= 1 << 32:
+        raise ValueError(f"sum of {a.size} 32-bit values could exceed 64 bits; sum it in chunks below 2**32")
+    if a.dtype.itemsize == 4:
+        zero = np.uint64(0) if unsigned else np.int64(0)
+        parts = [acc_k.sum_wide(v, zero, parallel=par) for (v,) in _flat(a)]
+    else:
+        kern = acc_k.sum_unsigned_lanes if unsigned else acc_k.sum_signed_lanes
+        parts = [kern(v, _SUM_BLOCK[a.dtype.itemsize], parallel=par) for (v,) in _flat(a)]
+    total = builtins.sum(int(p) for p in parts)
+    return np.uint64(total) if unsigned else np.int64(total)
+
+
+ACC_TYPES = tuple(
+    np.dtype(t)
+    for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+)
+
+
+def accumulate(
+    acc: np.ndarray,
+    x: Any,
+    *,
+    repeat: int = 1,
+    overflow: Literal["wrap", "saturate"] = "wrap",
+    parallel: bool | None = None,
+) -> np.ndarray:
+    """In place ``acc += x``, ``repeat`` times; returns ``acc``.
+
+    ``acc`` may be wider than ``x`` (any safe cast: uint8 into uint16, int32,
+    float32, ...). Integer ``acc``: ``overflow="wrap"`` wraps modulo 2**bits
+    exactly as NumPy's in-place add; ``"saturate"`` clamps each step to the
+    dtype's range (acc of up to 32 bits). Float ``acc`` follows IEEE.
+    """
+    if not isinstance(acc, np.ndarray):
+        raise TypeError(f"acc must be a numpy.ndarray (it is updated in place), got {type(acc).__name__}")
+    if acc.dtype not in ACC_TYPES:
+        raise TypeError(f"accumulate expects acc of dtype {_names(ACC_TYPES)}; got {acc.dtype}")
+    if not acc.flags.writeable:
+        raise ValueError("acc is read-only")
+    x = _array(x, "x", ACC_TYPES, "accumulate")
+    if x.shape != acc.shape:
+        raise ValueError(f"x and acc must have the same shape; got {x.shape} and {acc.shape}")
+    if not np.can_cast(x.dtype, acc.dtype, "safe"):
+        raise TypeError(f"cannot accumulate {x.dtype} into {acc.dtype} without loss; use an acc at least as wide")
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 0:
+        raise ValueError(f"repeat must be a non-negative int, got {repeat!r}")
+    if overflow not in ("wrap", "saturate"):
+        raise ValueError(f"overflow must be 'wrap' or 'saturate', got {overflow!r}")
+    if np.may_share_memory(acc, x) and not (
+        x is acc or (x.ctypes.data == acc.ctypes.data and x.strides == acc.strides)
+    ):
+        raise ValueError("x partly overlaps acc; pass a separate array (or acc itself)")
+
+    par = use_parallel(2 * acc.nbytes + x.nbytes, parallel)
+    saturating = overflow == "saturate" and acc.dtype.kind in "iu"
+    if saturating and acc.dtype.itemsize > 4:
+        raise ValueError(f"overflow='saturate' supports integer acc of up to 32 bits, got {acc.dtype}")
+    for av, xv in _flat(acc, x):
+        if saturating:
+            info = np.iinfo(acc.dtype)
+            acc_k.accumulate_saturate(av, xv, int(repeat), np.int64(info.min), np.int64(info.max), parallel=par)
+        else:
+            acc_k.accumulate_wrap(av, xv, int(repeat), parallel=par)
+    return acc
+
+
+def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float64:
+    """Dot product of two arrays of one shape (flattened).
+
+    Float32/float64 (both the same): reassociated float lanes, float64 result.
+    int8/uint8 (any mix): exact, int32 lanes flushed to int64 per block.
+    """
+    a = _array(a, "a", FLOAT_INPUTS + INT8_INPUTS, "dot")
+    b = _array(b, "b", FLOAT_INPUTS + INT8_INPUTS, "dot")
+    if a.shape != b.shape:
+        raise ValueError(f"dot needs arrays of one shape; got {a.shape} and {b.shape}")
+    floats = a.dtype in FLOAT_INPUTS
+    if floats != (b.dtype in FLOAT_INPUTS) or (floats and a.dtype != b.dtype):
+        raise TypeError(f"dot takes two float arrays of one dtype or two 8-bit int arrays; got {a.dtype} and {b.dtype}")
+    par = use_parallel(a.nbytes + b.nbytes, parallel)
+    if floats:
+        parts = [acc_k.dot_float(av, bv, a.dtype.type(0), _FLOAT_BLOCK, parallel=par) for av, bv in _flat(a, b)]
+        return np.float64(builtins.sum(parts, 0.0))
+    parts = [acc_k.dot_int8(av, bv, _DOT_INT8_BLOCK, parallel=par) for av, bv in _flat(a, b)]
+    return np.int64(builtins.sum(int(p) for p in parts))
+
+
+def qdot(qa: Any, pa: QuantParams, qb: Any, pb: QuantParams, *, parallel: bool | None = None) -> float:
+    """Dot of two per-tensor quantized 8-bit vectors, as the float dot of their dequantized values.
+
+    ``(sum(qa*qb) - zb*sum(qa) - za*sum(qb) + n*za*zb) * sa * sb``, with the
+    integer part exact (Python ints) and one rounding to float at the end.
+    """
+    pa, pb = _check_params(pa), _check_params(pb)
+    for p in (pa, pb):
+        if p.axis is not None:
+            raise ValueError("qdot takes per-tensor parameters (axis=None)")
+        if p.dtype not in INT8_INPUTS:
+            raise TypeError(f"qdot takes uint8/int8 quantized data, got params for {p.dtype.name}")
+    qa = _array(qa, "qa", (pa.dtype,), "qdot")
+    qb = _array(qb, "qb", (pb.dtype,), "qdot")
+    if qa.shape != qb.shape:
+        raise ValueError(f"qdot needs arrays of one shape; got {qa.shape} and {qb.shape}")
+    za, zb = pa.zero_point, pb.zero_point
+    integer = (
+        int(dot(qa, qb, parallel=parallel))
+        - zb * int(sum(qa, parallel=parallel))
+        - za * int(sum(qb, parallel=parallel))
+        + qa.size * za * zb
+    )
+    return float(integer) * float(pa.scale) * float(pb.scale)

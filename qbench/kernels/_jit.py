@@ -1,0 +1,94 @@
+"""Compilation machinery shared by every kernel: one Python loop, two compiled targets.
+
+Each kernel is written once with ``prange``; :func:`kernel` compiles it twice,
+serial (``prange`` acts as ``range``) and parallel (``prange`` splits across
+threads), both cached on disk. The math modules never see this file's details.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+
+# Reductions written as a plain ``s += x[i]`` only vectorize when LLVM may
+# reorder the additions. These flags allow that without "nnan"/"ninf", so
+# NaN and inf still propagate as IEEE says.
+REASSOC = {"reassoc", "nsz", "contract"}
+
+
+def _renamed(fn: Callable, suffix: str) -> Callable:
+    """A copy of ``fn`` with its own qualified name.
+
+    Numba's on-disk cache index is keyed by the function's qualified name and
+    line, not by the ``parallel`` flag: two dispatchers of one function would
+    overwrite each other's cache entries. A distinct name gives each its own.
+    """
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = f"{fn.__qualname__}__{suffix}"
+    copy.__module__ = fn.__module__
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel's serial and parallel compiled forms."""
+
+    name: str
+    serial: Any
+    parallel: Any
+
+    def __call__(self, *args: Any, parallel: bool = False) -> Any:
+        if parallel:
+            return run_parallel(self.parallel, *args)
+        return self.serial(*args)
+
+    def asm(self, *args: Any, parallel: bool = False) -> str:
+        """Assembly of the kernel compiled for ``args``.
+
+        Numba returns nothing useful for code loaded from the disk cache, so
+        this compiles a fresh, uncached twin with the same source and flags.
+        """
+        cached = self.parallel if parallel else self.serial
+        options = {k: v for k, v in cached.targetoptions.items() if k != "nopython"}
+        twin = numba.njit(**{**options, "cache": False})(cached.py_func)
+        twin.compile(tuple(numba.typeof(a) for a in args))
+        return "\n".join(twin.inspect_asm().values())
+
+
+def kernel(fn: Callable | None = None, *, fastmath: bool | set = False) -> Any:
+    """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached)."""
+
+    def build(f: Callable) -> Kernel:
+        opts = dict(nogil=True, cache=True, fastmath=fastmath)
+        return Kernel(
+            name=f.__name__,
+            serial=numba.njit(parallel=False, **opts)(_renamed(f, "serial")),
+            parallel=numba.njit(parallel=True, **opts)(_renamed(f, "parallel")),
+        )
+
+    return build(fn) if fn is not None else build
+
+
+# Numba's ``workqueue`` threading layer aborts the whole process when two
+# Python threads launch parallel kernels at once. ``omp`` and ``tbb`` do not.
+# The layer is only known after the first parallel launch, so that first
+# launch and every launch under ``workqueue`` are serialized by this lock.
+_LAUNCH_LOCK = threading.Lock()
+_layer_is_safe: bool | None = None
+
+
+def run_parallel(compiled: Any, *args: Any) -> Any:
+    """Call a parallel kernel, serializing launches if the threading layer needs it."""
+    global _layer_is_safe
+    if _layer_is_safe:
+        return compiled(*args)
+    with _LAUNCH_LOCK:
+        result = compiled(*args)
+        _layer_is_safe = numba.threading_layer() != "workqueue"
+    return result

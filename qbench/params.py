@@ -1,0 +1,128 @@
+"""Quantization parameters and the integer types they target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Target types of quantization and their full ranges.
+QUANT_DTYPES: dict[np.dtype, tuple[int, int]] = {
+    np.dtype(np.uint8): (0, 255),
+    np.dtype(np.int8): (-128, 127),
+    np.dtype(np.uint16): (0, 65535),
+    np.dtype(np.int16): (-32768, 32767),
+}
+
+
+def quant_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype, if it is one qbench quantizes to."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in QUANT_DTYPES:
+        accepted = ", ".join(d.name for d in QUANT_DTYPES)
+        raise TypeError(f"unsupported quantized dtype {dtype!r}; accepted: {accepted}")
+    return dt
+
+
+def quant_range(dtype: Any, *, symmetric: bool = False, reduce_range: bool = False) -> tuple[int, int]:
+    """(qmin, qmax) that calibration maps the data range onto.
+
+    As ONNX Runtime's quantization tool: ``reduce_range`` drops one bit (7-bit
+    for 8-bit types); symmetric signed ranges drop the lowest value so that
+    the range is centred on zero ([-127, 127] for int8).
+    """
+    dt = quant_dtype(dtype)
+    qmin, qmax = QUANT_DTYPES[dt]
+    if reduce_range:
+        bits = dt.itemsize * 8
+        qmin, qmax = (0, 2 ** (bits - 1) - 1) if qmin == 0 else (-(2 ** (bits - 2)), 2 ** (bits - 2))
+    elif symmetric and qmin < 0:
+        qmin = -qmax
+    return qmin, qmax
+
+
+@dataclass(frozen=True, eq=False)
+class QuantParams:
+    """Scale, zero point, target dtype and (for per-axis) the channel axis.
+
+    Per-tensor: ``scale`` is a float32 scalar and ``zero_point`` an int.
+    Per-axis: both are 1-D arrays with one entry per index along ``axis``.
+    Values are checked here, once, so kernels can trust them.
+    """
+
+    scale: Any
+    zero_point: Any
+    dtype: Any = np.uint8
+    axis: int | None = None
+
+    def __post_init__(self) -> None:
+        dt = quant_dtype(self.dtype)
+        lo, hi = QUANT_DTYPES[dt]
+        if self.axis is not None and (isinstance(self.axis, bool) or not isinstance(self.axis, (int, np.integer))):
+            raise TypeError(f"axis must be None (per-tensor) or an int, got {self.axis!r}")
+
+        scale = np.asarray(self.scale)
+        zero_point = np.asarray(self.zero_point)
+        if scale.dtype.kind not in "fiu":
+            raise TypeError(f"scale must be a real number or array of them, got dtype {scale.dtype}")
+        if zero_point.dtype.kind not in "iu" and not (
+            zero_point.dtype.kind == "f"
+            and np.all(np.isfinite(zero_point))
+            and np.all(zero_point == np.round(zero_point))
+        ):
+            raise TypeError(f"zero_point must be an integer or integer array, got {self.zero_point!r}")
+        wanted_ndim = 0 if self.axis is None else 1
+        for name, value in (("scale", scale), ("zero_point", zero_point)):
+            if value.ndim != wanted_ndim:
+                kind = "a scalar for per-tensor (axis=None)" if self.axis is None else "a 1-D array for per-axis"
+                raise ValueError(f"{name} must be {kind}, got shape {value.shape}")
+        if scale.shape != zero_point.shape:
+            raise ValueError(f"scale and zero_point lengths differ: {scale.shape} vs {zero_point.shape}")
+
+        scale32 = scale.astype(np.float32)
+        if not np.all(np.isfinite(scale32) & (scale32 > 0)):
+            raise ValueError(f"scale must be finite and > 0 (as float32), got {self.scale!r}")
+        if np.any(zero_point < lo) or np.any(zero_point > hi):
+            raise ValueError(f"zero_point {self.zero_point!r} is outside the {dt.name} range [{lo}, {hi}]")
+
+        if self.axis is None:
+            scale_value: Any = np.float32(scale32)
+            zp_value: Any = int(zero_point)
+        else:
+            scale_value = scale32.copy()
+            zp_value = zero_point.astype(np.int64)
+            scale_value.flags.writeable = False
+            zp_value.flags.writeable = False
+        object.__setattr__(self, "scale", scale_value)
+        object.__setattr__(self, "zero_point", zp_value)
+        object.__setattr__(self, "dtype", dt)
+        object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
+
+    @property
+    def qmin(self) -> int:
+        return QUANT_DTYPES[self.dtype][0]
+
+    @property
+    def qmax(self) -> int:
+        return QUANT_DTYPES[self.dtype][1]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantParams):
+            return NotImplemented
+        return (
+            self.dtype == other.dtype
+            and self.axis == other.axis
+            and np.array_equal(self.scale, other.scale)
+            and np.array_equal(self.zero_point, other.zero_point)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays when per-axis
+
+    def __repr__(self) -> str:
+        scale = self.scale.tolist() if self.axis is not None else float(self.scale)
+        zp = self.zero_point.tolist() if self.axis is not None else self.zero_point
+        return f"QuantParams(scale={scale!r}, zero_point={zp!r}, dtype={self.dtype.name}, axis={self.axis})"

@@ -1,0 +1,135 @@
+"""Calibration against hand-computed scales and zero points."""
+
+import numpy as np
+import pytest
+
+import qbench
+
+
+def test_minmax_uint8_hand_computed():
+    # rmin = -1, rmax = 3, uint8 [0, 255]: scale = 4 / 255; zero point = round(0 - (-1) / (4/255)) = round(63.75) = 64
+    x = np.array([-1.0, 0.5, 3.0, 2.0], np.float32)
+    p = qbench.calibrate(x, "uint8")
+    assert p.scale == np.float32(4 / 255) and p.zero_point == 64 and p.dtype == np.uint8 and p.axis is None
+
+
+def test_minmax_widens_range_to_include_zero():
+    # [2, 10] widens to [0, 10]: scale 10 / 255, zero point 0, and 0.0 is exact.
+    p = qbench.calibrate(np.array([2.0, 10.0], np.float32), "uint8")
+    assert p.scale == np.float32(10 / 255) and p.zero_point == 0
+    # [-10, -2] widens to [-10, 0]: zero point 255.
+    p = qbench.calibrate(np.array([-10.0, -2.0], np.float32), "uint8")
+    assert p.scale == np.float32(10 / 255) and p.zero_point == 255
+    assert qbench.dequantize(qbench.quantize(np.zeros(3, np.float32), p), p).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_minmax_int8_and_half_even_zero_point():
+    # rmin = -1, rmax = 1.55 -> scale = 2.55 / 255 = 0.01; zp = round(-128 + 100) = -28
+    p = qbench.calibrate(np.array([-1.0, 1.55]), "int8")
+    assert p.scale == np.float32(2.55 / 255) and p.zero_point == -28
+    # zp = qmin - rmin/scale = 0 + 2.5 -> ties to even 2 (rmin=-2.5, rmax=252.5, scale=1)
+    p = qbench.calibrate(np.array([-2.5, 252.5]), "uint8")
+    assert p.scale == np.float32(1.0) and p.zero_point == 2
+
+
+@pytest.mark.parametrize("dtype,zp", [("uint8", 128), ("int8", 0)])
+def test_symmetric(dtype, zp):
+    p = qbench.calibrate(np.array([-2.0, 0.5, 1.0], np.float32), dtype, symmetric=True)
+    step = 127.5 if dtype == "uint8" else 127.0  # int8 symmetric range is [-127, 127]
+    assert p.scale == np.float32(2.0 / step) and p.zero_point == zp
+
+
+def test_reduce_range_uses_seven_bits():
+    p = qbench.calibrate(np.array([0.0, 127.0]), "uint8", reduce_range=True)
+    assert p.scale == np.float32(1.0) and p.zero_point == 0
+    assert qbench.quant_range("int8", reduce_range=True) == (-64, 64)
+
+
+@pytest.mark.parametrize("data", [np.zeros(10, np.float32), np.zeros(1)])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_degenerate_range_gives_unit_scale_and_exact_zero(data, dtype):
+    p = qbench.calibrate(data, dtype)
+    assert p.scale == np.float32(1.0)
+    assert qbench.dequantize(qbench.quantize(np.zeros(2, np.float32), p), p).tolist() == [0.0, 0.0]
+
+
+def test_constant_array_is_not_degenerate():
+    p = qbench.calibrate(np.full(5, 3.0, np.float32), "uint8")
+    assert p.scale == np.float32(3 / 255) and p.zero_point == 0
+
+
+def test_per_axis_matches_each_channel(rng):
+    x = rng.standard_normal((4, 50)).astype(np.float32) * np.array([[1], [2], [5], [0.1]], np.float32)
+    p = qbench.calibrate(x, "int8", axis=0)
+    assert p.axis == 0 and p.scale.shape == (4,)
+    for c in range(4):
+        one = qbench.calibrate(x[c], "int8")
+        assert p.scale[c] == one.scale and p.zero_point[c] == one.zero_point
+    q = qbench.quantize(x, p)
+    assert np.array_equal(q, qbench.reference.quantize(x, p))
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_clipping_methods_beat_minmax_on_outliers(rng, method):
+    x = rng.standard_normal(100_000).astype(np.float32)
+    x[:10] = 80.0  # a few huge outliers stretch the min-max range
+    base = qbench.calibrate(x, "int8")
+    clipped = qbench.calibrate(x, "int8", method=method, **({"percentile": 99.9} if method == "percentile" else {}))
+    assert clipped.scale < base.scale
+
+    def sqnr(p):
+        return qbench.metrics.sqnr_db(x[10:], qbench.dequantize(qbench.quantize(x[10:], p), p))
+
+    assert sqnr(clipped) > sqnr(base) + 3.0
+
+
+def test_mse_lowers_round_trip_error_on_heavy_tails(rng):
+    x = rng.laplace(size=60_000).astype(np.float32)
+
+    def error(p):
+        return qbench.metrics.mse(x, qbench.dequantize(qbench.quantize(x, p), p))
+
+    base, best = qbench.calibrate(x, "int8"), qbench.calibrate(x, "int8", method="mse")
+    assert best.scale < base.scale
+    assert error(best) < 0.95 * error(base)
+    # No clipping on a coarse grid of shrink factors does better.
+    lo, hi = float(x.min()), float(x.max())
+    grid = [qbench.calibrate(np.array([lo * f, hi * f]), "int8") for f in np.arange(0.3, 1.0, 0.1)]
+    assert error(best) <= 1.001 * min(error(p) for p in grid)
+
+
+def test_percentile_default_and_per_axis(rng):
+    x = rng.standard_normal((3, 1000)).astype(np.float32)
+    p = qbench.calibrate(x, method="percentile", axis=0)
+    assert p.scale.shape == (3,)
+    lo, hi = np.percentile(x[1].astype(np.float64), [100 - 99.999, 99.999])
+    want = qbench.calibrate(np.array([lo, hi]), "uint8")
+    assert p.scale[1] == want.scale and p.zero_point[1] == want.zero_point
+
+
+def test_entropy_on_relu_data_is_one_sided(rng):
+    x = np.maximum(rng.standard_normal(50_000), 0).astype(np.float32)
+    p = qbench.calibrate(x, "uint8", method="entropy")
+    assert p.zero_point == 0 and p.scale <= np.float32(x.max() / 255)
+
+
+@pytest.mark.parametrize(
+    "bad,msg", [(np.array([1.0, np.nan]), "NaN"), (np.array([np.inf, 1.0]), "inf"), (np.array([]), "empty")]
+)
+def test_bad_data(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        qbench.calibrate(bad)
+
+
+def test_bad_arguments():
+    x = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="unknown calibration method 'kl'.*minmax"):
+        qbench.calibrate(x, method="kl")
+    with pytest.raises(TypeError, match="unsupported quantized dtype.*uint8"):
+        qbench.calibrate(x, "float16")
+    with pytest.raises(TypeError, match="no option"):
+        qbench.calibrate(x, method="minmax", percentile=99)
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        qbench.calibrate(x, axis=3)
+    with pytest.raises(ValueError, match="percentile must be in"):
+        qbench.calibrate(x, method="percentile", percentile=20)

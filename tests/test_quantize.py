@@ -1,0 +1,217 @@
+"""quantize / dequantize: bit-exact against the NumPy reference and an exact-rational oracle."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import qbench
+from qbench import reference
+from tests.conftest import QDTYPES, mid_zero_point
+
+
+def assert_same_bits(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    got, want = np.ascontiguousarray(np.atleast_1d(got)), np.ascontiguousarray(np.atleast_1d(want))
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), np.flatnonzero(got != want)[:10]
+
+
+def exact_quantize(x: float, scale: float, zero_point: int, dtype) -> int:
+    """ONNX QuantizeLinear on one value, rounding and saturation done in Python integers.
+
+    The quotient is IEEE float32 division (correctly rounded, as ONNX specifies);
+    everything after it is exact arithmetic, independent of NumPy and Numba.
+    """
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    with np.errstate(over="ignore"):
+        quotient = float(np.float32(x) / np.float32(scale))
+    if quotient != quotient:
+        return zero_point
+    if abs(quotient) == float("inf"):
+        return hi if quotient > 0 else lo
+    q = round(Fraction(quotient))  # Python rounds half to even
+    return min(max(q + zero_point, lo), hi)
+
+
+@pytest.mark.parametrize("dtype", QDTYPES)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_matches_reference_on_random_data(rng, dtype, parallel):
+    x = (rng.standard_normal(10_000) * 50).astype(np.float32)
+    params = qbench.QuantParams(np.float32(0.37), mid_zero_point(dtype) + 3, dtype)
+    assert_same_bits(qbench.quantize(x, params, parallel=parallel), reference.quantize(x, params))
+    q = reference.quantize(x, params)
+    assert_same_bits(qbench.dequantize(q, params, parallel=parallel), reference.dequantize(q, params))
+
+
+finite_f32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+scales = st.floats(min_value=2.0**-20, max_value=2.0**13, width=32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, max_side=9), elements=finite_f32),
+    scale=scales,
+    dtype=st.sampled_from(QDTYPES),
+    zp_frac=st.floats(0, 1),
+)
+def test_property_bit_exact(x, scale, dtype, zp_frac):
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    params = qbench.QuantParams(np.float32(scale), int(lo + round(zp_frac * (hi - lo))), dtype)
+    got = qbench.quantize(x, params)
+    assert_same_bits(got, reference.quantize(x, params))
+    assert_same_bits(qbench.dequantize(got, params), reference.dequantize(got, params))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=2, max_side=20),
+        elements=st.floats(-1e6, 1e6, allow_nan=False),
+    ),
+    scale=scales,
+)
+def test_property_float64_input(x, scale):
+    params = qbench.QuantParams(np.float32(scale), 7, "int8")
+    assert_same_bits(qbench.quantize(x, params), reference.quantize(x, params))
+
+
+@pytest.mark.parametrize("dtype", QDTYPES)
+@pytest.mark.parametrize("zero_point_offset", [0, 1])  # even and odd zero points
+def test_exact_ties_round_half_to_even(dtype, zero_point_offset):
+    scale = np.float32(0.25)  # a power of two: (k + 0.5) * scale is exact
+    zp = mid_zero_point(dtype) - (mid_zero_point(dtype) % 2) + zero_point_offset
+    k = np.arange(-40, 40, dtype=np.float32)
+    x = (k + np.float32(0.5)) * scale
+    params = qbench.QuantParams(scale, zp, dtype)
+    got = qbench.quantize(x, params)
+    want = [exact_quantize(v, scale, zp, dtype) for v in x]
+    assert got.tolist() == want
+    assert reference.quantize(x, params).tolist() == want  # the oracle of the other tests holds too
+    # Ties go to the even integer before the zero point is added.
+    assert np.all((got.astype(np.int64) - zp) % 2 == 0)
+
+
+def test_near_ties_and_specials_against_exact_oracle():
+    scale = np.float32(0.1)
+    base = np.array([0.05, 0.15, -0.05, -0.25, 12.75], np.float32)
+    near = np.concatenate([base, np.nextafter(base, np.inf), np.nextafter(base, -np.inf)])
+    specials = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-40, 3e38, -3e38, np.finfo(np.float32).max, 1e9, -1e9], np.float32)
+    x = np.concatenate([near, specials])
+    for dtype in QDTYPES:
+        zp = mid_zero_point(dtype) + 1
+        params = qbench.QuantParams(scale, zp, dtype)
+        got = qbench.quantize(x, params)
+        want = [exact_quantize(v, scale, zp, dtype) for v in x]
+        assert got.tolist() == want, dtype
+        assert reference.quantize(x, params).tolist() == want, dtype
+
+
+@pytest.mark.parametrize("dtype", QDTYPES)
+def test_nan_maps_to_zero_point_and_inf_saturates(dtype):
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    zp = mid_zero_point(dtype) + 5
+    params = qbench.QuantParams(np.float32(0.5), zp, dtype)
+    x = np.array([np.nan, np.inf, -np.inf, -np.nan, 1.0] * 7, np.float32)  # > one vector width
+    got = qbench.quantize(x, params)
+    assert got[:5].tolist() == [zp, hi, lo, zp, zp + 2]
+    assert_same_bits(got, reference.quantize(x, params))
+
+
+def test_textbook_values():
+    params = qbench.QuantParams(np.float32(0.5), 10, "uint8")
+    x = np.array([0.0, 0.5, 0.75, 1.25, -5.0, -6.0, 200.0], np.float32)
+    # 0.75/0.5 = 1.5 -> 2; 1.25/0.5 = 2.5 -> 2; -6/0.5 + 10 = -2 -> 0; 400 + 10 -> 255
+    assert qbench.quantize(x, params).tolist() == [10, 11, 12, 12, 0, 0, 255]
+    q = np.array([0, 10, 12, 255], np.uint8)
+    assert qbench.dequantize(q, params).tolist() == [-5.0, 0.0, 1.0, 122.5]
+
+
+def test_true_division_not_reciprocal_multiplication():
+    # x * (1/s) rounds differently from x / s for some values; qbench must divide.
+    rng = np.random.default_rng(7)
+    scale = np.float32(0.3)
+    x = (rng.integers(-300, 300, 200_000).astype(np.float32) + np.float32(0.5)) * scale
+    params = qbench.QuantParams(scale, 0, "int16")
+    by_division = np.rint(x / scale)
+    by_reciprocal = np.rint(x * (np.float32(1) / scale))
+    assert np.any(by_division != by_reciprocal)  # the data does tell the two apart
+    assert np.array_equal(qbench.quantize(x, params).astype(np.float32), np.clip(by_division, -32768, 32767))
+
+
+@pytest.mark.parametrize(
+    "shape,axis", [((6, 5), 0), ((6, 5), 1), ((6, 5), -1), ((3, 4, 5), 1), ((3, 4, 5), 2), ((3, 4, 5), 0), ((7,), 0)]
+)
+@pytest.mark.parametrize("dtype", QDTYPES)
+def test_per_axis_matches_reference(rng, shape, axis, dtype):
+    x = (rng.standard_normal(shape) * 20).astype(np.float32)
+    n = shape[axis]
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    params = qbench.QuantParams(
+        rng.uniform(0.05, 2.0, n).astype(np.float32), rng.integers(lo, hi + 1, n), dtype, axis=axis
+    )
+    q = qbench.quantize(x, params)
+    assert_same_bits(q, reference.quantize(x, params))
+    assert_same_bits(qbench.dequantize(q, params), reference.dequantize(q, params))
+    # Each channel on its own, per-tensor, gives the same bits.
+    for c in range(n):
+        single = qbench.QuantParams(params.scale[c], int(params.zero_point[c]), dtype)
+        assert_same_bits(np.take(q, c, axis=axis), qbench.quantize(np.take(x, c, axis=axis), single))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda a: a[::2],
+        lambda a: a[:, ::-3],
+        lambda a: a.T,
+        lambda a: a[1:-1, 2:-2].T[::2],
+        lambda a: a.reshape(4, 25, 30).transpose(2, 0, 1)[:, ::2],
+    ],
+)
+def test_non_contiguous_equals_contiguous_copy(rng, view, parallel):
+    base = (rng.standard_normal((100, 30)) * 10).astype(np.float32)
+    x = view(base)
+    assert not x.flags.c_contiguous
+    params = qbench.QuantParams(np.float32(0.1), 3, "int8")
+    got = qbench.quantize(x, params, parallel=parallel)
+    assert_same_bits(got, qbench.quantize(np.ascontiguousarray(x), params))
+    out = np.zeros(x.shape[::-1], np.int8).T  # a non-contiguous out too
+    qbench.quantize(x, params, out=out, parallel=parallel)
+    assert_same_bits(np.ascontiguousarray(out), got)
+    assert_same_bits(qbench.dequantize(got.T, params).T, qbench.dequantize(got, params))
+
+
+def test_non_contiguous_per_axis(rng):
+    x = (rng.standard_normal((8, 6, 10)) * 5).astype(np.float32).transpose(2, 0, 1)[::3]  # shape (4, 8, 6)
+    params = qbench.QuantParams(np.linspace(0.05, 0.5, 8, dtype=np.float32), np.arange(8), "uint8", axis=1)
+    assert_same_bits(qbench.quantize(x, params), qbench.quantize(np.ascontiguousarray(x), params))
+    assert_same_bits(qbench.quantize(x, params), reference.quantize(x, params))
+
+
+def test_empty_zero_d_and_out(rng):
+    params = qbench.QuantParams(np.float32(0.5), 0, "int8")
+    empty = qbench.quantize(np.empty((0, 3), np.float32), params)
+    assert empty.shape == (0, 3) and empty.dtype == np.int8
+    scalar = qbench.quantize(np.array(3.0, np.float32), params)
+    assert scalar.shape == () and int(scalar) == 6
+    assert float(qbench.dequantize(scalar, params)) == 3.0
+    x = rng.standard_normal(100).astype(np.float32)
+    out = np.empty(100, np.int8)
+    assert qbench.quantize(x, params, out=out) is out
+    assert_same_bits(out, reference.quantize(x, params))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_round_trip_error_within_half_scale(rng, dtype, symmetric):
+    x = (rng.standard_normal(50_000) * 3 + 1).astype(np.float32)
+    params = qbench.calibrate(x, dtype, symmetric=symmetric)
+    back = qbench.dequantize(qbench.quantize(x, params), params)
+    # Float32 rounding of x / scale and of the product may add an ulp or two of x.
+    bound = float(params.scale) / 2 + 2 * np.spacing(np.abs(x))
+    assert np.all(np.abs(back - x) <= bound)

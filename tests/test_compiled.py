@@ -29,6 +29,21 @@ HOT = {
     "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), f32(3), f32(0), f32(255), np.empty(N, np.uint8))),
     "quantize int8": (kq.quantize_tensor, (X, f32(0.1), f32(3), f32(-128), f32(127), np.empty(N, np.int8))),
     "dequantize uint8": (kq.dequantize_tensor, (U8, f32(0.1), f32(3), ACC)),
+    "quantize per-axis": (
+        kq.quantize_axis,
+        (
+            X.reshape(4, 8, -1),
+            np.full(8, f32(0.1)),
+            np.zeros(8, f32),
+            f32(0),
+            f32(255),
+            np.empty((4, 8, N // 32), np.uint8),
+        ),
+    ),
+    "dequantize per-axis": (
+        kq.dequantize_axis,
+        (U8.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, f32), ACC.reshape(4, 8, -1)),
+    ),
     "sum uint8": (ka.sum_unsigned_lanes, (U8, 1 << 16)),
     "sum int8": (ka.sum_signed_lanes, (I8, 1 << 16)),
     "sum float32": (ka.sum_float, (X, f32(0), 4096)),

@@ -146,16 +146,17 @@ def test_true_division_not_reciprocal_multiplication():
     "shape,axis", [((6, 5), 0), ((6, 5), 1), ((6, 5), -1), ((3, 4, 5), 1), ((3, 4, 5), 2), ((3, 4, 5), 0), ((7,), 0)]
 )
 @pytest.mark.parametrize("dtype", QDTYPES)
-def test_per_axis_matches_reference(rng, shape, axis, dtype):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_per_axis_matches_reference(rng, shape, axis, dtype, parallel):
     x = (rng.standard_normal(shape) * 20).astype(np.float32)
     n = shape[axis]
     lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
     params = qbench.QuantParams(
         rng.uniform(0.05, 2.0, n).astype(np.float32), rng.integers(lo, hi + 1, n), dtype, axis=axis
     )
-    q = qbench.quantize(x, params)
+    q = qbench.quantize(x, params, parallel=parallel)
     assert_same_bits(q, reference.quantize(x, params))
-    assert_same_bits(qbench.dequantize(q, params), reference.dequantize(q, params))
+    assert_same_bits(qbench.dequantize(q, params, parallel=parallel), reference.dequantize(q, params))
     # Each channel on its own, per-tensor, gives the same bits.
     for c in range(n):
         single = qbench.QuantParams(params.scale[c], int(params.zero_point[c]), dtype)

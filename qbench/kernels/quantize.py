@@ -39,7 +39,8 @@ def quantize_axis(x, scale, zero_point, qmin, qmax, out):
     """Per-axis quantize of an (outer, channels, inner) array; one scale per channel."""
     outer, channels, inner = x.shape
     for row in prange(outer * channels):
-        o, c = divmod(row, channels)
+        o = row // channels
+        c = row - o * channels
         s, z = scale[c], zero_point[c]
         for i in range(inner):
             out[o, c, i] = quantize_value(x[o, c, i], s, z, qmin, qmax)
@@ -57,7 +58,8 @@ def dequantize_axis(q, scale, zero_point, out):
     """Per-axis dequantize of an (outer, channels, inner) array."""
     outer, channels, inner = q.shape
     for row in prange(outer * channels):
-        o, c = divmod(row, channels)
+        o = row // channels
+        c = row - o * channels
         s, z = scale[c], zero_point[c]
         for i in range(inner):
             out[o, c, i] = (np.float32(q[o, c, i]) - z) * s

@@ -1,0 +1,211 @@
+"""The benchmark grid and the bytes-moved rule of each kernel, defined once.
+
+The asv suite (``benchmarks/``) builds its ``params`` from here and the report
+(:mod:`qbench.report`) turns times into throughput with the same rules, so a
+plot can never disagree with the benchmark that produced it.
+
+Two environment variables shape the grid, read when the suite is imported:
+``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``, and
+``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: 2**10 ... 2**26 elements in steps of x4: from L1-resident to DRAM-sized.
+SIZES_FULL = tuple(2**k for k in range(10, 27, 2))
+#: The quick grid keeps one size per memory level (2**14 and 2**24 among them).
+SIZES_QUICK = (2**10, 2**14, 2**18, 2**20, 2**24)
+
+IMPLS = ("qbench", "numpy")
+
+
+def quick() -> bool:
+    return os.environ.get("QBENCH_QUICK", "") == "1"
+
+
+def sizes() -> tuple[int, ...]:
+    return SIZES_QUICK if quick() else SIZES_FULL
+
+
+def all_cores() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def thread_counts() -> tuple[int, ...]:
+    """Thread counts to sweep: ``QBENCH_THREADS`` if set, else 1 and all cores."""
+    spec = os.environ.get("QBENCH_THREADS", "")
+    counts = [int(t) for t in spec.split(",") if t.strip()] if spec else [1, all_cores()]
+    return tuple(sorted(set(counts)))
+
+
+def itemsize(dtype: str) -> int:
+    return np.dtype(dtype).itemsize
+
+
+def acc_pair(dtype: str) -> tuple[str, str]:
+    """``"float32+=uint8"`` -> ("float32", "uint8"): the accumulator and the added array."""
+    acc, x = dtype.split("+=")
+    return acc, x
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    """One kernel of the suite: its dtype axis and how many bytes one element moves."""
+
+    name: str
+    dtypes: tuple[str, ...]
+    quick_dtypes: tuple[str, ...]
+    bytes_per_element: Callable[[str], int]
+    summary: str
+
+    def grid_dtypes(self) -> tuple[str, ...]:
+        return self.quick_dtypes if quick() else self.dtypes
+
+
+def _float32_plus(dtype: str) -> int:
+    return 4 + itemsize(dtype)
+
+
+def _accumulate_bytes(dtype: str) -> int:
+    acc, x = acc_pair(dtype)
+    return 2 * itemsize(acc) + itemsize(x)  # acc is read and written, x read
+
+
+#: Every timed kernel. ``dtype`` is the quantized type for (de)quantize and
+#: qdot, the input type for sum and dot, and ``acc+=x`` for accumulate.
+KERNELS: dict[str, KernelCase] = {
+    case.name: case
+    for case in (
+        KernelCase(
+            "quantize",
+            ("uint8", "int8", "uint16", "int16"),
+            ("uint8", "int8"),
+            _float32_plus,
+            "float32 -> q, per tensor",
+        ),
+        KernelCase(
+            "quantize_axis",
+            ("uint8", "int8"),
+            ("uint8",),
+            _float32_plus,
+            "float32 -> q, per channel (64 channels on axis 0)",
+        ),
+        KernelCase(
+            "dequantize",
+            ("uint8", "int8", "uint16", "int16"),
+            ("uint8", "int8"),
+            _float32_plus,
+            "q -> float32, per tensor",
+        ),
+        KernelCase(
+            "dequantize_axis",
+            ("uint8", "int8"),
+            ("uint8",),
+            _float32_plus,
+            "q -> float32, per channel (64 channels on axis 0)",
+        ),
+        KernelCase(
+            "sum",
+            ("float32", "float64", "uint8", "int8", "uint16", "int16", "int32"),
+            ("float32", "uint8", "int8"),
+            itemsize,
+            "whole-array sum, widening accumulator",
+        ),
+        KernelCase(
+            "accumulate",
+            ("float32+=float32", "float32+=uint8", "uint8+=uint8", "int32+=int8", "uint16+=uint8", "int32+=int32"),
+            ("float32+=float32", "float32+=uint8", "uint8+=uint8"),
+            _accumulate_bytes,
+            "acc += x in place",
+        ),
+        KernelCase(
+            "dot",
+            ("float32", "float64", "int8", "uint8"),
+            ("float32", "int8"),
+            lambda d: 2 * itemsize(d),
+            "dot product of two vectors",
+        ),
+        KernelCase(
+            "qdot",
+            ("uint8", "int8"),
+            ("uint8",),
+            lambda d: 2 * itemsize(d),
+            "dot of two quantized vectors, returned as float",
+        ),
+    )
+}
+
+#: Memory-bandwidth probes on float32 arrays: bytes moved per element.
+BANDWIDTH_OPS: dict[str, int] = {"copy": 8, "read": 4, "write": 4}
+
+#: The pairs behind "what does 8-bit buy": the float32 variant and the 8-bit one of the same kernel.
+SPEEDUP_PAIRS: dict[str, tuple[str, str]] = {
+    "sum": ("float32", "uint8"),
+    "dot": ("float32", "int8"),
+    "accumulate": ("float32+=float32", "uint8+=uint8"),
+}
+
+#: Calibration timing and accuracy grids.
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+DISTRIBUTIONS = ("normal", "uniform", "laplace", "outliers")
+ACCURACY_DTYPES = ("uint8", "int8")
+ACCURACY_SIZE = 2**16
+MEMORY_SIZE = 2**20
+
+
+def calibration_sizes() -> tuple[int, ...]:
+    return (2**14, 2**18) if quick() else (2**14, 2**18, 2**22)
+
+
+def bytes_moved(kernel: str, dtype: str, size: int) -> int:
+    """Bytes a kernel must read plus write for ``size`` elements: the throughput rule."""
+    if kernel in BANDWIDTH_OPS:
+        return BANDWIDTH_OPS[kernel] * size
+    return KERNELS[kernel].bytes_per_element(dtype) * size
+
+
+def kernel_grid(kernel: str) -> tuple[list, list[str]]:
+    """asv ``params`` and ``param_names`` of a kernel's benchmark."""
+    case = KERNELS[kernel]
+    return [list(sizes()), list(case.grid_dtypes()), list(thread_counts()), list(IMPLS)], [
+        "size",
+        "dtype",
+        "threads",
+        "impl",
+    ]
+
+
+def bandwidth_grid() -> tuple[list, list[str]]:
+    return [list(sizes()), list(BANDWIDTH_OPS), list(thread_counts())], ["size", "op", "threads"]
+
+
+def memory_grid() -> tuple[list, list[str]]:
+    """One row per kernel and dtype of the current grid, both implementations."""
+    cases = [f"{k}:{d}" for k, case in KERNELS.items() for d in case.grid_dtypes()]
+    return [cases, list(IMPLS)], ["case", "impl"]
+
+
+def make_distribution(name: str, size: int, seed: int = 0) -> np.ndarray:
+    """float32 test data: ``normal``, ``uniform``, ``laplace``, or ``outliers`` (normal plus 0.1% at 50 sigma)."""
+    rng = np.random.default_rng(seed)
+    if name == "normal":
+        x = rng.standard_normal(size)
+    elif name == "uniform":
+        x = rng.uniform(-1.0, 1.0, size)
+    elif name == "laplace":
+        x = rng.laplace(size=size)
+    elif name == "outliers":
+        x = rng.standard_normal(size)
+        idx = rng.choice(size, max(1, size // 1000), replace=False)
+        x[idx] = 50.0 * rng.choice([-1.0, 1.0], idx.size)
+    else:
+        raise ValueError(f"unknown distribution {name!r}; accepted: {', '.join(DISTRIBUTIONS)}")
+    return x.astype(np.float32)

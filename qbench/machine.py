@@ -1,0 +1,90 @@
+"""What this machine is: CPU, SIMD features, cores, caches, OS and the software that compiled the kernels."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "asimd",
+    "sve",
+)
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _parse_size(text: str) -> int | None:
+    m = re.match(r"\s*(\d+)\s*([KMG]?)", text)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[m.group(2)]
+
+
+def cache_sizes() -> dict[str, int]:
+    """Per-core data cache sizes in bytes ({"L1": ..., "L2": ..., "L3": ...}), from sysfs where present."""
+    found: dict[str, int] = {}
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.exists() else []:
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = _parse_size((index / "size").read_text())
+        except OSError:
+            continue
+        if kind in ("Data", "Unified") and size:
+            found[f"L{level}"] = size
+    return found
+
+
+def describe() -> dict[str, Any]:
+    """A dictionary of facts about this machine and its software, for report headers."""
+    import llvmlite
+    import numba
+    import numpy
+
+    info = _cpuinfo()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags_line = re.search(r"^(flags|Features)\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = set(flags_line.group(2).split()) if flags_line else set()
+    return {
+        "cpu": model.group(1).strip() if model else (platform.processor() or platform.machine()),
+        "arch": platform.machine(),
+        "simd": [f for f in SIMD_FLAGS if f in flags],
+        "cores": os.cpu_count(),
+        "numba_threads": int(numba.config.NUMBA_NUM_THREADS),
+        "caches": cache_sizes(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "threading_layer": _threading_layer(),
+    }
+
+
+def _threading_layer() -> str:
+    """The Numba threading layer a parallel kernel gets here (runs one tiny parallel kernel)."""
+    import numba
+    import numpy as np
+
+    from qbench.kernels import bandwidth
+
+    bandwidth.write(np.empty(4, np.float32), np.float32(0), parallel=True)
+    return str(numba.threading_layer())

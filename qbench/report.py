@@ -1,0 +1,586 @@
+"""Tidy results -> plots (matplotlib, Agg) -> report.md, index.html and results.csv.
+
+Every throughput here is ``cases.bytes_moved(...) / median time``: the same
+rule the suite's ``track_gbps`` uses, so plots and benchmarks agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qbench import cases
+
+PLOT_KINDS = ("throughput", "speedup", "memory", "accuracy", "threads", "history")
+IMPL_STYLE = {"qbench": "-", "numpy": "--", "onnxruntime": ":", "torch": "-."}
+DTYPE_COLORS = {
+    "float32": "#1f77b4",
+    "float64": "#9467bd",
+    "uint8": "#d62728",
+    "int8": "#ff7f0e",
+    "uint16": "#2ca02c",
+    "int16": "#8c564b",
+    "int32": "#7f7f7f",
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass
+class Figure:
+    kind: str
+    file: str
+    title: str
+    caption: str
+
+
+def _timings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Kernel and bandwidth time_ rows that succeeded, with GB/s and elements/s (median and quartile band)."""
+    t = frame[(frame["benchmark"].str.endswith(".time_run")) & (frame["status"] == "ok")].copy()
+    if t.empty:
+        return t
+    t["size"] = t["size"].astype(int)
+    t["threads"] = t["threads"].astype(int)
+    t["bytes"] = [cases.bytes_moved(k, d, s) for k, d, s in zip(t["kernel"], t["dtype"], t["size"], strict=True)]
+    t["gbps"] = t["bytes"] / t["value"] / 1e9
+    t["gbps_lo"] = t["bytes"] / t["q75"].fillna(t["value"]) / 1e9
+    t["gbps_hi"] = t["bytes"] / t["q25"].fillna(t["value"]) / 1e9
+    t["elements_per_s"] = t["size"] / t["value"]
+    return t
+
+
+def _latest_commit(frame: pd.DataFrame) -> str:
+    order = frame.dropna(subset=["commit"]).sort_values("date")
+    return str(order["commit"].iloc[-1])
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _mark_caches(ax: Any, caches: dict[str, int], bytes_per_element: int = 4) -> None:
+    for level, size in sorted(caches.items()):
+        x = size / bytes_per_element
+        ax.axvline(x, color="0.6", lw=0.8, ls=":")
+        ax.text(x, 0.98, f" {level}", transform=ax.get_xaxis_transform(), va="top", fontsize=7, color="0.4")
+
+
+def _log2_axis(ax: Any, xlabel: str = "elements (log scale)") -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
+    single = t[(t["threads"] == 1)]
+    kernels = [k for k in cases.KERNELS if k in set(single["kernel"])]
+    if not kernels:
+        return None
+    plt = _plt()
+    ncols = 2
+    nrows = (len(kernels) + 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.6 * nrows), squeeze=False)
+    ceiling = single[single["kernel"] == "copy"].sort_values("size")
+    for ax, kernel in zip(axes.flat, kernels, strict=False):
+        sub = single[single["kernel"] == kernel]
+        for (dtype, impl), g in sub.groupby(["dtype", "impl"], sort=True):
+            g = g.sort_values("size")
+            color = DTYPE_COLORS.get(str(dtype).split("+=")[-1], None)
+            ax.plot(
+                g["size"],
+                g["gbps"],
+                IMPL_STYLE.get(impl, "-"),
+                marker="o",
+                ms=3,
+                color=color,
+                label=f"{dtype} ({impl})",
+            )
+            ax.fill_between(g["size"], g["gbps_lo"], g["gbps_hi"], color=color, alpha=0.15, lw=0)
+        if not ceiling.empty:
+            ax.plot(
+                ceiling["size"],
+                ceiling["gbps"],
+                color="black",
+                ls=(0, (1, 1)),
+                lw=1.5,
+                label="float32 copy (bandwidth ceiling)",
+            )
+        _mark_caches(ax, caches)
+        _log2_axis(ax)
+        ax.set_yscale("log")
+        ax.set_ylabel("throughput (GB/s, bytes moved)")
+        ax.set_title(f"{kernel}: {cases.KERNELS[kernel].summary}", fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+    for ax in list(axes.flat)[len(kernels) :]:
+        ax.remove()
+    fig.suptitle(
+        "Throughput vs size, 1 thread (bands: interquartile range; dotted verticals: where a float32 "
+        "array fills each cache)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "throughput",
+        "throughput.png",
+        "Throughput vs size",
+        "GB/s counted from the bytes each kernel must read and write, single thread; solid qbench, "
+        "dashed the NumPy reference; the dotted black line is this machine's float32 copy bandwidth.",
+    )
+
+
+def speedup_table(t: pd.DataFrame) -> pd.DataFrame:
+    """8-bit over float32 elements/s, per kernel pair, size and thread count (qbench)."""
+    rows = []
+    mine = t[t["impl"] == "qbench"]
+    for kernel, (flt, low) in cases.SPEEDUP_PAIRS.items():
+        sub = mine[mine["kernel"] == kernel]
+        a = sub[sub["dtype"] == flt].set_index(["size", "threads"])["elements_per_s"]
+        b = sub[sub["dtype"] == low].set_index(["size", "threads"])["elements_per_s"]
+        for (size, threads), ratio in (b / a).dropna().items():
+            rows.append(
+                {"kernel": kernel, "pair": f"{low} / {flt}", "size": size, "threads": threads, "speedup": ratio}
+            )
+    return pd.DataFrame(rows, columns=["kernel", "pair", "size", "threads", "speedup"])
+
+
+def plot_speedup(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
+    table = speedup_table(t)
+    if table.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for (kernel, pair, threads), g in table.groupby(["kernel", "pair", "threads"]):
+        g = g.sort_values("size")
+        ax.plot(
+            g["size"],
+            g["speedup"],
+            "-" if threads == 1 else "--",
+            marker="o",
+            ms=3,
+            label=f"{kernel}: {pair}, {threads} thread{'s' if threads > 1 else ''}",
+        )
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axhline(4.0, color="0.5", lw=0.8, ls="--")
+    ax.text(ax.get_xlim()[0], 4.0, " 4x: float32 / uint8 bytes", va="bottom", fontsize=7, color="0.4")
+    _mark_caches(ax, caches)
+    _log2_axis(ax)
+    ax.set_ylabel("speedup (elements/s, 8-bit over float32)")
+    ax.set_title("What 8-bit buys: speedup of the 8-bit kernel over its float32 twin (qbench)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "speedup.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "speedup",
+        "speedup.png",
+        "uint8 over float32 speedup",
+        "Elements per second of the 8-bit kernel divided by its float32 twin, same run; above 1 the "
+        "8-bit data is faster. The float32 sum and dot are reassociated (vectorized), a fair baseline.",
+    )
+
+
+def plot_memory(frame: pd.DataFrame, out: Path) -> Figure | None:
+    foot = frame[(frame["benchmark"].str.endswith("track_footprint_bytes")) & (frame["status"] == "ok")]
+    extra = frame[(frame["benchmark"].str.endswith("track_extra_alloc_bytes")) & (frame["status"] == "ok")]
+    if foot.empty and extra.empty:
+        return None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 2]})
+    if not foot.empty:
+        biggest = foot[foot["size"] == foot["size"].max()].sort_values("value", ascending=False)
+        ax1.bar(
+            biggest["dtype"], biggest["value"] / 2**20, color=[DTYPE_COLORS.get(d, "0.5") for d in biggest["dtype"]]
+        )
+        for x, v in zip(biggest["dtype"], biggest["value"], strict=True):
+            ax1.text(x, v / 2**20, f"{v / biggest['value'].max():.2f}", ha="center", va="bottom", fontsize=8)
+        ax1.set_ylabel("MiB")
+        ax1.set_title(f"Footprint of {int(biggest['size'].iloc[0]):,} elements (ratio to the largest)", fontsize=10)
+    if not extra.empty:
+        extra = extra.assign(label=extra["kernel"] + "\n" + extra["dtype"].astype(str))
+        pivot = extra.pivot_table(index="label", columns="impl", values="value", aggfunc="median")
+        width = 0.8 / max(1, len(pivot.columns))
+        xs = np.arange(len(pivot))
+        for i, impl in enumerate(pivot.columns):
+            ax2.bar(xs + i * width, pivot[impl].clip(lower=1), width, label=impl)
+        ax2.set_xticks(xs + width * (len(pivot.columns) - 1) / 2, pivot.index, fontsize=6, rotation=90)
+        ax2.set_yscale("log")
+        ax2.set_ylabel("bytes allocated beyond the output (log)")
+        ax2.set_title(f"Extra allocation per call at {cases.MEMORY_SIZE:,} elements (tracemalloc)", fontsize=10)
+        ax2.legend(fontsize=8)
+    fig.suptitle(
+        "Memory: footprint per dtype, and temporaries per implementation. Process peaks (asv peakmem) "
+        "include Numba's own ~150 MB and are listed in the tables.",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(out / "memory.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "memory",
+        "memory.png",
+        "Memory",
+        "Left: array footprint per dtype (uint8 is a quarter of float32). Right: bytes each implementation "
+        "allocates during one call beyond its output; qbench writes into a preallocated output.",
+    )
+
+
+def plot_accuracy(frame: pd.DataFrame, out: Path) -> Figure | None:
+    acc = frame[(frame["benchmark"].str.endswith("track_sqnr_db")) & (frame["status"] == "ok")]
+    if acc.empty:
+        return None
+    plt = _plt()
+    dtypes = sorted(acc["dtype"].unique())
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.2), squeeze=False)
+    for ax, dtype in zip(axes.flat, dtypes, strict=True):
+        pivot = acc[acc["dtype"] == dtype].pivot_table(
+            index="param_method", columns="param_distribution", values="value", aggfunc="median"
+        )
+        pivot = pivot.reindex([m for m in cases.CALIBRATION_METHODS if m in pivot.index])
+        width = 0.8 / max(1, len(pivot.columns))
+        xs = np.arange(len(pivot))
+        for i, dist in enumerate(pivot.columns):
+            ax.bar(xs + i * width, pivot[dist], width, label=dist)
+        ax.set_xticks(xs + width * (len(pivot.columns) - 1) / 2, pivot.index)
+        ax.set_ylabel("SQNR (dB, higher is better)")
+        ax.set_title(f"{dtype}: round-trip SQNR by calibration method", fontsize=10)
+        ax.legend(fontsize=8, title="data")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "accuracy",
+        "accuracy.png",
+        "Accuracy",
+        f"Signal-to-quantization-noise ratio of quantize -> dequantize on {cases.ACCURACY_SIZE:,} values "
+        "per distribution ('outliers': normal with 0.1% of values at 50 sigma).",
+    )
+
+
+def thread_table(t: pd.DataFrame) -> pd.DataFrame:
+    mine = t[t["impl"] == "qbench"]
+    counts = sorted(mine["threads"].unique())
+    if len(counts) < 2:
+        return pd.DataFrame()
+    one = mine[mine["threads"] == 1].set_index(["kernel", "dtype", "size"])["elements_per_s"]
+    rows = []
+    for n in counts[1:]:
+        many = mine[mine["threads"] == n].set_index(["kernel", "dtype", "size"])["elements_per_s"]
+        for (kernel, dtype, size), ratio in (many / one).dropna().items():
+            rows.append({"kernel": kernel, "dtype": dtype, "size": size, "threads": n, "scaling": ratio})
+    return pd.DataFrame(rows)
+
+
+def plot_threads(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
+    table = thread_table(t)
+    if table.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    first_dtype = table.groupby("kernel")["dtype"].first()
+    for (kernel, threads), g in table.groupby(["kernel", "threads"]):
+        g = g[g["dtype"] == first_dtype[kernel]].sort_values("size")
+        ax.plot(g["size"], g["scaling"], marker="o", ms=3, label=f"{kernel} ({first_dtype[kernel]}), {threads} threads")
+    ax.axhline(1.0, color="black", lw=0.8)
+    for n in sorted(table["threads"].unique()):
+        ax.axhline(n, color="0.6", lw=0.8, ls="--")
+    _mark_caches(ax, caches)
+    _log2_axis(ax)
+    ax.set_ylabel("speedup over 1 thread")
+    ax.set_title("Thread scaling: parallel kernel over the serial one (qbench)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "threads.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "threads",
+        "threads.png",
+        "Thread scaling",
+        "Elements per second with N threads divided by one thread, same run. Dashed lines: perfect scaling.",
+    )
+
+
+def plot_history(t: pd.DataFrame, out: Path) -> Figure | None:
+    mine = t[(t["impl"] == "qbench") & (t["threads"] == 1) & (t["kernel"].isin(list(cases.KERNELS)))]
+    commits = mine.dropna(subset=["commit"]).drop_duplicates("commit").sort_values("date")
+    if len(commits) < 2:
+        return None
+    plt = _plt()
+    order = {c: i for i, c in enumerate(commits["commit"])}
+    kernels = [k for k in cases.KERNELS if k in set(mine["kernel"])]
+    ncols = 2
+    nrows = (len(kernels) + 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.2 * nrows), squeeze=False)
+    for ax, kernel in zip(axes.flat, kernels, strict=False):
+        sub = mine[mine["kernel"] == kernel]
+        size = sub.groupby("size")["commit"].nunique().idxmax()
+        sub = sub[sub["size"] == size]
+        for dtype, g in sub.groupby("dtype"):
+            g = g.assign(x=g["commit"].map(order)).sort_values("x")
+            yerr = (
+                np.vstack(
+                    [
+                        (g["value"] - g["ci_low"]).clip(lower=0).fillna(0),
+                        (g["ci_high"] - g["value"]).clip(lower=0).fillna(0),
+                    ]
+                )
+                * 1e6
+            )
+            ax.errorbar(
+                g["x"],
+                g["value"] * 1e6,
+                yerr=yerr,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=str(dtype),
+                color=DTYPE_COLORS.get(str(dtype).split("+=")[-1]),
+            )
+        ax.set_xticks(range(len(order)), [c[:8] for c in order], rotation=45, fontsize=7)
+        ax.set_ylabel("median time (us)")
+        ax.set_title(f"{kernel} at {int(size):,} elements", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(kernels) :]:
+        ax.remove()
+    fig.suptitle("History: median time per commit (oldest left; bars: 99% confidence interval)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out / "history.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "history",
+        "history.png",
+        "History across commits",
+        "Median time of each kernel at one size, per commit measured on this machine.",
+    )
+
+
+def summary_table(t: pd.DataFrame, commit: str | None = None) -> pd.DataFrame:
+    """Per kernel, dtype and size (1 thread): qbench GB/s, x NumPy, and fraction of the copy ceiling."""
+    if t.empty:
+        return pd.DataFrame()
+    single = t[t["threads"] == 1]
+    if commit:
+        single = single[single["commit"] == commit]
+    copy = single[single["kernel"] == "copy"].set_index("size")["gbps"]
+    mine = single[(single["impl"] == "qbench") & single["kernel"].isin(list(cases.KERNELS))]
+    ref = single[single["impl"] == "numpy"].set_index(["kernel", "dtype", "size"])["value"]
+    rows = []
+    for _, r in mine.iterrows():
+        key = (r["kernel"], r["dtype"], r["size"])
+        rows.append(
+            {
+                "kernel": r["kernel"],
+                "dtype": r["dtype"],
+                "size": int(r["size"]),
+                "GB/s": r["gbps"],
+                "Gelem/s": r["elements_per_s"] / 1e9,
+                "x NumPy": (ref.get(key, np.nan) / r["value"]),
+                "% of copy": 100 * r["gbps"] / copy.get(r["size"], np.nan),
+            }
+        )
+    order = {k: i for i, k in enumerate(cases.KERNELS)}
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["kernel", "dtype", "size"], key=lambda s: s.map(order) if s.name == "kernel" else s)
+
+
+def _markdown(frame: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    """A pipe table (pandas' to_markdown needs an extra dependency for this one job)."""
+    if frame.empty:
+        return "_no data_\n"
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else floatfmt.format(v)
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _machine_lines(info: dict[str, Any], machine: str, commit: str, date: Any) -> list[tuple[str, str]]:
+    caches = ", ".join(f"{k} {_fmt_bytes(v)}" for k, v in sorted(info.get("caches", {}).items())) or "unknown"
+    return [
+        ("machine", machine),
+        ("CPU", str(info.get("cpu", "unknown"))),
+        ("SIMD", ", ".join(info.get("simd", [])) or "unknown"),
+        ("cores", f"{info.get('cores', '?')} (Numba threads: {info.get('numba_threads', '?')})"),
+        ("caches (per core; L3 shared)", caches),
+        ("OS", str(info.get("os", "unknown"))),
+        (
+            "software",
+            f"Python {info.get('python', '?')}, NumPy {info.get('numpy', '?')}, Numba {info.get('numba', '?')}"
+            f", llvmlite {info.get('llvmlite', '?')}",
+        ),
+        ("Numba threading layer", str(info.get("threading_layer", "unknown"))),
+        ("commit", f"{commit[:12]} ({date})"),
+    ]
+
+
+def compile_table(frame: pd.DataFrame) -> pd.DataFrame:
+    jit = frame[frame["suite"].str.startswith("bench_compile") & (frame["status"] == "ok")]
+    return pd.DataFrame({"benchmark": jit["benchmark"].str.rpartition(".")[2], "seconds": jit["value"]})
+
+
+def build_report(
+    frame: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    commit: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Write plots, report.md, index.html and results.csv into ``out_dir`` (replaced as a whole)."""
+    out_dir = Path(out_dir)
+    commit = commit or _latest_commit(frame)
+    matches = frame[frame["commit"].astype(str).str.startswith(commit)]
+    if matches.empty:
+        raise ValueError(f"no results for commit {commit}")
+    commit = str(matches["commit"].iloc[0])
+    current = frame[frame["commit"] == commit]
+    machine = str(current["machine"].iloc[0])
+    caches = info.get("caches", {})
+    t_all = _timings(frame)
+    t = t_all[t_all["commit"] == commit] if not t_all.empty else t_all
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        figures = []
+        for kind, make in (
+            ("throughput", lambda: plot_throughput(t, caches, tmp)),
+            ("speedup", lambda: plot_speedup(t, caches, tmp)),
+            ("memory", lambda: plot_memory(current, tmp)),
+            ("accuracy", lambda: plot_accuracy(current, tmp)),
+            ("threads", lambda: plot_threads(t, caches, tmp)),
+            ("history", lambda: plot_history(t_all, tmp)),
+        ):
+            progress(f"  plotting {kind}")
+            fig = make() if not t.empty or kind in ("memory", "accuracy") else None
+            if fig:
+                figures.append(fig)
+        frame.to_csv(tmp / "results.csv", index=False)
+        tables = _tables(frame, current, t)
+        header = _machine_lines(info, machine, commit, current["date"].iloc[0])
+        (tmp / "report.md").write_text(_render_markdown(header, figures, tables))
+        (tmp / "index.html").write_text(_render_html(header, figures, tables, tmp))
+        (tmp / "report.json").write_text(
+            json.dumps({"commit": commit, "machine": machine, "figures": [f.file for f in figures]}, indent=2)
+        )
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for reading
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir / "index.html"
+
+
+def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    tables = [
+        (
+            "Throughput (1 thread, qbench): GB/s, multiple of the NumPy reference, share of copy bandwidth",
+            summary_table(t),
+        )
+    ]
+    sp = speedup_table(t)
+    if not sp.empty:
+        tables.append(("8-bit over float32 (elements/s ratio)", sp))
+    th = thread_table(t)
+    if not th.empty:
+        tables.append(("Thread scaling (elements/s over 1 thread)", th))
+    acc = current[current["benchmark"].str.contains(r"Accuracy\.track_") & (current["status"] == "ok")]
+    if not acc.empty:
+        sq = (
+            acc[acc["benchmark"].str.endswith("track_sqnr_db")]
+            .pivot_table(index=["dtype", "param_method"], columns="param_distribution", values="value")
+            .reset_index()
+        )
+        tables.append(("Accuracy: SQNR (dB) of the round trip", sq.rename(columns={"param_method": "method"})))
+    mem = current[current["suite"].str.endswith("Memory") & (current["status"] == "ok")]
+    if not mem.empty:
+        pm = mem.pivot_table(index=["kernel", "dtype"], columns=["benchmark", "impl"], values="value")
+        pm.columns = [
+            f"{b.rpartition('.')[2].replace('track_', '').replace('peakmem_run', 'peak RSS bytes')} ({i})"
+            for b, i in pm.columns
+        ]
+        tables.append(("Memory per call at 2**20 elements", pm.reset_index()))
+    cal = current[current["suite"].str.endswith("Calibrate") & (current["status"] == "ok")]
+    if not cal.empty:
+        tables.append(
+            (
+                "Calibration time (seconds)",
+                cal.pivot_table(index="param_method", columns="size", values="value").reset_index(),
+            )
+        )
+    jit = compile_table(current)
+    if not jit.empty:
+        tables.append(("JIT cost, measured on its own (seconds)", jit))
+    failed = current[current["status"] == "failed"]
+    if not failed.empty:
+        tables.append(("Failed benchmarks", failed[["benchmark", "params"]].drop_duplicates()))
+    return tables
+
+
+def _render_markdown(header: list[tuple[str, str]], figures: list[Figure], tables: list) -> str:
+    parts = ["# qbench report\n", "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header)]
+    for f in figures:
+        parts.append(f"\n## {f.title}\n\n![{f.title}]({f.file})\n\n{f.caption}\n")
+    for title, table in tables:
+        parts.append(f"\n## {title}\n\n{_markdown(table)}")
+    return "".join(parts)
+
+
+def _render_html(header: list[tuple[str, str]], figures: list[Figure], tables: list, folder: Path) -> str:
+    def img(f: Figure) -> str:
+        data = base64.b64encode((folder / f.file).read_bytes()).decode()
+        return (
+            f'<section><h2>{html.escape(f.title)}</h2><img alt="{html.escape(f.title)}" '
+            f'src="data:image/png;base64,{data}"><p>{html.escape(f.caption)}</p></section>'
+        )
+
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
+    body = [f"<h1>qbench report</h1><table class='meta'>{rows}</table>"]
+    body += [img(f) for f in figures]
+    for title, table in tables:
+        body.append(
+            f"<section><h2>{html.escape(title)}</h2>"
+            f"{table.to_html(index=False, float_format=lambda v: f'{v:.3g}', na_rep='')}</section>"
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}table.meta td,table.meta th{text-align:left}"
+        "h2{margin-top:1.6em}"
+    )
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>qbench report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )

@@ -1,0 +1,173 @@
+"""``qbench run``: check the checkout, run the asv suite on it, show progress, build the report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RunError(Exception):
+    """A precondition or step of a run failed; the message says what to do."""
+
+
+@dataclass
+class RunOutcome:
+    commit: str
+    machine: str
+    failed: list[str]
+    seconds: float
+
+
+def git(root: Path | None, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RunError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def checkout_root(start: Path | None = None) -> Path:
+    """The top of the git checkout holding asv.conf.json."""
+    try:
+        root = Path(git(start or Path.cwd(), "rev-parse", "--show-toplevel"))
+    except (RunError, FileNotFoundError) as exc:
+        raise RunError(
+            "not inside a git checkout: qbench runs its suite on a commit of a qbench clone "
+            "(asv records results per commit)"
+        ) from exc
+    if not (root / "asv.conf.json").exists():
+        raise RunError(f"{root} has no asv.conf.json: run qbench from a clone of the qbench repository")
+    return root
+
+
+def require_asv() -> None:
+    if importlib.util.find_spec("asv") is None:
+        raise RunError('asv is not installed; install the benchmark extra: pip install -e ".[bench]"')
+
+
+def dirty_files(root: Path) -> list[str]:
+    return [line[3:] for line in git(root, "status", "--porcelain").splitlines() if line.strip()]
+
+
+def ensure_machine(root: Path, machine: str) -> None:
+    """Register ``machine`` with asv non-interactively, unless asv already knows it."""
+    config = Path(os.environ.get("ASV_MACHINE_FILE", Path.home() / ".asv-machine.json"))
+    try:
+        known = json.loads(config.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if machine in known:
+        return
+    proc = subprocess.run(
+        [sys.executable, "-m", "asv", "machine", "--yes", "--machine", machine],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RunError(f"asv machine --yes failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+_PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]\s+·+\s+(.*)$")
+
+
+def _stream(cmd: list[str], root: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+    with (
+        log.open("w") as sink,
+        subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.write(line)
+            yield line.rstrip("\n")
+        proc.wait()
+        if proc.returncode not in (0, 2):  # asv exits 2 when some benchmarks failed; those are reported below
+            raise RunError(f"asv run exited with status {proc.returncode}; see {log}")
+
+
+def run_suite(
+    *,
+    quick: bool,
+    bench: str | None,
+    threads: str | None,
+    allow_dirty: bool,
+    machine: str | None = None,
+    root: Path | None = None,
+    echo=print,
+) -> RunOutcome:
+    """Run the suite on the current commit in this Python environment; return what happened."""
+    root = checkout_root(root)
+    require_asv()
+    dirty = dirty_files(root)
+    if dirty and not allow_dirty:
+        listed = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise RunError(
+            f"the working tree has uncommitted changes ({listed}); results are recorded under the "
+            "commit hash, so commit or stash them first, or pass --allow-dirty to measure them anyway"
+        )
+    commit = git(root, "rev-parse", "HEAD")
+    machine = machine or platform.node() or "localhost"
+    ensure_machine(root, machine)
+    write_machine_info(root, machine)
+
+    env = {**os.environ, "QBENCH_QUICK": "1" if quick else "0"}
+    if threads:
+        env["QBENCH_THREADS"] = threads
+    cmd = [
+        sys.executable,
+        "-m",
+        "asv",
+        "run",
+        "--python=same",
+        "--launch-method=forkserver",
+        f"--set-commit-hash={commit}",
+        "--machine",
+        machine,
+        "--show-stderr",
+    ]
+    if bench:
+        cmd += ["--bench", bench]
+    log = root / ".asv" / "qbench-run.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}' (log: {log})")
+    start = time.monotonic()
+    failed: list[str] = []
+    for line in _stream(cmd, root, env, log):
+        m = _PROGRESS.match(line)
+        if not m or m.group(2).startswith("="):
+            continue
+        pct, what = float(m.group(1)), m.group(2).strip()
+        elapsed = time.monotonic() - start
+        left = elapsed * (100 - pct) / pct if pct > 1 else float("nan")
+        status = what.split()[-1] if what.split() else ""
+        if status == "failed":
+            failed.append(what.split()[0])
+        eta = f"~{_clock(left)} left" if left == left else "estimating"
+        echo(f"[{pct:5.1f}%] {_clock(elapsed)} elapsed, {eta}  {what}")
+    return RunOutcome(commit, machine, failed, time.monotonic() - start)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def write_machine_info(root: Path, machine: str) -> Path:
+    """Record this machine's CPU, caches and software beside asv's results, for report headers."""
+    from qbench.machine import describe
+
+    folder = root / ".asv" / "results" / machine
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "qbench-machine.json"
+    path.write_text(json.dumps({"machine": machine, **describe()}, indent=2))
+    return path

@@ -9,7 +9,7 @@ again. Nothing is ever copied, so a call allocates nothing but its output.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,24 +20,25 @@ def target_shape(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
     return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :]))
 
 
-def flat_views(arrays: Sequence[np.ndarray], axis: int | None = None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield tuples of no-copy views, 1-D (``axis=None``) or 3-D around ``axis``.
+def flat_views(arrays: Sequence[np.ndarray], axis: int | None = None) -> list[tuple[np.ndarray, ...]]:
+    """Tuples of no-copy views, 1-D (``axis=None``) or 3-D around ``axis``.
 
     All ``arrays`` have the same shape; the i-th views of each cover the same
-    elements in the same order.
+    elements in the same order. Usually one tuple; more only when strides
+    cannot be merged.
     """
-    shape = arrays[0].shape
-    target = target_shape(shape, axis)
-    if all(a.flags.c_contiguous for a in arrays):  # the common case, kept cheap
-        yield tuple(a.reshape(target) for a in arrays)
-        return
+    first = arrays[0]
+    if axis is None and first.ndim == 1:  # the common case, kept cheap
+        return [tuple(arrays)]
+    target = target_shape(first.shape, axis)
     try:
-        yield tuple(np.reshape(a, target, copy=False) for a in arrays)
-        return
+        return [tuple(np.reshape(a, target, copy=False) for a in arrays)]
     except ValueError:
         pass  # some strides cannot be merged: split and try the pieces
-    split = 0 if axis != 0 else len(shape) - 1
+    split = 0 if axis != 0 else first.ndim - 1
     sub_axis = None if axis is None else axis - (split < axis)
-    for j in range(shape[split]):
+    views: list[tuple[np.ndarray, ...]] = []
+    for j in range(first.shape[split]):
         index = (slice(None),) * split + (j,)
-        yield from flat_views([a[index] for a in arrays], sub_axis)
+        views += flat_views([a[index] for a in arrays], sub_axis)
+    return views

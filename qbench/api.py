@@ -8,7 +8,6 @@ kernels behind them trust their arguments.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numba
@@ -91,13 +90,6 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, sou
     return out
 
 
-def _kernel_params(params: QuantParams, ftype: type) -> tuple[Any, Any]:
-    """Scale and zero point in the kernel's float type (arrays when per-axis)."""
-    if params.axis is None:
-        return ftype(params.scale), ftype(params.zero_point)
-    return params.scale.astype(ftype), params.zero_point.astype(ftype)
-
-
 def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, parallel: bool | None = None) -> np.ndarray:
     """ONNX QuantizeLinear: ``saturate(round_half_to_even(x / scale) + zero_point)``.
 
@@ -108,9 +100,7 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
     axis = _channel_axis(params, x.shape)
     out = _output(out, x.shape, params.dtype, x)
-    ftype = x.dtype.type
-    scale, zero_point = _kernel_params(params, ftype)
-    qmin, qmax = ftype(params.qmin), ftype(params.qmax)
+    scale, zero_point, qmin, qmax = params.typed(x.dtype)
     kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
     par = use_parallel(x.nbytes + out.nbytes, parallel)
     for xv, ov in flat_views((x, out), axis):
@@ -126,7 +116,7 @@ def dequantize(
     q = _array(q, "q", (params.dtype,), "dequantize")
     axis = _channel_axis(params, q.shape)
     out = _output(out, q.shape, np.dtype(np.float32), q)
-    scale, zero_point = _kernel_params(params, np.float32)
+    scale, zero_point, _, _ = params.typed(np.dtype(np.float32))
     kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
     par = use_parallel(q.nbytes + out.nbytes, parallel)
     for qv, ov in flat_views((q, out), axis):
@@ -134,7 +124,7 @@ def dequantize(
     return out
 
 
-def _flat(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+def _flat(*arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
     return flat_views(arrays, None)
 
 
@@ -150,7 +140,7 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     unsigned = a.dtype.kind == "u"
     if a.dtype.kind == "f":
         parts = [acc_k.sum_float(v, a.dtype.type(0), _FLOAT_BLOCK, parallel=par) for (v,) in _flat(a)]
-        return np.float64(builtins.sum(parts, 0.0))
+        return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
     if a.dtype.itemsize == 4 and a.size >= 1 << 32:
         raise ValueError(f"sum of {a.size} 32-bit values could exceed 64 bits; sum it in chunks below 2**32")
     if a.dtype.itemsize == 4:
@@ -159,7 +149,7 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     else:
         kern = acc_k.sum_unsigned_lanes if unsigned else acc_k.sum_signed_lanes
         parts = [kern(v, _SUM_BLOCK[a.dtype.itemsize], parallel=par) for (v,) in _flat(a)]
-    total = builtins.sum(int(p) for p in parts)
+    total = parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts)
     return np.uint64(total) if unsigned else np.int64(total)
 
 

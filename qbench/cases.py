@@ -4,9 +4,10 @@ The asv suite (``benchmarks/``) builds its ``params`` from here and the report
 (:mod:`qbench.report`) turns times into throughput with the same rules, so a
 plot can never disagree with the benchmark that produced it.
 
-Two environment variables shape the grid, read when the suite is imported:
-``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``, and
-``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores).
+Environment variables shape the grid, read when the suite is imported:
+``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``,
+``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores)
+and ``QBENCH_SIZES=1024,65536`` the sizes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def quick() -> bool:
 
 
 def sizes() -> tuple[int, ...]:
+    """Sizes to sweep: ``QBENCH_SIZES`` (comma-separated element counts) if set, else the grid of the mode."""
+    spec = os.environ.get("QBENCH_SIZES", "")
+    if spec:
+        return tuple(sorted({int(s) for s in spec.split(",") if s.strip()}))
     return SIZES_QUICK if quick() else SIZES_FULL
 
 
@@ -65,6 +70,7 @@ class KernelCase:
     quick_dtypes: tuple[str, ...]
     bytes_per_element: Callable[[str], int]
     summary: str
+    ceiling: str = "copy"  # the bandwidth probe it is judged against: "copy" (reads and writes) or "read"
 
     def grid_dtypes(self) -> tuple[str, ...]:
         return self.quick_dtypes if quick() else self.dtypes
@@ -118,6 +124,7 @@ KERNELS: dict[str, KernelCase] = {
             ("float32", "uint8", "int8"),
             itemsize,
             "whole-array sum, widening accumulator",
+            "read",
         ),
         KernelCase(
             "accumulate",
@@ -132,6 +139,7 @@ KERNELS: dict[str, KernelCase] = {
             ("float32", "int8"),
             lambda d: 2 * itemsize(d),
             "dot product of two vectors",
+            "read",
         ),
         KernelCase(
             "qdot",
@@ -139,6 +147,7 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8",),
             lambda d: 2 * itemsize(d),
             "dot of two quantized vectors, returned as float",
+            "read",
         ),
     )
 }

@@ -20,8 +20,8 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(out: Path, commit: str, machine: str, results_dir: Path) -> None:
-    """A short table of the headline numbers: what 8-bit bought at a cache-sized and a DRAM-sized array."""
+def _print_summary(out: Path, commit: str, machine: str, results_dir: Path) -> list[str]:
+    """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks."""
     from qbench.report import _timings, speedup_table, summary_table
     from qbench.results import load_results
 
@@ -34,15 +34,19 @@ def _print_summary(out: Path, commit: str, machine: str, results_dir: Path) -> N
         sizes = sorted(table["size"].unique())
         picks = [s for s in (2**14, sizes[-1]) if s in sizes]
         shown = table[table["size"].isin(picks)]
-        print("\nkernel           dtype              size       GB/s   x NumPy  % of copy")
-        for r in shown.itertuples(index=False):
-            print(f"{r.kernel:<16} {r.dtype:<18} {r.size:>10,} {r[3]:>8.2f} {r[5]:>8.1f} {r[6]:>9.0f}")
+        print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling")
+        for r in shown.to_dict("records"):
+            print(
+                f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
+                f"{r['% of ceiling']:>7.0f} ({r['ceiling']})"
+            )
     sp = speedup_table(t)
     if not sp.empty:
         print("\n8-bit over float32 (elements/s, qbench, 1 thread):")
         for r in sp[sp["threads"] == 1].sort_values(["kernel", "size"]).itertuples(index=False):
             print(f"  {r.kernel:<11} {r.pair:<34} {r.size:>10,}  {r.speedup:5.2f}x")
     print(f"\nreport: {out / 'index.html'}")
+    return sorted(frame.loc[frame["status"] == "failed", "benchmark"].unique())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -61,12 +65,10 @@ def _run(args: argparse.Namespace) -> int:
     code = _build(results_dir, out, outcome.machine, outcome.commit)
     if code:
         return code
-    _print_summary(out, outcome.commit, outcome.machine, results_dir)
-    if outcome.failed:
-        return _fail(
-            f"{len(outcome.failed)} benchmark(s) failed: {', '.join(outcome.failed)} "
-            f"(see .asv/qbench-run.log); the report was built from the rest"
-        )
+    failed = _print_summary(out, outcome.commit, outcome.machine, results_dir)
+    if failed or outcome.failed:
+        names = ", ".join(failed or outcome.failed)
+        return _fail(f"benchmarks failed: {names} (details in .asv/qbench-run.log); the report was built from the rest")
     return 0
 
 

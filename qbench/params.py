@@ -102,6 +102,18 @@ class QuantParams:
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
 
+    def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any, Any]:
+        """(scale, zero_point, qmin, qmax) in float type ``ftype``, as kernels take them; cached."""
+        cache = self.__dict__.setdefault("_typed", {})
+        if ftype not in cache:
+            t = ftype.type
+            if self.axis is None:
+                scale, zero_point = t(self.scale), t(self.zero_point)
+            else:
+                scale, zero_point = self.scale.astype(t), self.zero_point.astype(t)
+            cache[ftype] = (scale, zero_point, t(self.qmin), t(self.qmax))
+        return cache[ftype]
+
     @property
     def qmin(self) -> int:
         return QUANT_DTYPES[self.dtype][0]

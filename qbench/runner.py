@@ -31,7 +31,7 @@ def git(root: Path | None, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RunError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    return proc.stdout.rstrip()  # keep leading columns (git status)
 
 
 def checkout_root(start: Path | None = None) -> Path:
@@ -54,12 +54,14 @@ def require_asv() -> None:
 
 
 def dirty_files(root: Path) -> list[str]:
-    return [line[3:] for line in git(root, "status", "--porcelain").splitlines() if line.strip()]
+    # "XY path" lines; -z keeps the leading status columns intact and paths unquoted.
+    entries = git(root, "status", "--porcelain", "-z").split("\0")
+    return [e[3:] for e in entries if len(e) > 3]
 
 
 def ensure_machine(root: Path, machine: str) -> None:
     """Register ``machine`` with asv non-interactively, unless asv already knows it."""
-    config = Path(os.environ.get("ASV_MACHINE_FILE", Path.home() / ".asv-machine.json"))
+    config = Path(os.path.expanduser("~/.asv-machine.json"))  # where asv keeps its machines
     try:
         known = json.loads(config.read_text())
     except (OSError, ValueError):
@@ -77,6 +79,8 @@ def ensure_machine(root: Path, machine: str) -> None:
 
 
 _PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]\s+·+\s+(.*)$")
+_FINISHED = re.compile(r"^(\S+)\s+(ok|failed|skipped|\d+/\d+ failed)$")
+_TOTAL = re.compile(r"Running (\d+) total benchmarks")
 
 
 def _stream(cmd: list[str], root: Path, env: dict[str, str], log: Path) -> Iterator[str]:
@@ -142,18 +146,27 @@ def run_suite(
     echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}' (log: {log})")
     start = time.monotonic()
     failed: list[str] = []
+    total, done = 0, 0
     for line in _stream(cmd, root, env, log):
-        m = _PROGRESS.match(line)
-        if not m or m.group(2).startswith("="):
+        if m := _TOTAL.search(line):
+            total = int(m.group(1))
+            echo(f"{total} benchmarks to run")
             continue
-        pct, what = float(m.group(1)), m.group(2).strip()
-        elapsed = time.monotonic() - start
-        left = elapsed * (100 - pct) / pct if pct > 1 else float("nan")
-        status = what.split()[-1] if what.split() else ""
-        if status == "failed":
-            failed.append(what.split()[0])
-        eta = f"~{_clock(left)} left" if left == left else "estimating"
-        echo(f"[{pct:5.1f}%] {_clock(elapsed)} elapsed, {eta}  {what}")
+        m = _PROGRESS.match(line)
+        if not m:
+            continue
+        what = m.group(2).strip()
+        finished = _FINISHED.match(what)
+        if not (finished or what.startswith("Running")):
+            continue  # asv's tables and per-parameter notes stay in the log
+        if finished:
+            done += 1
+            if "failed" in finished.group(2):
+                failed.append(finished.group(1))
+        pct, elapsed = float(m.group(1)), time.monotonic() - start
+        left = f"~{_clock(elapsed * (100 - pct) / pct)} left" if pct >= 5 else "estimating"
+        count = f"{done}/{total}" if total else f"{done}"
+        echo(f"[{pct:5.1f}%] {count} done, {_clock(elapsed)} elapsed, {left}  {what}")
     return RunOutcome(commit, machine, failed, time.monotonic() - start)
 
 

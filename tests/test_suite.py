@@ -1,0 +1,134 @@
+"""End to end: a real asv run of a small part of the suite, in a temporary copy of the repository."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qbench import cases
+from qbench.results import load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (1024, 16384)
+PLOT_FILES = ("throughput.png", "speedup.png", "memory.png", "accuracy.png", "threads.png", "history.png")
+
+BROKEN = """
+class Broken:
+    def time_broken(self):
+        raise RuntimeError("this benchmark is broken on purpose")
+"""
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def _copy_repo(dest: Path) -> Path:
+    """The working tree (tracked and untracked, not ignored) as a fresh one-commit repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in listed:
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot")
+    return dest
+
+
+def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home), "QBENCH_SIZES": ",".join(map(str, SIZES)), "QBENCH_THREADS": "1,2"}
+    return subprocess.run(
+        [sys.executable, "-m", "qbench", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory):
+    repo = _copy_repo(tmp_path_factory.mktemp("repo"))
+    home = tmp_path_factory.mktemp("home")
+    (repo / "benchmarks" / "bench_broken.py").write_text(BROKEN)
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a broken benchmark")
+    bench = r"Quantize\.time_run|Sum\.time_run|Bandwidth\.time_run|Accuracy\.track_sqnr|Footprint|Memory\.track_extra"
+    first = _qbench(repo, home, "run", "--quick", "--machine", "testbox", "-b", bench + "|Broken")
+    # A second commit, so the report has history.
+    (repo / "README.md").write_text((repo / "README.md").read_text() + "\n")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "touch")
+    second = _qbench(repo, home, "run", "--quick", "--machine", "testbox", "-b", bench)
+    return repo, first, second
+
+
+@pytest.mark.slow
+def test_failed_benchmark_is_named_and_report_still_built(suite_run):
+    repo, first, _ = suite_run
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "bench_broken.Broken.time_broken" in first.stderr
+    assert "done" in first.stdout and "elapsed" in first.stdout  # progress was shown
+    assert "report: " in first.stdout and "index.html" in first.stdout
+
+
+@pytest.mark.slow
+def test_results_dataframe_has_every_kernel_dtype_and_size(suite_run):
+    repo, _, second = suite_run
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    df = load_results(repo / ".asv" / "results", machine="testbox")
+    timed = df[df["benchmark"].str.endswith("time_run") & (df["status"] == "ok")]
+    assert {"quantize", "sum", "copy", "read", "write"} <= set(timed["kernel"])
+    assert {"float32", "uint8"} <= set(timed.loc[timed["kernel"] == "sum", "dtype"])
+    assert set(timed.loc[timed["kernel"] == "quantize", "dtype"]) == set(cases.KERNELS["quantize"].quick_dtypes)
+    for kernel in ("quantize", "sum", "copy"):
+        assert set(timed.loc[timed["kernel"] == kernel, "size"]) == set(SIZES), kernel
+    assert set(timed["threads"]) == {1, 2} and {"qbench", "numpy"} <= set(timed["impl"])
+    assert df["commit"].nunique() == 2
+
+
+@pytest.mark.slow
+def test_report_pages_and_plots(suite_run):
+    import matplotlib.image
+
+    repo, _, _ = suite_run
+    out = repo / "reports" / "latest"
+    html = (out / "index.html").read_text()
+    for name in PLOT_FILES:
+        image = matplotlib.image.imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500, name
+    assert html.count("data:image/png;base64,") == len(PLOT_FILES)  # self-contained
+    assert "AVX" in html.upper() or "SIMD" in html and "Numba threading layer" in html
+    md = (out / "report.md").read_text()
+    assert all(f"({name})" in md for name in PLOT_FILES)
+    csv = (out / "results.csv").read_text().splitlines()
+    assert csv[0].startswith("benchmark,") and len(csv) > 20
+
+
+def test_run_refuses_a_dirty_tree_and_outside_a_checkout(tmp_path):
+    repo = _copy_repo(tmp_path / "repo")
+    (repo / "README.md").write_text("changed\n")
+    dirty = _qbench(repo, tmp_path, "run", "--quick")
+    assert dirty.returncode == 1 and "uncommitted changes (README.md)" in dirty.stderr
+    assert "--allow-dirty" in dirty.stderr
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    nogit = _qbench(outside, tmp_path, "run", "--quick")
+    assert nogit.returncode == 1 and "not inside a git checkout" in nogit.stderr
+
+
+def test_report_on_an_empty_folder_is_a_clear_error(tmp_path):
+    result = _qbench(tmp_path, tmp_path, "report", "--results", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "no results folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_without_asv_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    from qbench import runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "asv" else real(name, *a))
+    with pytest.raises(runner.RunError, match=r"pip install -e \"\.\[bench\]\""):
+        runner.require_asv()

@@ -24,6 +24,9 @@ SIZES_FULL = tuple(2**k for k in range(10, 27, 2))
 SIZES_QUICK = (2**10, 2**14, 2**18, 2**20, 2**24)
 
 IMPLS = ("qbench", "numpy")
+#: Optional peer libraries (the ``peers`` extra); absent ones are skipped, not failed.
+PEER_IMPLS = ("onnxruntime", "torch")
+WITH_PEERS = IMPLS + PEER_IMPLS
 
 
 def quick() -> bool:
@@ -71,9 +74,14 @@ class KernelCase:
     bytes_per_element: Callable[[str], int]
     summary: str
     ceiling: str = "copy"  # the bandwidth probe it is judged against: "copy" (reads and writes) or "read"
+    impls: tuple[str, ...] = IMPLS
+    quick_impls: tuple[str, ...] = IMPLS
 
     def grid_dtypes(self) -> tuple[str, ...]:
         return self.quick_dtypes if quick() else self.dtypes
+
+    def grid_impls(self) -> tuple[str, ...]:
+        return self.quick_impls if quick() else self.impls
 
 
 def _float32_plus(dtype: str) -> int:
@@ -96,6 +104,8 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8", "int8"),
             _float32_plus,
             "float32 -> q, per tensor",
+            impls=WITH_PEERS,
+            quick_impls=WITH_PEERS,
         ),
         KernelCase(
             "quantize_axis",
@@ -103,6 +113,7 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8",),
             _float32_plus,
             "float32 -> q, per channel (64 channels on axis 0)",
+            impls=WITH_PEERS,
         ),
         KernelCase(
             "dequantize",
@@ -110,6 +121,8 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8", "int8"),
             _float32_plus,
             "q -> float32, per tensor",
+            impls=WITH_PEERS,
+            quick_impls=WITH_PEERS,
         ),
         KernelCase(
             "dequantize_axis",
@@ -117,6 +130,7 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8",),
             _float32_plus,
             "q -> float32, per channel (64 channels on axis 0)",
+            impls=WITH_PEERS,
         ),
         KernelCase(
             "sum",
@@ -124,7 +138,7 @@ KERNELS: dict[str, KernelCase] = {
             ("float32", "uint8", "int8"),
             itemsize,
             "whole-array sum, widening accumulator",
-            "read",
+            ceiling="read",
         ),
         KernelCase(
             "accumulate",
@@ -139,7 +153,7 @@ KERNELS: dict[str, KernelCase] = {
             ("float32", "int8"),
             lambda d: 2 * itemsize(d),
             "dot product of two vectors",
-            "read",
+            ceiling="read",
         ),
         KernelCase(
             "qdot",
@@ -147,7 +161,7 @@ KERNELS: dict[str, KernelCase] = {
             ("uint8",),
             lambda d: 2 * itemsize(d),
             "dot of two quantized vectors, returned as float",
-            "read",
+            ceiling="read",
         ),
     )
 }
@@ -184,7 +198,7 @@ def bytes_moved(kernel: str, dtype: str, size: int) -> int:
 def kernel_grid(kernel: str) -> tuple[list, list[str]]:
     """asv ``params`` and ``param_names`` of a kernel's benchmark."""
     case = KERNELS[kernel]
-    return [list(sizes()), list(case.grid_dtypes()), list(thread_counts()), list(IMPLS)], [
+    return [list(sizes()), list(case.grid_dtypes()), list(thread_counts()), list(case.grid_impls())], [
         "size",
         "dtype",
         "threads",

@@ -97,7 +97,158 @@ def _build(results_dir: Path, out: Path, machine: str | None, commit: str | None
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.readme_table:
+        from qbench.report import readme_table
+        from qbench.results import ResultsError, machine_info
+
+        try:
+            frame = _load_quietly(Path(args.results), args.machine)
+        except ResultsError as exc:
+            return _fail(str(exc))
+        machine = args.machine or str(frame["machine"].iloc[0])
+        frame = frame[frame["machine"] == machine]
+        print(readme_table(frame, machine_info(Path(args.results), machine), args.commit), end="")
+        return 0
     return _build(Path(args.results), Path(args.out), args.machine, args.commit)
+
+
+def _load_quietly(results_dir: Path, machine: str):
+    from qbench.results import load_results
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_results(results_dir, machine=machine)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import time
+
+    from qbench.regress import compare_commits
+    from qbench.report import build_compare_report
+    from qbench.results import ResultsError, machine_info
+    from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root
+
+    started = time.time() * 1000
+    try:
+        outcome = benchmark_commits(
+            [args.base, args.head],
+            quick=args.quick,
+            bench=args.bench,
+            rounds=args.rounds,
+            machine=args.machine,
+            log_name="qbench-compare.log",
+        )
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except RunError as exc:
+        return _fail(str(exc), 2)
+    base, head = outcome.commit.split(",")
+    root = checkout_root()
+    try:
+        frame = _load_quietly(root / ".asv" / "results", outcome.machine)
+    except ResultsError as exc:
+        return _fail(str(exc), 2)
+    # Only what this run measured: earlier runs may have left other benchmarks' results for these commits.
+    fresh = frame[frame["started_at"].notna() & (frame["started_at"] >= started - 1000)]
+    table = compare_commits(fresh, base, head, args.factor)
+    if table.empty:
+        return _fail("no benchmark was measured at both commits (does -b match any? see .asv/qbench-compare.log)", 2)
+    out = Path(args.out or f"reports/compare-{base[:8]}-{head[:8]}")
+    out = out if out.is_absolute() else root / out
+    page = build_compare_report(
+        table,
+        machine_info(root / ".asv" / "results", outcome.machine),
+        out,
+        base=base,
+        head=head,
+        factor=args.factor,
+        machine=outcome.machine,
+    )
+    slower = table[table["change"] == "slower"]
+    faster = table[table["change"] == "faster"]
+    print(
+        f"\ncompared {len(table)} benchmark results, {base[:8]} (base) -> {head[:8]} (head), "
+        f"in {outcome.seconds / 60:.1f} min"
+    )
+    if len(slower) + len(faster):
+        print(f"{'change':<8} {'ratio':>7} {'before':>11} {'after':>11}  benchmark (parameters)")
+        for r in table[table["change"] != "same"].itertuples(index=False):
+            print(f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}")
+    print(
+        f"{len(slower)} slower, {len(faster)} faster, {len(table) - len(slower) - len(faster)} unchanged "
+        f"(factor {args.factor:g}, significant only)"
+    )
+    print(f"report: {page}")
+    if len(slower):
+        kernels = ", ".join(sorted(set(slower["kernel"])))
+        print(f"REGRESSION: {len(slower)} benchmark(s) slower by more than x{args.factor:g} ({kernels})")
+        return 1
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from qbench.regress import detect_steps
+    from qbench.report import build_history_report
+    from qbench.results import ResultsError, machine_info
+    from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root, git
+
+    try:
+        root = checkout_root()
+        spec = args.range or "HEAD"
+        listed = (
+            git(root, "rev-list", "--max-count", str(args.max_count), spec)
+            if not args.range
+            else git(root, "rev-list", args.range)
+        )
+    except RunError as exc:
+        return _fail(f"cannot list commits {args.range or ''}: {exc}", 2)
+    hashes = list(reversed(listed.split()))
+    if not hashes:
+        return _fail(f"the range {args.range!r} holds no commits", 2)
+    print(
+        f"qbench history: {len(hashes)} commits, {hashes[0][:8]} .. {hashes[-1][:8]} (already measured ones are "
+        "skipped)"
+    )
+    try:
+        outcome = benchmark_commits(
+            hashes,
+            quick=args.quick,
+            bench=args.bench,
+            rounds=args.rounds,
+            machine=args.machine,
+            skip_existing=True,
+            log_name="qbench-history.log",
+        )
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except RunError as exc:
+        return _fail(str(exc), 2)
+    results_dir = root / ".asv" / "results"
+    try:
+        frame = _load_quietly(results_dir, outcome.machine)
+    except ResultsError as exc:
+        return _fail(str(exc), 2)
+    frame = frame[frame["commit"].isin(hashes) & frame["env"].astype(str).str.startswith("virtualenv")]
+    if frame.empty:
+        return _fail("no results for these commits (see .asv/qbench-history.log)", 2)
+    published = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=root, capture_output=True, text=True)
+    asv_html = root / ".asv" / "html" if published.returncode == 0 else None
+    if asv_html is None:
+        print(
+            f"qbench: warning: asv publish failed, no link to asv's pages: {published.stderr.strip()[-300:]}",
+            file=sys.stderr,
+        )
+    steps = detect_steps(frame)
+    out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+    page = build_history_report(
+        frame, steps, machine_info(results_dir, outcome.machine), out, machine=outcome.machine, asv_html=asv_html
+    )
+    for r in steps.itertuples(index=False):
+        print(f"{r.change:<11} x{r.ratio:5.2f} at {r.commit[:8]}  {r.benchmark} {r.params}")
+    print(f"{len(steps)} step(s) detected; report: {page}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +275,40 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports/latest", help="report folder (default: %(default)s)")
     report.add_argument("--machine", help="machine whose results to use (default: the only one)")
     report.add_argument("--commit", help="commit for the main plots (default: the newest measured)")
+    report.add_argument(
+        "--readme-table",
+        action="store_true",
+        help="print the peers comparison as a Markdown table (for the README) and exit",
+    )
     report.set_defaults(func=_report)
+
+    compare = sub.add_parser("compare", help="benchmark two commits in their own environments; exit 1 on a regression")
+    compare.add_argument("base", help="branch, tag or commit to compare against")
+    compare.add_argument("head", nargs="?", default="HEAD", help="branch, tag or commit to test (default: HEAD)")
+    compare.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
+    compare.add_argument("--quick", action="store_true", help="the reduced grid of qbench run --quick")
+    compare.add_argument(
+        "--factor",
+        type=float,
+        default=1.10,
+        help="slower than this time ratio, and significant, is a regression (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--rounds", type=int, default=2, help="rounds, interleaved across the two commits (default: %(default)s)"
+    )
+    compare.add_argument("--out", help="report folder (default: reports/compare-<base8>-<head8>)")
+    compare.add_argument("--machine", help="asv machine name (default: this host's name)")
+    compare.set_defaults(func=_compare)
+
+    history = sub.add_parser("history", help="benchmark each commit of a range; report steps along history")
+    history.add_argument("range", nargs="?", help="git range, e.g. v0.1..main (default: the last 10 commits)")
+    history.add_argument("-n", "--max-count", type=int, default=10, help="commits when no range is given")
+    history.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
+    history.add_argument("--quick", action="store_true", help="the reduced grid of qbench run --quick")
+    history.add_argument("--rounds", type=int, default=2, help="rounds per commit (default: %(default)s)")
+    history.add_argument("--out", default="reports/history", help="report folder (default: %(default)s)")
+    history.add_argument("--machine", help="asv machine name (default: this host's name)")
+    history.set_defaults(func=_history)
 
     demo = sub.add_parser("demo", help="quantize one random tensor; print error, memory and speed ratios")
     demo.add_argument("--size", type=int, default=1 << 22, help="number of float32 elements (default 2**22)")

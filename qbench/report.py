@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from qbench import cases
+from qbench.regress import one_env_per_commit
 
-PLOT_KINDS = ("throughput", "speedup", "memory", "accuracy", "threads", "history")
+PLOT_KINDS = ("throughput", "speedup", "memory", "accuracy", "threads", "history", "peers")
 IMPL_STYLE = {"qbench": "-", "numpy": "--", "onnxruntime": ":", "torch": "-."}
 DTYPE_COLORS = {
     "float32": "#1f77b4",
@@ -205,6 +206,83 @@ def plot_speedup(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure |
     )
 
 
+def peers_table(t: pd.DataFrame) -> pd.DataFrame:
+    """qbench's elements/s as a multiple of each other implementation's, per kernel, dtype, size and threads."""
+    if t.empty:
+        return pd.DataFrame()
+    rate = t.pivot_table(index=["kernel", "dtype", "size", "threads"], columns="impl", values="elements_per_s")
+    others = [c for c in ("onnxruntime", "torch", "numpy") if c in rate.columns]
+    if "qbench" not in rate.columns or not any(c in rate.columns for c in cases.PEER_IMPLS):
+        return pd.DataFrame()
+    table = pd.DataFrame({f"x {c}": rate["qbench"] / rate[c] for c in others}).dropna(how="all").reset_index()
+    peer_cols = [f"x {c}" for c in cases.PEER_IMPLS if f"x {c}" in table.columns]
+    return table.dropna(subset=peer_cols, how="all")
+
+
+def plot_peers(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
+    table = peers_table(t)
+    if table.empty:
+        return None
+    plt = _plt()
+    kernels = [k for k in cases.KERNELS if k in set(table["kernel"])]
+    fig, axes = plt.subplots(1, len(kernels), figsize=(6 * len(kernels), 4.2), squeeze=False)
+    for ax, kernel in zip(axes.flat, kernels, strict=True):
+        sub = table[table["kernel"] == kernel]
+        for (dtype, threads), g in sub.groupby(["dtype", "threads"]):
+            g = g.sort_values("size")
+            for i, peer in enumerate(p for p in cases.PEER_IMPLS if f"x {p}" in g):
+                ax.plot(
+                    g["size"],
+                    g[f"x {peer}"],
+                    "-" if threads == 1 else "--",
+                    marker="os"[i % 2],
+                    ms=3,
+                    color=DTYPE_COLORS.get(dtype),
+                    label=f"vs {peer}, {dtype}, {threads} thr",
+                )
+        ax.axhline(1.0, color="black", lw=0.8)
+        _mark_caches(ax, caches)
+        _log2_axis(ax)
+        ax.set_yscale("log")
+        ax.set_ylabel("qbench throughput / peer throughput")
+        ax.set_title(f"{kernel}: qbench as a multiple of its peers", fontsize=10)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "peers.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "peers",
+        "peers.png",
+        "Against the peers",
+        "qbench's elements/s divided by ONNX Runtime's (QuantizeLinear/DequantizeLinear, IO binding into a "
+        "preallocated output) and PyTorch's (quantize_per_tensor / dequantize), same run and thread count; "
+        "above 1 qbench is faster. PyTorch rounds ties as round(x * (1/scale) + zp); qbench and ONNX "
+        "Runtime divide, as ONNX specifies.",
+    )
+
+
+def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None = None) -> str:
+    """The peers comparison as a Markdown table for the README, with the machine named beside it."""
+    commit = commit or _latest_commit(frame)
+    frame = frame[frame["commit"].astype(str).str.startswith(commit)]
+    if frame.empty:
+        return f"_no results for commit {commit}_\n"
+    commit = str(frame["commit"].iloc[0])
+    t = _timings(one_env_per_commit(frame))
+    table = peers_table(t)
+    if table.empty:
+        return "_no peer results: install the peers extra and run the suite_\n"
+    table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
+    table["size"] = [f"2**{int(np.log2(v))}" for v in table["size"]]
+    cpu = info.get("cpu", "unknown CPU")
+    note = (
+        f"qbench throughput as a multiple of each library's (higher is better), 1 thread, medians from one run "
+        f"on {cpu} ({info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}), qbench {commit[:8]}, "
+        f"Numba {info.get('numba', '?')}.\n\n"
+    )
+    return note + _markdown(table, "{:.2f}")
+
+
 def plot_memory(frame: pd.DataFrame, out: Path) -> Figure | None:
     foot = frame[(frame["benchmark"].str.endswith("track_footprint_bytes")) & (frame["status"] == "ok")]
     extra = frame[(frame["benchmark"].str.endswith("track_extra_alloc_bytes")) & (frame["status"] == "ok")]
@@ -325,7 +403,7 @@ def plot_threads(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure |
     )
 
 
-def plot_history(t: pd.DataFrame, out: Path) -> Figure | None:
+def plot_history(t: pd.DataFrame, out: Path, steps: pd.DataFrame | None = None) -> Figure | None:
     mine = t[(t["impl"] == "qbench") & (t["threads"] == 1) & (t["kernel"].isin(list(cases.KERNELS)))]
     commits = mine.dropna(subset=["commit"]).drop_duplicates("commit").sort_values("date")
     if len(commits) < 2:
@@ -361,6 +439,11 @@ def plot_history(t: pd.DataFrame, out: Path) -> Figure | None:
                 label=str(dtype),
                 color=DTYPE_COLORS.get(str(dtype).split("+=")[-1]),
             )
+        if steps is not None and not steps.empty:
+            for commit, change in steps.loc[steps["kernel"] == kernel, ["commit", "change"]].drop_duplicates().values:
+                if commit in order:
+                    color = "#d62728" if change == "regression" else "#2ca02c"
+                    ax.axvline(order[commit] - 0.5, color=color, lw=1.2, ls="--", alpha=0.8)
         ax.set_xticks(range(len(order)), [c[:8] for c in order], rotation=45, fontsize=7)
         ax.set_ylabel("median time (us)")
         ax.set_title(f"{kernel} at {int(size):,} elements", fontsize=10)
@@ -368,7 +451,11 @@ def plot_history(t: pd.DataFrame, out: Path) -> Figure | None:
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(kernels) :]:
         ax.remove()
-    fig.suptitle("History: median time per commit (oldest left; bars: 99% confidence interval)", fontsize=11)
+    fig.suptitle(
+        "History: median time per commit (oldest left; bars: 99% confidence interval; dashed: detected steps, "
+        "red slower, green faster)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(out / "history.png", dpi=110)
     plt.close(fig)
@@ -469,12 +556,10 @@ def build_report(
     current = frame[frame["commit"] == commit]
     machine = str(current["machine"].iloc[0])
     caches = info.get("caches", {})
-    t_all = _timings(frame)
+    t_all = _timings(one_env_per_commit(frame))
     t = t_all[t_all["commit"] == commit] if not t_all.empty else t_all
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    def fill(tmp: Path) -> None:
         figures = []
         for kind, make in (
             ("throughput", lambda: plot_throughput(t, caches, tmp)),
@@ -482,6 +567,7 @@ def build_report(
             ("memory", lambda: plot_memory(current, tmp)),
             ("accuracy", lambda: plot_accuracy(current, tmp)),
             ("threads", lambda: plot_threads(t, caches, tmp)),
+            ("peers", lambda: plot_peers(t, caches, tmp)),
             ("history", lambda: plot_history(t_all, tmp)),
         ):
             progress(f"  plotting {kind}")
@@ -491,11 +577,23 @@ def build_report(
         frame.to_csv(tmp / "results.csv", index=False)
         tables = _tables(frame, current, t)
         header = _machine_lines(info, machine, commit, current["date"].iloc[0])
-        (tmp / "report.md").write_text(_render_markdown(header, figures, tables))
-        (tmp / "index.html").write_text(_render_html(header, figures, tables, tmp))
+        (tmp / "report.md").write_text(_render_markdown("qbench report", header, figures, tables))
+        (tmp / "index.html").write_text(_render_html("qbench report", header, figures, tables, tmp))
         (tmp / "report.json").write_text(
             json.dumps({"commit": commit, "machine": machine, "figures": [f.file for f in figures]}, indent=2)
         )
+
+    publish(out_dir, fill)
+    return out_dir / "index.html"
+
+
+def publish(out_dir: Path, fill: Callable[[Path], None]) -> None:
+    """Write a report folder: ``fill`` writes into a fresh folder, which then replaces ``out_dir`` (and only it)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        fill(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for reading
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -503,7 +601,6 @@ def build_report(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir / "index.html"
 
 
 def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -516,6 +613,9 @@ def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list
     sp = speedup_table(t)
     if not sp.empty:
         tables.append(("8-bit over float32 (elements/s ratio)", sp))
+    pt = peers_table(t)
+    if not pt.empty:
+        tables.append(("qbench against its peers (elements/s ratio, above 1 qbench is faster)", pt))
     th = thread_table(t)
     if not th.empty:
         tables.append(("Thread scaling (elements/s over 1 thread)", th))
@@ -552,8 +652,11 @@ def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list
     return tables
 
 
-def _render_markdown(header: list[tuple[str, str]], figures: list[Figure], tables: list) -> str:
-    parts = ["# qbench report\n", "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header)]
+def _render_markdown(
+    title: str, header: list[tuple[str, str]], figures: list[Figure], tables: list, links: tuple = ()
+) -> str:
+    parts = [f"# {title}\n", "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header)]
+    parts += [f"\n[{text}]({href})\n" for text, href in links]
     for f in figures:
         parts.append(f"\n## {f.title}\n\n![{f.title}]({f.file})\n\n{f.caption}\n")
     for title, table in tables:
@@ -561,7 +664,14 @@ def _render_markdown(header: list[tuple[str, str]], figures: list[Figure], table
     return "".join(parts)
 
 
-def _render_html(header: list[tuple[str, str]], figures: list[Figure], tables: list, folder: Path) -> str:
+def _render_html(
+    title: str,
+    header: list[tuple[str, str]],
+    figures: list[Figure],
+    tables: list,
+    folder: Path,
+    links: tuple = (),
+) -> str:
     def img(f: Figure) -> str:
         data = base64.b64encode((folder / f.file).read_bytes()).decode()
         return (
@@ -570,7 +680,8 @@ def _render_html(header: list[tuple[str, str]], figures: list[Figure], tables: l
         )
 
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
-    body = [f"<h1>qbench report</h1><table class='meta'>{rows}</table>"]
+    body = [f"<h1>{html.escape(title)}</h1><table class='meta'>{rows}</table>"]
+    body += [f"<p><a href='{html.escape(href)}'>{html.escape(text)}</a></p>" for text, href in links]
     body += [img(f) for f in figures]
     for title, table in tables:
         body.append(
@@ -584,6 +695,111 @@ def _render_html(header: list[tuple[str, str]], figures: list[Figure], tables: l
         "h2{margin-top:1.6em}"
     )
     return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>qbench report</title>"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
+
+
+def plot_ratios(table: pd.DataFrame, factor: float, out: Path, limit: int = 40) -> Figure | None:
+    """Horizontal bars of head/base time ratios, largest changes first."""
+    if table.empty:
+        return None
+    plt = _plt()
+    shown = table.reindex(table["ratio"].map(lambda r: abs(np.log(r))).sort_values(ascending=False).index)[:limit]
+    shown = shown.iloc[::-1]
+    labels = [
+        f"{b.split('.', 1)[-1]} {_short_params(p)}" for b, p in zip(shown["benchmark"], shown["params"], strict=True)
+    ]
+    colors = ["#d62728" if c == "slower" else "#2ca02c" if c == "faster" else "0.6" for c in shown["change"]]
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(shown) + 1.6))
+    ax.barh(range(len(shown)), shown["ratio"], color=colors)
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.set_xscale("log")
+    for x in (1 / factor, 1.0, factor):
+        ax.axvline(x, color="black" if x == 1.0 else "0.5", lw=0.8, ls="-" if x == 1.0 else "--")
+    ax.set_xlabel("time ratio, head / base (log; right of 1 is slower)")
+    ax.set_title(f"Change per benchmark (red: slower, green: faster, both significant and beyond x{factor:g})")
+    fig.tight_layout()
+    fig.savefig(out / "ratios.png", dpi=110)
+    plt.close(fig)
+    return Figure(
+        "ratios",
+        "ratios.png",
+        "Time ratios",
+        "Head over base median time for each benchmark and "
+        f"parameter set; dashed lines at {1 / factor:.3g} and {factor:g}.",
+    )
+
+
+def _short_params(params: str) -> str:
+    values = json.loads(params)
+    return "(" + ", ".join(f"{v}" for v in values.values()) + ")"
+
+
+def build_compare_report(
+    table: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    base: str,
+    head: str,
+    factor: float,
+    machine: str,
+) -> Path:
+    """compare.md, compare.html (with the ratio chart) and compare.csv for two commits."""
+    header = [
+        ("machine", machine),
+        ("CPU", str(info.get("cpu", "unknown"))),
+        ("base", base),
+        ("head", head),
+        (
+            "rule",
+            f"slower: time ratio > {factor:g} and significant (Mann-Whitney U on samples, p < 0.002, "
+            "else disjoint 99% confidence intervals)",
+        ),
+    ]
+    changed = table[table["change"] != "same"]
+
+    def fill(tmp: Path) -> None:
+        figures = [f for f in (plot_ratios(table, factor, tmp),) if f]
+        tables = [("Changed benchmarks", changed), ("All compared benchmarks", table)]
+        title = f"qbench compare {base[:8]}..{head[:8]}"
+        (tmp / "compare.md").write_text(_render_markdown(title, header, figures, tables))
+        (tmp / "compare.html").write_text(_render_html(title, header, figures, tables, tmp))
+        table.to_csv(tmp / "compare.csv", index=False)
+
+    publish(Path(out_dir), fill)
+    return Path(out_dir) / "compare.html"
+
+
+def build_history_report(
+    frame: pd.DataFrame,
+    steps: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    machine: str,
+    asv_html: Path | None = None,
+) -> Path:
+    """index.html and report.md of kernel times along commits, with detected steps marked and listed."""
+    t = _timings(one_env_per_commit(frame))
+    commits = frame.drop_duplicates("commit").sort_values("date")
+    header = [
+        ("machine", machine),
+        ("CPU", str(info.get("cpu", "unknown"))),
+        ("commits", f"{len(commits)}: {str(commits['commit'].iloc[0])[:8]} .. {str(commits['commit'].iloc[-1])[:8]}"),
+    ]
+    out_dir = Path(out_dir)
+
+    def fill(tmp: Path) -> None:
+        figures = [f for f in (plot_history(t, tmp, steps),) if f]
+        tables = [("Detected steps (the commit named is the first at the new level)", steps)]
+        links: tuple = ()
+        if asv_html is not None and (asv_html / "index.html").exists():
+            links = (("asv's interactive graphs (asv publish)", os.path.relpath(asv_html / "index.html", out_dir)),)
+        (tmp / "report.md").write_text(_render_markdown("qbench history", header, figures, tables, links))
+        (tmp / "index.html").write_text(_render_html("qbench history", header, figures, tables, tmp, links))
+        steps.to_csv(tmp / "steps.csv", index=False)
+
+    publish(out_dir, fill)
+    return out_dir / "index.html"

@@ -59,6 +59,11 @@ def _literal(text: Any) -> Any:
         return text
 
 
+def _at(values: Any, i: int) -> Any:
+    """The i-th entry of a per-parameter column, or the value itself when asv stored one for all."""
+    return values[i] if isinstance(values, list) and i < len(values) else values
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text())
@@ -124,6 +129,9 @@ def _rows_of_file(path: Path, data: dict, meta: dict[str, dict], machine: str) -
                 row["kernel"], row["dtype"] = params["op"], "float32"
             if "case" in params:  # memory rows name "kernel:dtype"
                 row["kernel"], row["dtype"] = str(params["case"]).split(":", 1)
+            row["started_at"] = _at(record.get("started_at"), i)
+            samples = record.get("samples")
+            row["samples"] = samples[i] if isinstance(samples, list) and i < len(samples) else None
             for col, key in _STATS.items():
                 stat = record.get(key)
                 row[col] = (

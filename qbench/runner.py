@@ -81,6 +81,7 @@ def ensure_machine(root: Path, machine: str) -> None:
 _PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]\s+·+\s+(.*)$")
 _FINISHED = re.compile(r"^(\S+)\s+(ok|failed|skipped|\d+/\d+ failed)$")
 _TOTAL = re.compile(r"Running (\d+) total benchmarks")
+_COMMIT = re.compile(r"^For \S+ commit ")  # "For qbench commit 1a2b3c4d <main> (round 1/2):"
 
 
 def _stream(cmd: list[str], root: Path, env: dict[str, str], log: Path) -> Iterator[str]:
@@ -96,7 +97,63 @@ def _stream(cmd: list[str], root: Path, env: dict[str, str], log: Path) -> Itera
             yield line.rstrip("\n")
         proc.wait()
         if proc.returncode not in (0, 2):  # asv exits 2 when some benchmarks failed; those are reported below
-            raise RunError(f"asv run exited with status {proc.returncode}; see {log}")
+            tail = "".join(open(log).readlines()[-15:])
+            raise RunError(
+                f"asv run exited with status {proc.returncode} (a build or setup error?); see {log}:\n{tail}"
+            )
+
+
+def _prepare(root: Path | None, machine: str | None) -> tuple[Path, str]:
+    root = checkout_root(root)
+    require_asv()
+    machine = machine or platform.node() or "localhost"
+    ensure_machine(root, machine)
+    write_machine_info(root, machine)
+    return root, machine
+
+
+def _suite_env(quick: bool, threads: str | None) -> dict[str, str]:
+    env = {**os.environ, "QBENCH_QUICK": "1" if quick else "0"}
+    if threads:
+        env["QBENCH_THREADS"] = threads
+    return env
+
+
+def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, echo=print) -> tuple[list[str], float]:
+    """Run ``asv run ARGS``, echo progress (benchmark, how many done, elapsed, time left); return failures, seconds."""
+    # The fork server imports the suite once and forks a process per parameter set: about 4x faster than
+    # spawning an interpreter for each, and the timings were the same within this machine's noise.
+    cmd = [sys.executable, "-m", "asv", "run", "--launch-method=forkserver", "--show-stderr", *args]
+    log = root / ".asv" / log_name
+    log.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"asv's full output: {log}")
+    start = time.monotonic()
+    failed: list[str] = []
+    total, done = 0, 0
+    for line in _stream(cmd, root, env, log):
+        if m := _TOTAL.search(line):
+            total = int(m.group(1))
+            echo(f"{total} benchmarks to run")
+            continue
+        if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
+            echo(f"{_clock(time.monotonic() - start)} {line.lstrip('· ')}")
+            continue
+        m = _PROGRESS.match(line)
+        if not m:
+            continue
+        what = m.group(2).strip()
+        finished = _FINISHED.match(what)
+        if not (finished or what.startswith("Running") or _COMMIT.match(what)):
+            continue  # asv's tables and per-parameter notes stay in the log
+        if finished:
+            done += 1
+            if "failed" in finished.group(2):
+                failed.append(finished.group(1))  # asv may shorten the name; the results have it whole
+        pct, elapsed = float(m.group(1)), time.monotonic() - start
+        left = f"~{_clock(elapsed * (100 - pct) / pct)} left" if pct >= 5 else "estimating"
+        count = f"{done}/{total}" if total else f"{done}"
+        echo(f"[{pct:5.1f}%] {count} done, {_clock(elapsed)} elapsed, {left}  {what}")
+    return failed, time.monotonic() - start
 
 
 def run_suite(
@@ -111,7 +168,6 @@ def run_suite(
 ) -> RunOutcome:
     """Run the suite on the current commit in this Python environment; return what happened."""
     root = checkout_root(root)
-    require_asv()
     dirty = dirty_files(root)
     if dirty and not allow_dirty:
         listed = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
@@ -119,55 +175,66 @@ def run_suite(
             f"the working tree has uncommitted changes ({listed}); results are recorded under the "
             "commit hash, so commit or stash them first, or pass --allow-dirty to measure them anyway"
         )
+    root, machine = _prepare(root, machine)
     commit = git(root, "rev-parse", "HEAD")
-    machine = machine or platform.node() or "localhost"
-    ensure_machine(root, machine)
-    write_machine_info(root, machine)
+    echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}'")
+    args = ["--python=same", f"--set-commit-hash={commit}", "--machine", machine]
+    failed, seconds = run_asv(
+        args + (["--bench", bench] if bench else []), root, _suite_env(quick, threads), "qbench-run.log", echo
+    )
+    return RunOutcome(commit, machine, failed, seconds)
 
-    env = {**os.environ, "QBENCH_QUICK": "1" if quick else "0"}
-    if threads:
-        env["QBENCH_THREADS"] = threads
-    cmd = [
-        sys.executable,
-        "-m",
-        "asv",
-        "run",
-        "--python=same",
-        "--launch-method=forkserver",
-        f"--set-commit-hash={commit}",
-        "--machine",
-        machine,
-        "--show-stderr",
-    ]
+
+class UsageError(RunError):
+    """The command was given something it cannot use (exit status 2)."""
+
+
+def resolve(root: Path, rev: str) -> str:
+    """Full hash of a branch, tag or commit; a clear error if there is none."""
+    try:
+        return git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except RunError:
+        raise UsageError(f"unknown revision {rev!r}: not a branch, tag or commit of this repository") from None
+
+
+def _hashfile(root: Path, name: str, hashes: list[str]) -> Path:
+    path = root / ".asv" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(hashes) + "\n")
+    return path
+
+
+def benchmark_commits(
+    revs: list[str],
+    *,
+    quick: bool,
+    bench: str | None,
+    rounds: int,
+    machine: str | None = None,
+    skip_existing: bool = False,
+    root: Path | None = None,
+    log_name: str = "qbench-commits.log",
+    echo=print,
+) -> RunOutcome:
+    """Build each commit from a clean checkout into asv's own environment and benchmark it.
+
+    Rounds are interleaved across commits (commit A, B, A, B, ...) so that
+    drift of a shared machine spreads over both sides instead of posing as a
+    change; raw samples are kept for the significance test.
+    """
+    root = checkout_root(root)
+    hashes = [resolve(root, r) for r in revs]
+    root, machine = _prepare(root, machine)
+    hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
+    args = [f"HASHFILE:{hashfile}", "--machine", machine, "--record-samples", "-a", f"rounds={rounds}"]
+    if rounds > 1 and len(hashes) > 1:
+        args.append("--interleave-rounds")
+    if skip_existing:
+        args.append("--skip-existing-commits")
     if bench:
-        cmd += ["--bench", bench]
-    log = root / ".asv" / "qbench-run.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}' (log: {log})")
-    start = time.monotonic()
-    failed: list[str] = []
-    total, done = 0, 0
-    for line in _stream(cmd, root, env, log):
-        if m := _TOTAL.search(line):
-            total = int(m.group(1))
-            echo(f"{total} benchmarks to run")
-            continue
-        m = _PROGRESS.match(line)
-        if not m:
-            continue
-        what = m.group(2).strip()
-        finished = _FINISHED.match(what)
-        if not (finished or what.startswith("Running")):
-            continue  # asv's tables and per-parameter notes stay in the log
-        if finished:
-            done += 1
-            if "failed" in finished.group(2):
-                failed.append(finished.group(1))
-        pct, elapsed = float(m.group(1)), time.monotonic() - start
-        left = f"~{_clock(elapsed * (100 - pct) / pct)} left" if pct >= 5 else "estimating"
-        count = f"{done}/{total}" if total else f"{done}"
-        echo(f"[{pct:5.1f}%] {count} done, {_clock(elapsed)} elapsed, {left}  {what}")
-    return RunOutcome(commit, machine, failed, time.monotonic() - start)
+        args += ["--bench", bench]
+    failed, seconds = run_asv(args, root, _suite_env(quick, None), log_name, echo)
+    return RunOutcome(",".join(hashes), machine, failed, seconds)
 
 
 def _clock(seconds: float) -> str:

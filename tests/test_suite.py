@@ -52,7 +52,7 @@ def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
 def suite_run(tmp_path_factory):
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
     home = tmp_path_factory.mktemp("home")
-    (repo / "benchmarks" / "bench_broken.py").write_text(BROKEN)
+    (repo / "benchmarks" / "benchmarks" / "bench_broken.py").write_text(BROKEN)
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a broken benchmark")
     bench = r"Quantize\.time_run|Sum\.time_run|Bandwidth\.time_run|Accuracy\.track_sqnr|Footprint|Memory\.track_extra"

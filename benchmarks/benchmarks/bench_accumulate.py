@@ -1,8 +1,6 @@
 """The accumulate family: whole-array sums, acc += x, dot products, quantized dot."""
 
-from qbench import cases
-
-from ._common import _KernelBench
+from ._common import _KernelBench, cases
 
 
 class Sum(_KernelBench):

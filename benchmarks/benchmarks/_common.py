@@ -6,17 +6,44 @@ the check's own call), so the timed body is the kernel call alone.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numba
 import numpy as np
 
-from qbench import api, cases, reference
+from qbench import api, peers, reference
 from qbench.calibrate import calibrate
+from qbench.kernels import bandwidth
+
+
+def _suite_cases() -> ModuleType:
+    """The grid module of this checkout, not of the qbench installed for the commit being measured.
+
+    asv runs one benchmark tree against many installed commits and files each
+    result by parameter index: the grid must come from the tree asv read it
+    from, or an older commit's grid would label results with the wrong sizes.
+    """
+    path = Path(__file__).resolve().parents[2] / "qbench" / "cases.py"
+    if not path.exists():
+        import qbench.cases
+
+        return qbench.cases
+    spec = importlib.util.spec_from_file_location("_qbench_suite_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+cases = _suite_cases()
 
 CHECK = 1 << 16  # elements compared at each end of an elementwise output
 AXIS_CHANNELS = 64
@@ -33,8 +60,11 @@ class Prepared:
 
 
 def set_threads(threads: int, impl: str) -> bool:
-    """Configure Numba's thread count; returns whether the parallel kernel is wanted."""
-    if threads > 1 and impl != "qbench":
+    """Configure Numba's thread count; returns whether qbench's parallel kernel is wanted.
+
+    Peers take the thread count themselves (ONNX Runtime's intra-op threads, torch.set_num_threads).
+    """
+    if threads > 1 and impl == "numpy":
         raise NotImplementedError(f"{impl} runs single-threaded; threads={threads} is not measured")
     if threads > cases.all_cores():
         raise NotImplementedError(f"threads={threads} exceeds this machine's {cases.all_cores()} cores")
@@ -56,38 +86,18 @@ def _check_ends(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: s
     for part in (slice(0, CHECK), slice(max(0, flat.size - CHECK), flat.size)):
         want = want_fn(part).reshape(-1)
         if not np.array_equal(flat[part].view(np.uint8), np.ascontiguousarray(want).view(np.uint8)):
-            raise AssertionError(f"{name}: qbench disagrees with the NumPy reference; not timing a wrong kernel")
+            raise AssertionError(f"{name} disagrees with the NumPy reference; not timing a wrong kernel")
 
 
-def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str, threads_config: bool = True) -> Prepared:
+def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
     """Build the data and the call for one grid point, and check qbench's answer once."""
-    par = set_threads(threads, impl) if threads_config else threads > 1
+    par = set_threads(threads, impl)
     rng = np.random.default_rng(size)
     nbytes = cases.bytes_moved(kernel, dtype, size)
     mine = impl == "qbench"
 
     if kernel in ("quantize", "quantize_axis", "dequantize", "dequantize_axis"):
-        per_axis = kernel.endswith("_axis")
-        shape = (AXIS_CHANNELS, size // AXIS_CHANNELS) if per_axis else (size,)
-        x = rng.standard_normal(shape, dtype=np.float32)
-        sample = x[:, :4096] if per_axis else x[:CHECK]
-        p = calibrate(sample, dtype, axis=0 if per_axis else None)
-        if kernel.startswith("quantize"):
-            out = np.empty(shape, p.dtype)
-            run = (lambda: api.quantize(x, p, out=out, parallel=par)) if mine else (lambda: reference.quantize(x, p))
-            if mine:
-                run()
-                flat_x = x.reshape(-1)
-                _check_ends(out, lambda s: reference.quantize(flat_x[s], _flat_params(p, shape, s)), kernel)
-            return Prepared(run, nbytes, size, 0 if mine else out.nbytes)
-        q = reference.quantize(x, p)
-        out = np.empty(shape, np.float32)
-        run = (lambda: api.dequantize(q, p, out=out, parallel=par)) if mine else (lambda: reference.dequantize(q, p))
-        if mine:
-            run()
-            flat_q = q.reshape(-1)
-            _check_ends(out, lambda s: reference.dequantize(flat_q[s], _flat_params(p, shape, s)), kernel)
-        return Prepared(run, nbytes, size, 0 if mine else out.nbytes)
+        return _prepare_conversion(kernel, dtype, size, threads, impl, par, rng)
 
     if kernel == "sum":
         a = _random(dtype, size, rng)
@@ -124,7 +134,65 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str, threads
             return Prepared(lambda: api.qdot(qa, pa, qb, pb, parallel=par), nbytes, size, 0)
         return Prepared(lambda: reference.qdot(qa, pa, qb, pb), nbytes, size, 0)
 
+    if kernel in cases.BANDWIDTH_OPS:
+        src, dst = np.ones(size, np.float32), np.empty(size, np.float32)
+        calls = {
+            "copy": lambda: bandwidth.copy(src, dst, parallel=par),
+            "read": lambda: bandwidth.read(src, parallel=par),
+            "write": lambda: bandwidth.write(dst, np.float32(1), parallel=par),
+        }
+        calls[kernel]()  # compile outside the timing
+        return Prepared(calls[kernel], nbytes, size, 0)
+
     raise ValueError(f"unknown kernel {kernel!r}")
+
+
+def _prepare_conversion(
+    kernel: str, dtype: str, size: int, threads: int, impl: str, par: bool, rng: np.random.Generator
+) -> Prepared:
+    """quantize / dequantize (per tensor or per axis) by qbench, the NumPy reference or a peer library."""
+    per_axis = kernel.endswith("_axis")
+    shape = (AXIS_CHANNELS, size // AXIS_CHANNELS) if per_axis else (size,)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    p = calibrate(x[:, :4096] if per_axis else x[:CHECK], dtype, axis=0 if per_axis else None)
+    flat_x = x.reshape(-1)
+    if kernel.startswith("quantize"):
+        out = np.empty(shape, p.dtype)
+        calls = {
+            "qbench": lambda: lambda: api.quantize(x, p, out=out, parallel=par),
+            "numpy": lambda: lambda: reference.quantize(x, p),
+            "onnxruntime": lambda: peers.onnxruntime_quantize(x, p, out, threads),
+            "torch": lambda: peers.torch_quantize(x, p, threads),
+        }
+        want = lambda s: reference.quantize(flat_x[s], _flat_params(p, shape, s))  # noqa: E731
+    else:
+        q = reference.quantize(x, p)
+        out = np.empty(shape, np.float32)
+        calls = {
+            "qbench": lambda: lambda: api.dequantize(q, p, out=out, parallel=par),
+            "numpy": lambda: lambda: reference.dequantize(q, p),
+            "onnxruntime": lambda: peers.onnxruntime_dequantize(q, p, out, threads),
+            "torch": lambda: peers.torch_dequantize(x, p, threads),
+        }
+        flat_q = q.reshape(-1)
+        want = lambda s: reference.dequantize(flat_q[s], _flat_params(p, shape, s))  # noqa: E731
+    run = calls[impl]()
+    result = peers.to_numpy(run())
+    if impl == "torch" and kernel.startswith("quantize"):
+        _check_close(result, want, kernel, impl)  # PyTorch rounds ties its own way
+    elif impl != "numpy":
+        _check_ends(result, want, f"{kernel} ({impl})")
+    allocates = 0 if impl in ("qbench", "onnxruntime") else out.nbytes
+    return Prepared(run, cases.bytes_moved(kernel, dtype, size), size, allocates)
+
+
+def _check_close(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: str, impl: str) -> None:
+    """Within one quantization step of the reference, and equal almost everywhere (ties may differ)."""
+    flat = got.reshape(-1)
+    part = slice(0, min(CHECK, flat.size))
+    diff = np.abs(flat[part].astype(np.int64) - want_fn(part).reshape(-1).astype(np.int64))
+    if diff.max(initial=0) > 1 or np.count_nonzero(diff) > max(1, diff.size // 1000):
+        raise AssertionError(f"{name} ({impl}) differs from the ONNX reference beyond tie rounding")
 
 
 def _flat_params(p: Any, shape: tuple[int, ...], part: slice) -> Any:
@@ -135,6 +203,25 @@ def _flat_params(p: Any, shape: tuple[int, ...], part: slice) -> Any:
 
     channel = np.arange(int(np.prod(shape)))[part] // shape[1]
     return QuantParams(p.scale[channel], p.zero_point[channel], p.dtype, axis=0)
+
+
+_PREPARED: dict[tuple, Prepared] = {}
+
+
+def prepared(*key: Any) -> Prepared:
+    """``prepare(*key)``, built once per process.
+
+    asv (asv_runner >= 0.3) re-runs ``setup`` before every timed sample and
+    times a single call after it; rebuilding the data each time would time
+    cold caches and spend most of a run making arrays. Each grid point runs
+    in its own process, so one entry is all this holds.
+    """
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        case = prepare(*key)
+        case.run()  # warm: compile or load from the disk cache now, never inside a timed sample
+        _PREPARED[key] = case
+    return _PREPARED[key]
 
 
 def extra_allocation(prepared: Prepared) -> int:
@@ -168,28 +255,13 @@ def median_rate(prepared: Prepared, budget_s: float = 0.01 if cases.quick() else
     return float(np.median(times))
 
 
-def warm_serial_kernels() -> None:
-    """Load every serial kernel of the grid once, in the process asv forks each benchmark from.
-
-    Each benchmark runs in a forked child; loading kernels here spares every
-    child the disk-cache load. Parallel kernels are not touched: GNU OpenMP is
-    not fork-safe once it has run.
-    """
-    for kernel, case in cases.KERNELS.items():
-        for dtype in case.grid_dtypes():
-            prepare(kernel, dtype, 2 * CHECK, 1, "qbench", threads_config=False).run()
-
-
-warm_serial_kernels()
-
-
 class _Timed:
     """asv timing attributes: its defaults for the full sweep, a short budget for ``--quick``."""
 
     timeout = 600
     if cases.quick():
         rounds = 1
-        repeat = (1, 5, 0.2)
+        repeat = (3, 10, 0.2)  # at least 3 samples, so the median means something
         warmup_time = 0.02
         sample_time = 0.005
 
@@ -200,7 +272,7 @@ class _KernelBench(_Timed):
     kernel = ""
 
     def setup(self, size: int, dtype: str, threads: int, impl: str) -> None:
-        self.case = prepare(self.kernel, dtype, size, threads, impl)
+        self.case = prepared(self.kernel, dtype, size, threads, impl)
 
     def time_run(self, size: int, dtype: str, threads: int, impl: str) -> None:
         self.case.run()
@@ -209,8 +281,3 @@ class _KernelBench(_Timed):
         return self.case.nbytes / median_rate(self.case) / 1e9
 
     track_gbps.unit = "GB/s"
-
-    def track_elements_per_s(self, size: int, dtype: str, threads: int, impl: str) -> float:
-        return self.case.elements / median_rate(self.case)
-
-    track_elements_per_s.unit = "elements/s"

@@ -1,8 +1,6 @@
 """quantize / dequantize, per tensor and per channel: float32 <-> 8/16-bit."""
 
-from qbench import cases
-
-from ._common import _KernelBench
+from ._common import _KernelBench, cases
 
 
 class Quantize(_KernelBench):

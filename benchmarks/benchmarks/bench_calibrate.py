@@ -3,9 +3,8 @@
 import numpy as np
 
 import qbench
-from qbench import cases
 
-from ._common import _Timed
+from ._common import _Timed, cases
 
 
 class Calibrate(_Timed):

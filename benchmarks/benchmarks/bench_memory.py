@@ -2,9 +2,7 @@
 
 import numpy as np
 
-from qbench import cases
-
-from ._common import extra_allocation, prepare
+from ._common import cases, extra_allocation, prepared
 
 
 class Memory:
@@ -15,7 +13,7 @@ class Memory:
 
     def setup(self, case: str, impl: str) -> None:
         self.kernel, self.dtype = case.split(":")
-        self.case = prepare(self.kernel, self.dtype, cases.MEMORY_SIZE, 1, impl)
+        self.case = prepared(self.kernel, self.dtype, cases.MEMORY_SIZE, 1, impl)
 
     def track_extra_alloc_bytes(self, case: str, impl: str) -> int:
         """Bytes allocated during one call beyond its output (tracemalloc)."""

@@ -1,0 +1,110 @@
+"""qbench compare and history on a temporary repository made from this one, with a slowdown injected."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_suite import _copy_repo, _git
+
+LOOP = """    for i in prange(x.shape[0]):
+        out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
+"""
+SLOW_LOOP = """    for _ in range(3):  # injected slowdown: three passes
+        for i in prange(x.shape[0]):
+            out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
+"""
+KERNEL = Path("qbench/kernels/quantize.py")
+BENCH = r"Quantize\.time_run"
+
+
+def _commit(repo: Path, message: str) -> str:
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", message)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+
+def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+    cache = Path.home() / ".cache" / "pip"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "QBENCH_SIZES": "65536",
+        "QBENCH_THREADS": "1",
+        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(cache)),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "qbench", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """Commits: base, comment-only, 3x slower quantize, fixed again."""
+    repo = _copy_repo(tmp_path_factory.mktemp("repo"))
+    home = tmp_path_factory.mktemp("home")
+    src = (repo / KERNEL).read_text()
+    assert LOOP in src
+    _git(repo, "tag", "v-base")
+    commits = {
+        "base": subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    }
+    (repo / KERNEL).write_text(src + "\n# A comment that changes nothing.\n")
+    commits["comment"] = _commit(repo, "comment only")
+    (repo / KERNEL).write_text(src.replace(LOOP, SLOW_LOOP))
+    commits["slow"] = _commit(repo, "slow quantize")
+    (repo / KERNEL).write_text(src)
+    commits["fixed"] = _commit(repo, "fast again")
+    return repo, home, commits
+
+
+def _run(repo, home, *args):
+    result = _qbench(repo, home, "compare", "--quick", "-b", BENCH, *args)
+    return result, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_injected_slowdown_is_flagged(repo):
+    path, home, c = repo
+    result, text = _run(path, home, c["comment"], c["slow"], "--out", "reports/slow")
+    assert result.returncode == 1, text[-4000:]
+    assert "REGRESSION" in text and "quantize" in text and "slower" in text
+    md = (path / "reports" / "slow" / "compare.md").read_text()
+    assert "bench_quantize.Quantize.time_run" in md and "slower" in md
+    assert (path / "reports" / "slow" / "compare.html").read_text().count("data:image/png;base64,") == 1
+
+
+@pytest.mark.slow
+def test_comment_only_change_is_not_flagged_on_repeated_runs(repo):
+    path, home, c = repo
+    for _ in range(2):
+        result, text = _run(path, home, "v-base", c["comment"])  # a tag works as BASE
+        assert result.returncode == 0, text[-4000:]
+        assert "0 slower" in text
+
+
+@pytest.mark.slow
+def test_improvement_is_reported_and_exits_zero(repo):
+    path, home, c = repo
+    result, text = _run(path, home, c["slow"], "main")
+    assert result.returncode == 0, text[-4000:]
+    assert "faster" in text and "0 slower" in text
+
+
+@pytest.mark.slow
+def test_history_marks_the_slow_commit(repo):
+    path, home, c = repo
+    result = _qbench(path, home, "history", "--quick", "-b", BENCH, "-n", "4")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-4000:]
+    assert "regression  x" in text and c["slow"][:8] in text
+    page = (path / "reports" / "history" / "index.html").read_text()
+    assert c["slow"][:8] in page and "data:image/png;base64," in page
+
+
+def test_unknown_base_is_a_usage_error(tmp_path):
+    repo = _copy_repo(tmp_path / "repo")
+    result = _qbench(repo, tmp_path, "compare", "no-such-branch")
+    assert result.returncode == 2
+    assert "unknown revision 'no-such-branch'" in result.stderr

@@ -129,6 +129,8 @@ def _compare(args: argparse.Namespace) -> int:
     from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root
 
     started = time.time() * 1000
+    if args.rounds < 4:
+        return _fail("--rounds must be at least 4: fewer rounds cannot show a significant difference", 2)
     try:
         outcome = benchmark_commits(
             [args.base, args.head],
@@ -150,7 +152,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     # Only what this run measured: earlier runs may have left other benchmarks' results for these commits.
     fresh = frame[frame["started_at"].notna() & (frame["started_at"] >= started - 1000)]
-    table = compare_commits(fresh, base, head, args.factor)
+    table = compare_commits(fresh, base, head, args.factor, rounds=args.rounds)
     if table.empty:
         return _fail("no benchmark was measured at both commits (does -b match any? see .asv/qbench-compare.log)", 2)
     out = Path(args.out or f"reports/compare-{base[:8]}-{head[:8]}")
@@ -164,19 +166,22 @@ def _compare(args: argparse.Namespace) -> int:
         factor=args.factor,
         machine=outcome.machine,
     )
-    slower = table[table["change"] == "slower"]
-    faster = table[table["change"] == "faster"]
+    mine = table[table["impl"] == "qbench"]
+    slower = mine[mine["change"] == "slower"]
+    faster = mine[mine["change"] == "faster"]
     print(
         f"\ncompared {len(table)} benchmark results, {base[:8]} (base) -> {head[:8]} (head), "
         f"in {outcome.seconds / 60:.1f} min"
     )
-    if len(slower) + len(faster):
+    changed = table[table["change"] != "same"]
+    if len(changed):
         print(f"{'change':<8} {'ratio':>7} {'before':>11} {'after':>11}  benchmark (parameters)")
-        for r in table[table["change"] != "same"].itertuples(index=False):
-            print(f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}")
+        for r in changed.itertuples(index=False):
+            note = "" if r.impl == "qbench" else "  (a baseline: context, not a verdict)"
+            print(f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}{note}")
     print(
-        f"{len(slower)} slower, {len(faster)} faster, {len(table) - len(slower) - len(faster)} unchanged "
-        f"(factor {args.factor:g}, significant only)"
+        f"{len(slower)} slower, {len(faster)} faster, {len(mine) - len(slower) - len(faster)} unchanged qbench "
+        f"results (factor {args.factor:g}, significant only; {len(table) - len(mine)} baseline results beside them)"
     )
     print(f"report: {page}")
     if len(slower):
@@ -240,10 +245,16 @@ def _history(args: argparse.Namespace) -> int:
             f"qbench: warning: asv publish failed, no link to asv's pages: {published.stderr.strip()[-300:]}",
             file=sys.stderr,
         )
-    steps = detect_steps(frame)
+    steps = detect_steps(frame, order=hashes)
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     page = build_history_report(
-        frame, steps, machine_info(results_dir, outcome.machine), out, machine=outcome.machine, asv_html=asv_html
+        frame,
+        steps,
+        machine_info(results_dir, outcome.machine),
+        out,
+        machine=outcome.machine,
+        commits=hashes,
+        asv_html=asv_html,
     )
     for r in steps.itertuples(index=False):
         print(f"{r.change:<11} x{r.ratio:5.2f} at {r.commit[:8]}  {r.benchmark} {r.params}")
@@ -294,7 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="slower than this time ratio, and significant, is a regression (default: %(default)s)",
     )
     compare.add_argument(
-        "--rounds", type=int, default=2, help="rounds, interleaved across the two commits (default: %(default)s)"
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds, each in fresh processes, interleaved across the two commits; the significance test "
+        "needs at least 4 (default: %(default)s)",
     )
     compare.add_argument("--out", help="report folder (default: reports/compare-<base8>-<head8>)")
     compare.add_argument("--machine", help="asv machine name (default: this host's name)")

@@ -53,6 +53,14 @@ class Figure:
     caption: str
 
 
+def _save(fig: Any, out: Path, kind: str, title: str, caption: str) -> Figure:
+    """Lay out, write ``<kind>.png`` and close a figure; describe it for the pages."""
+    fig.tight_layout()
+    fig.savefig(out / f"{kind}.png", dpi=110)
+    _plt().close(fig)
+    return Figure(kind, f"{kind}.png", title, caption)
+
+
 def _timings(frame: pd.DataFrame) -> pd.DataFrame:
     """Kernel and bandwidth time_ rows that succeeded, with GB/s and elements/s (median and quartile band)."""
     t = frame[(frame["benchmark"].str.endswith(".time_run")) & (frame["status"] == "ok")].copy()
@@ -94,16 +102,23 @@ def _log2_axis(ax: Any, xlabel: str = "elements (log scale)") -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
+def _kernel_axes(count: int, row_height: float) -> tuple[Any, list]:
+    """A two-column grid with one axes per kernel (the spare cell removed)."""
+    nrows = (count + 1) // 2
+    fig, axes = _plt().subplots(nrows, 2, figsize=(12, row_height * nrows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.remove()
+    return fig, flat[:count]
+
+
 def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
     single = t[(t["threads"] == 1)]
     kernels = [k for k in cases.KERNELS if k in set(single["kernel"])]
     if not kernels:
         return None
-    plt = _plt()
-    ncols = 2
-    nrows = (len(kernels) + 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.6 * nrows), squeeze=False)
-    for ax, kernel in zip(axes.flat, kernels, strict=False):
+    fig, axes = _kernel_axes(len(kernels), row_height=3.6)
+    for ax, kernel in zip(axes, kernels, strict=True):
         sub = single[single["kernel"] == kernel]
         for (dtype, impl), g in sub.groupby(["dtype", "impl"], sort=True):
             g = g.sort_values("size")
@@ -135,19 +150,15 @@ def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figur
         ax.set_ylabel("throughput (GB/s, bytes moved)")
         ax.set_title(f"{kernel}: {cases.KERNELS[kernel].summary}", fontsize=10)
         ax.legend(fontsize=7, ncol=2)
-    for ax in list(axes.flat)[len(kernels) :]:
-        ax.remove()
     fig.suptitle(
         "Throughput vs size, 1 thread (bands: interquartile range; dotted verticals: where a float32 "
         "array fills each cache)",
         fontsize=11,
     )
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "throughput",
-        "throughput.png",
         "Throughput vs size",
         "GB/s counted from the bytes each kernel must read and write, single thread; solid qbench, "
         "dashed the NumPy reference; the dotted black line is this machine's bandwidth ceiling for the kernel's "
@@ -194,12 +205,10 @@ def plot_speedup(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure |
     ax.set_ylabel("speedup (elements/s, 8-bit over float32)")
     ax.set_title("What 8-bit buys: speedup of the 8-bit kernel over its float32 twin (qbench)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "speedup.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "speedup",
-        "speedup.png",
         "uint8 over float32 speedup",
         "Elements per second of the 8-bit kernel divided by its float32 twin, same run; above 1 the "
         "8-bit data is faster. The float32 sum and dot are reassociated (vectorized), a fair baseline.",
@@ -247,12 +256,10 @@ def plot_peers(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | N
         ax.set_ylabel("qbench throughput / peer throughput")
         ax.set_title(f"{kernel}: qbench as a multiple of its peers", fontsize=10)
         ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "peers.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "peers",
-        "peers.png",
         "Against the peers",
         "qbench's elements/s divided by ONNX Runtime's (QuantizeLinear/DequantizeLinear, IO binding into a "
         "preallocated output) and PyTorch's (quantize_per_tensor / dequantize), same run and thread count; "
@@ -316,12 +323,10 @@ def plot_memory(frame: pd.DataFrame, out: Path) -> Figure | None:
         "include Numba's own ~150 MB and are listed in the tables.",
         fontsize=9,
     )
-    fig.tight_layout()
-    fig.savefig(out / "memory.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "memory",
-        "memory.png",
         "Memory",
         "Left: array footprint per dtype (uint8 is a quarter of float32). Right: bytes each implementation "
         "allocates during one call beyond its output; qbench writes into a preallocated output.",
@@ -348,12 +353,10 @@ def plot_accuracy(frame: pd.DataFrame, out: Path) -> Figure | None:
         ax.set_ylabel("SQNR (dB, higher is better)")
         ax.set_title(f"{dtype}: round-trip SQNR by calibration method", fontsize=10)
         ax.legend(fontsize=8, title="data")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "accuracy",
-        "accuracy.png",
         "Accuracy",
         f"Signal-to-quantization-noise ratio of quantize -> dequantize on {cases.ACCURACY_SIZE:,} values "
         "per distribution ('outliers': normal with 0.1% of values at 50 sigma).",
@@ -392,29 +395,29 @@ def plot_threads(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure |
     ax.set_ylabel("speedup over 1 thread")
     ax.set_title("Thread scaling: parallel kernel over the serial one (qbench)")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "threads.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "threads",
-        "threads.png",
         "Thread scaling",
         "Elements per second with N threads divided by one thread, same run. Dashed lines: perfect scaling.",
     )
 
 
-def plot_history(t: pd.DataFrame, out: Path, steps: pd.DataFrame | None = None) -> Figure | None:
+def plot_history(
+    t: pd.DataFrame, out: Path, steps: pd.DataFrame | None = None, commits: list[str] | None = None
+) -> Figure | None:
+    """Median time per commit for each kernel; ``commits`` gives the order (else commit dates do)."""
     mine = t[(t["impl"] == "qbench") & (t["threads"] == 1) & (t["kernel"].isin(list(cases.KERNELS)))]
-    commits = mine.dropna(subset=["commit"]).drop_duplicates("commit").sort_values("date")
+    if commits is None:
+        commits = mine.dropna(subset=["commit"]).drop_duplicates("commit").sort_values("date")["commit"].tolist()
+    commits = [c for c in commits if c in set(mine["commit"])]
     if len(commits) < 2:
         return None
-    plt = _plt()
-    order = {c: i for i, c in enumerate(commits["commit"])}
+    order = {c: i for i, c in enumerate(commits)}
     kernels = [k for k in cases.KERNELS if k in set(mine["kernel"])]
-    ncols = 2
-    nrows = (len(kernels) + 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.2 * nrows), squeeze=False)
-    for ax, kernel in zip(axes.flat, kernels, strict=False):
+    fig, axes = _kernel_axes(len(kernels), row_height=3.2)
+    for ax, kernel in zip(axes, kernels, strict=True):
         sub = mine[mine["kernel"] == kernel]
         size = sub.groupby("size")["commit"].nunique().idxmax()
         sub = sub[sub["size"] == size]
@@ -449,19 +452,15 @@ def plot_history(t: pd.DataFrame, out: Path, steps: pd.DataFrame | None = None) 
         ax.set_title(f"{kernel} at {int(size):,} elements", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(kernels) :]:
-        ax.remove()
     fig.suptitle(
         "History: median time per commit (oldest left; bars: 99% confidence interval; dashed: detected steps, "
         "red slower, green faster)",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(out / "history.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "history",
-        "history.png",
         "History across commits",
         "Median time of each kernel at one size, per commit measured on this machine.",
     )
@@ -719,12 +718,10 @@ def plot_ratios(table: pd.DataFrame, factor: float, out: Path, limit: int = 40) 
         ax.axvline(x, color="black" if x == 1.0 else "0.5", lw=0.8, ls="-" if x == 1.0 else "--")
     ax.set_xlabel("time ratio, head / base (log; right of 1 is slower)")
     ax.set_title(f"Change per benchmark (red: slower, green: faster, both significant and beyond x{factor:g})")
-    fig.tight_layout()
-    fig.savefig(out / "ratios.png", dpi=110)
-    plt.close(fig)
-    return Figure(
+    return _save(
+        fig,
+        out,
         "ratios",
-        "ratios.png",
         "Time ratios",
         "Head over base median time for each benchmark and "
         f"parameter set; dashed lines at {1 / factor:.3g} and {factor:g}.",
@@ -754,8 +751,9 @@ def build_compare_report(
         ("head", head),
         (
             "rule",
-            f"slower: time ratio > {factor:g} and significant (Mann-Whitney U on samples, p < 0.002, "
-            "else disjoint 99% confidence intervals)",
+            f"slower: time ratio (best round of head over best round of base) > {factor:g} and significant "
+            "(Mann-Whitney U on the per-round medians, p < 0.05); only qbench's own results decide, baselines "
+            "(numpy, onnxruntime, torch) are context",
         ),
     ]
     changed = table[table["change"] != "same"]
@@ -779,20 +777,20 @@ def build_history_report(
     out_dir: str | Path,
     *,
     machine: str,
+    commits: list[str],
     asv_html: Path | None = None,
 ) -> Path:
     """index.html and report.md of kernel times along commits, with detected steps marked and listed."""
     t = _timings(one_env_per_commit(frame))
-    commits = frame.drop_duplicates("commit").sort_values("date")
     header = [
         ("machine", machine),
         ("CPU", str(info.get("cpu", "unknown"))),
-        ("commits", f"{len(commits)}: {str(commits['commit'].iloc[0])[:8]} .. {str(commits['commit'].iloc[-1])[:8]}"),
+        ("commits", f"{len(commits)}, oldest {commits[0][:8]}, newest {commits[-1][:8]}"),
     ]
     out_dir = Path(out_dir)
 
     def fill(tmp: Path) -> None:
-        figures = [f for f in (plot_history(t, tmp, steps),) if f]
+        figures = [f for f in (plot_history(t, tmp, steps, commits),) if f]
         tables = [("Detected steps (the commit named is the first at the new level)", steps)]
         links: tuple = ()
         if asv_html is not None and (asv_html / "index.html").exists():

@@ -185,6 +185,9 @@ def run_suite(
     return RunOutcome(commit, machine, failed, seconds)
 
 
+SAMPLES_PER_ROUND = 5
+
+
 class UsageError(RunError):
     """The command was given something it cannot use (exit status 2)."""
 
@@ -226,7 +229,17 @@ def benchmark_commits(
     hashes = [resolve(root, r) for r in revs]
     root, machine = _prepare(root, machine)
     hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
-    args = [f"HASHFILE:{hashfile}", "--machine", machine, "--record-samples", "-a", f"rounds={rounds}"]
+    # A fixed number of samples per round lets the comparison split them back into rounds.
+    args = [
+        f"HASHFILE:{hashfile}",
+        "--machine",
+        machine,
+        "--record-samples",
+        "-a",
+        f"rounds={rounds}",
+        "-a",
+        f"repeat={SAMPLES_PER_ROUND}",
+    ]
     if rounds > 1 and len(hashes) > 1:
         args.append("--interleave-rounds")
     if skip_existing:

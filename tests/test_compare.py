@@ -2,12 +2,11 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_suite import _copy_repo, _git
+from tests.test_suite import _copy_repo, _git, run_qbench
 
 LOOP = """    for i in prange(x.shape[0]):
         out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
@@ -26,17 +25,8 @@ def _commit(repo: Path, message: str) -> str:
 
 
 def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
-    cache = Path.home() / ".cache" / "pip"
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "QBENCH_SIZES": "65536",
-        "QBENCH_THREADS": "1",
-        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(cache)),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "qbench", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1200
-    )
+    cache = os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))  # asv's env installs reuse it
+    return run_qbench(repo, home, *args, env={"QBENCH_SIZES": "65536", "QBENCH_THREADS": "1", "PIP_CACHE_DIR": cache})
 
 
 @pytest.fixture(scope="module")

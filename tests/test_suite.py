@@ -41,11 +41,20 @@ def _copy_repo(dest: Path) -> Path:
     return dest
 
 
-def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(home), "QBENCH_SIZES": ",".join(map(str, SIZES)), "QBENCH_THREADS": "1,2"}
+def run_qbench(repo: Path, home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python -m qbench ARGS`` in ``repo``, with its own HOME (asv keeps its machine file there)."""
     return subprocess.run(
-        [sys.executable, "-m", "qbench", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "qbench", *args],
+        cwd=repo,
+        env={**os.environ, "HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
+
+
+def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_qbench(repo, home, *args, env={"QBENCH_SIZES": ",".join(map(str, SIZES)), "QBENCH_THREADS": "1,2"})
 
 
 @pytest.fixture(scope="module")

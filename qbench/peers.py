@@ -130,7 +130,7 @@ def torch_dequantize(x: np.ndarray, params: QuantParams, threads: int) -> Callab
 
 def to_numpy(result: Any) -> np.ndarray:
     """A peer's result as NumPy (PyTorch quantized tensors as their integer representation)."""
-    if hasattr(result, "int_repr"):
+    if getattr(result, "is_quantized", False):
         return result.int_repr().numpy()
     if hasattr(result, "numpy"):
         return result.numpy()

@@ -216,3 +216,20 @@ def test_round_trip_error_within_half_scale(rng, dtype, symmetric):
     # Float32 rounding of x / scale and of the product may add an ulp or two of x.
     bound = float(params.scale) / 2 + 2 * np.spacing(np.abs(x))
     assert np.all(np.abs(back - x) <= bound)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16"])
+def test_exact_near_rounding_boundaries(dtype):
+    """Values within a few ulps of a tie, for scales that are not powers of two, round as exact division does."""
+    rng = np.random.default_rng(11)
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    for scale in rng.uniform(0.003, 3.0, 12).astype(np.float32):
+        k = rng.integers(-200, 200, 4000).astype(np.float32)
+        ties = (k + np.float32(0.5)) * scale  # rounded: near, not at, the tie
+        steps = rng.integers(-6, 7, ties.size).astype(np.float32)
+        x = (ties + steps * np.spacing(ties)).astype(np.float32)  # within 6 ulps of the rounded tie
+        x = np.concatenate([x, ties, rng.standard_normal(3000).astype(np.float32) * 50])
+        p = qbench.QuantParams(scale, (lo + hi) // 2 + 1, dtype)
+        want = [exact_quantize(v, scale, int(p.zero_point), dtype) for v in x]
+        assert qbench.quantize(x, p, parallel=False).tolist() == want
+        assert qbench.quantize(x, p, parallel=True).tolist() == want

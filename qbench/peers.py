@@ -122,9 +122,18 @@ def torch_quantize(x: np.ndarray, params: QuantParams, threads: int) -> Callable
     return lambda: torch.quantize_per_channel(t, scales, zps, params.axis, qtype)
 
 
-def torch_dequantize(x: np.ndarray, params: QuantParams, threads: int) -> Callable[[], Any]:
-    """Dequantize of the tensor PyTorch quantized from ``x`` (PyTorch keeps its own quantized type)."""
-    quantized = torch_quantize(x, params, threads)()
+def torch_dequantize(q: np.ndarray, params: QuantParams, threads: int) -> Callable[[], Any]:
+    """``dequantize`` of a PyTorch quantized tensor holding the integers ``q``, so every implementation
+    dequantizes the same data."""
+    torch = _torch(threads)
+    _torch_qtype(torch, params)
+    ints = torch.from_numpy(q)
+    if params.axis is None:
+        quantized = torch._make_per_tensor_quantized_tensor(ints, float(params.scale), int(params.zero_point))
+    else:
+        scales = torch.from_numpy(params.scale.astype(np.float64))
+        zps = torch.from_numpy(params.zero_point.astype(np.int64))
+        quantized = torch._make_per_channel_quantized_tensor(ints, scales, zps, params.axis)
     return quantized.dequantize
 
 

@@ -658,8 +658,8 @@ def _render_markdown(
     parts += [f"\n[{text}]({href})\n" for text, href in links]
     for f in figures:
         parts.append(f"\n## {f.title}\n\n![{f.title}]({f.file})\n\n{f.caption}\n")
-    for title, table in tables:
-        parts.append(f"\n## {title}\n\n{_markdown(table)}")
+    for heading, table in tables:
+        parts.append(f"\n## {heading}\n\n{_markdown(table)}")
     return "".join(parts)
 
 
@@ -682,9 +682,9 @@ def _render_html(
     body = [f"<h1>{html.escape(title)}</h1><table class='meta'>{rows}</table>"]
     body += [f"<p><a href='{html.escape(href)}'>{html.escape(text)}</a></p>" for text, href in links]
     body += [img(f) for f in figures]
-    for title, table in tables:
+    for heading, table in tables:
         body.append(
-            f"<section><h2>{html.escape(title)}</h2>"
+            f"<section><h2>{html.escape(heading)}</h2>"
             f"{table.to_html(index=False, float_format=lambda v: f'{v:.3g}', na_rep='')}</section>"
         )
     style = (

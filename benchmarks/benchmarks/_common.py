@@ -60,7 +60,6 @@ class Prepared:
 
     run: Callable[[], Any]
     nbytes: int
-    elements: int
     allocates_output: int  # bytes of output the call itself allocates (0 when it writes into `out`)
 
 
@@ -132,7 +131,7 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
         run = (lambda: api.sum(a, parallel=par)) if mine else (lambda: reference.sum(a))
         if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.sum(a)):
             raise AssertionError("sum: qbench disagrees with the NumPy reference")
-        return Prepared(run, nbytes, size, 0)
+        return Prepared(run, nbytes, 0)
 
     if kernel == "accumulate":
         acc_t, x_t = cases.acc_pair(dtype)
@@ -144,15 +143,15 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
             reference.accumulate(tail, x[-CHECK:])
             if not (np.array_equal(acc[:CHECK], head) and np.array_equal(acc[-CHECK:], tail)):
                 raise AssertionError("accumulate: qbench disagrees with the NumPy reference")
-            return Prepared(lambda: api.accumulate(acc, x, parallel=par), nbytes, size, 0)
-        return Prepared(lambda: reference.accumulate(acc, x), nbytes, size, 0)
+            return Prepared(lambda: api.accumulate(acc, x, parallel=par), nbytes, 0)
+        return Prepared(lambda: reference.accumulate(acc, x), nbytes, 0)
 
     if kernel == "dot":
         a, b = _random(dtype, size, rng, 0), _random(dtype, size, rng, 1)
         run = (lambda: api.dot(a, b, parallel=par)) if mine else (lambda: reference.dot(a, b))
         if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.dot(a, b)):
             raise AssertionError("dot: qbench disagrees with the NumPy reference")
-        return Prepared(run, nbytes, size, 0)
+        return Prepared(run, nbytes, 0)
 
     if kernel == "qdot":
         xa, xb = rng.standard_normal((2, size), dtype=np.float32)
@@ -160,8 +159,8 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
         qa, qb = empty(size, pa.dtype, 0), empty(size, pb.dtype, 1)
         qa[...], qb[...] = reference.quantize(xa, pa), reference.quantize(xb, pb)
         if mine:
-            return Prepared(lambda: api.qdot(qa, pa, qb, pb, parallel=par), nbytes, size, 0)
-        return Prepared(lambda: reference.qdot(qa, pa, qb, pb), nbytes, size, 0)
+            return Prepared(lambda: api.qdot(qa, pa, qb, pb, parallel=par), nbytes, 0)
+        return Prepared(lambda: reference.qdot(qa, pa, qb, pb), nbytes, 0)
 
     if kernel in cases.BANDWIDTH_OPS:
         src, dst = empty(size, np.float32, 0), empty(size, np.float32, 1)
@@ -172,7 +171,7 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
             "write": lambda: bandwidth.write(dst, np.float32(1), parallel=par),
         }
         calls[kernel]()  # compile outside the timing
-        return Prepared(calls[kernel], nbytes, size, 0)
+        return Prepared(calls[kernel], nbytes, 0)
 
     raise ValueError(f"unknown kernel {kernel!r}")
 
@@ -216,7 +215,7 @@ def _prepare_conversion(
     elif impl != "numpy":
         _check_ends(result, want, f"{kernel} ({impl})")
     allocates = 0 if impl in ("qbench", "onnxruntime") else out.nbytes
-    return Prepared(run, cases.bytes_moved(kernel, dtype, size), size, allocates)
+    return Prepared(run, cases.bytes_moved(kernel, dtype, size), allocates)
 
 
 def _check_close(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: str, impl: str) -> None:
@@ -307,7 +306,11 @@ class _Timed:
 
 
 class _KernelBench(_Timed):
-    """Base of every kernel benchmark: time, GB/s and elements/s over the kernel's grid."""
+    """Base of every kernel benchmark: time and GB/s over the kernel's grid.
+
+    Elements per second are derived by the report from the same time_ medians
+    (size / time); a separate track_ would cost one more process per grid point.
+    """
 
     kernel = ""
 

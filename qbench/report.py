@@ -23,7 +23,6 @@ import pandas as pd
 from qbench import cases
 from qbench.regress import one_env_per_commit
 
-PLOT_KINDS = ("throughput", "speedup", "memory", "accuracy", "threads", "history", "peers")
 IMPL_STYLE = {"qbench": "-", "numpy": "--", "onnxruntime": ":", "torch": "-."}
 DTYPE_COLORS = {
     "float32": "#1f77b4",

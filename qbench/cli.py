@@ -20,14 +20,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(out: Path, commit: str, machine: str, results_dir: Path) -> list[str]:
+def _print_summary(frame, out: Path, commit: str) -> list[str]:
     """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks."""
     from qbench.report import _timings, speedup_table, summary_table
-    from qbench.results import load_results
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        frame = load_results(results_dir, machine=machine, commit=commit)
+    frame = frame[frame["commit"] == commit]
     t = _timings(frame)
     table = summary_table(t)
     if not table.empty:
@@ -50,6 +47,7 @@ def _print_summary(out: Path, commit: str, machine: str, results_dir: Path) -> l
 
 
 def _run(args: argparse.Namespace) -> int:
+    from qbench.results import ResultsError
     from qbench.runner import RunError, checkout_root, run_suite
 
     try:
@@ -62,32 +60,42 @@ def _run(args: argparse.Namespace) -> int:
     results_dir = root / ".asv" / "results"
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     print(f"suite finished in {outcome.seconds / 60:.1f} min; building the report")
-    code = _build(results_dir, out, outcome.machine, outcome.commit)
+    try:
+        frame, machine = _load(results_dir, outcome.machine)
+    except ResultsError as exc:
+        return _fail(str(exc))
+    code = _write_report(frame, results_dir, machine, out, outcome.commit)
     if code:
         return code
-    failed = _print_summary(out, outcome.commit, outcome.machine, results_dir)
+    failed = _print_summary(frame, out, outcome.commit)
     if failed or outcome.failed:
         names = ", ".join(failed or outcome.failed)
         return _fail(f"benchmarks failed: {names} (details in .asv/qbench-run.log); the report was built from the rest")
     return 0
 
 
-def _build(results_dir: Path, out: Path, machine: str | None, commit: str | None) -> int:
-    from qbench.report import build_report
-    from qbench.results import ResultsError, load_results, machine_info
+def _load(results_dir: Path, machine: str | None):
+    """(results of one machine, its name); files skipped while reading are named on stderr.
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            frame = load_results(results_dir, machine=machine)
-        for w in caught:
-            print(f"qbench: warning: {w.message}", file=sys.stderr)
-    except ResultsError as exc:
-        return _fail(str(exc))
+    Raises ResultsError when there are none, or several machines and none was chosen.
+    """
+    from qbench.results import ResultsError, load_results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_results(results_dir, machine=machine)
+    for w in caught:
+        print(f"qbench: warning: {w.message}", file=sys.stderr)
     machines = sorted(frame["machine"].unique())
     if machine is None and len(machines) > 1:
-        return _fail(f"results hold several machines ({', '.join(machines)}); pick one with --machine")
-    machine = machine or machines[0]
+        raise ResultsError(f"results hold several machines ({', '.join(machines)}); pick one with --machine")
+    return frame, machine or machines[0]
+
+
+def _write_report(frame, results_dir: Path, machine: str, out: Path, commit: str | None) -> int:
+    from qbench.report import build_report
+    from qbench.results import machine_info
+
     try:
         index = build_report(frame, machine_info(results_dir, machine), out, commit=commit)
     except ValueError as exc:
@@ -97,27 +105,18 @@ def _build(results_dir: Path, out: Path, machine: str | None, commit: str | None
 
 
 def _report(args: argparse.Namespace) -> int:
+    from qbench.report import readme_table
+    from qbench.results import ResultsError, machine_info
+
+    results_dir = Path(args.results)
+    try:
+        frame, machine = _load(results_dir, args.machine)
+    except ResultsError as exc:
+        return _fail(str(exc))
     if args.readme_table:
-        from qbench.report import readme_table
-        from qbench.results import ResultsError, machine_info
-
-        try:
-            frame = _load_quietly(Path(args.results), args.machine)
-        except ResultsError as exc:
-            return _fail(str(exc))
-        machine = args.machine or str(frame["machine"].iloc[0])
-        frame = frame[frame["machine"] == machine]
-        print(readme_table(frame, machine_info(Path(args.results), machine), args.commit), end="")
+        print(readme_table(frame, machine_info(results_dir, machine), args.commit), end="")
         return 0
-    return _build(Path(args.results), Path(args.out), args.machine, args.commit)
-
-
-def _load_quietly(results_dir: Path, machine: str):
-    from qbench.results import load_results
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_results(results_dir, machine=machine)
+    return _write_report(frame, results_dir, machine, Path(args.out), args.commit)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -147,7 +146,7 @@ def _compare(args: argparse.Namespace) -> int:
     base, head = outcome.commit.split(",")
     root = checkout_root()
     try:
-        frame = _load_quietly(root / ".asv" / "results", outcome.machine)
+        frame, _ = _load(root / ".asv" / "results", outcome.machine)
     except ResultsError as exc:
         return _fail(str(exc), 2)
     # Only what this run measured: earlier runs may have left other benchmarks' results for these commits.
@@ -232,7 +231,7 @@ def _history(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     results_dir = root / ".asv" / "results"
     try:
-        frame = _load_quietly(results_dir, outcome.machine)
+        frame, _ = _load(results_dir, outcome.machine)
     except ResultsError as exc:
         return _fail(str(exc), 2)
     frame = frame[frame["commit"].isin(hashes) & frame["env"].astype(str).str.startswith("virtualenv")]

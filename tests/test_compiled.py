@@ -44,8 +44,9 @@ HOT = {
         kq.dequantize_axis,
         (U8.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, f32), ACC.reshape(4, 8, -1)),
     ),
-    "sum uint8": (ka.sum_unsigned_lanes, (U8, 1 << 16)),
-    "sum int8": (ka.sum_signed_lanes, (I8, 1 << 16)),
+    "sum uint8": (ka.sum_lanes, (U8, 256, np.uint16, np.uint64(0))),
+    "sum int8": (ka.sum_lanes, (I8, 256, np.int16, np.int64(0))),
+    "sum uint16": (ka.sum_lanes, (U8.astype(np.uint16), 1 << 15, np.uint32, np.uint64(0))),
     "sum float32": (ka.sum_float, (X, f32(0), 4096)),
     "accumulate float32 += uint8": (ka.accumulate_wrap, (ACC, U8, 1)),
     "accumulate uint8 += uint8": (ka.accumulate_wrap, (U8.copy(), U8, 1)),
@@ -81,6 +82,31 @@ def test_hot_kernels_use_packed_vector_instructions(name, parallel):
 def test_int8_dot_uses_multiply_add_pairs():
     asm = ka.dot_int8.asm(*HOT["dot int8"][1])
     assert re.search(r"\b(vpmaddwd|vpdpwssd|vpdpbusd|vpmaddubsw)\b", asm), "no 8/16-bit multiply-add instruction"
+
+
+@x86
+def test_narrowing_loops_get_vectors_sized_by_their_narrowest_type():
+    # Four float32 vectors per 32 uint8 outputs: the loop was vectorized 32 wide.
+    asm = kq.quantize_tensor.asm(*HOT["quantize uint8"][1])
+    assert len(re.findall(r"\bvdivps\b[^\n]*%ymm", asm)) >= 4
+    # 8-bit sums add in 16-bit lanes (16 per ymm register), not 32-bit ones.
+    assert re.search(r"\bvpaddw\b[^\n]*%ymm", ka.sum_lanes.asm(*HOT["sum uint8"][1]))
+
+
+@x86
+def test_wide_vector_option_is_off_again_for_other_numba_code():
+    import numba
+
+    kq.quantize_tensor.asm(*HOT["quantize uint8"][1])  # compiles with the option on
+
+    @numba.njit
+    def user_quantize(x, out):
+        for i in range(x.shape[0]):
+            out[i] = np.uint8(min(max(x[i] / f32(0.1), f32(0)), f32(255)))
+
+    user_quantize(X, np.empty(N, np.uint8))
+    asm = "\n".join(user_quantize.inspect_asm().values())
+    assert len(re.findall(r"\bvdivps\b[^\n]*%ymm", asm)) == 1  # LLVM's default width, untouched
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numba
+from llvmlite import binding as llvm
+from numba.core.compiler_lock import global_compiler_lock
 
 # Reductions written as a plain ``s += x[i]`` only vectorize when LLVM may
 # reorder the additions. These flags allow that without "nnan"/"ninf", so
@@ -33,6 +35,36 @@ def _renamed(fn: Callable, suffix: str) -> Callable:
     copy.__module__ = fn.__module__
     copy.__doc__ = fn.__doc__
     return copy
+
+
+# LLVM's loop vectorizer sizes vectors by the widest type in a loop: a loop that
+# reads float32 and writes uint8 gets 8 lanes, so every 8 bytes of output are
+# packed and stored on their own. "Maximize bandwidth" lets it size them by the
+# narrowest type instead (32 lanes: four float32 vectors packed into one uint8
+# store), which measured 15-60% faster for quantize, 8-bit sums and int8 dots.
+# It is a process-wide LLVM option, so it is switched on only while qbench's
+# own kernels compile, under Numba's compiler lock, and back off afterwards.
+_WIDE = "-vectorizer-maximize-bandwidth"
+
+
+def _compile_wide(dispatcher: Any) -> Any:
+    """Make ``dispatcher`` compile every new signature with :data:`_WIDE` on."""
+    compile_one = dispatcher.compile
+
+    def compile(sig: Any) -> Any:
+        with global_compiler_lock:
+            llvm.set_option("qbench", f"{_WIDE}=true")
+            try:
+                return compile_one(sig)
+            finally:
+                llvm.set_option("qbench", f"{_WIDE}=false")
+
+    dispatcher.compile = compile
+    return dispatcher
+
+
+def _njit(fn: Callable, **options: Any) -> Any:
+    return _compile_wide(numba.njit(**options)(fn))
 
 
 @dataclass(frozen=True)
@@ -56,7 +88,7 @@ class Kernel:
         """
         cached = self.parallel if parallel else self.serial
         options = {k: v for k, v in cached.targetoptions.items() if k != "nopython"}
-        twin = numba.njit(**{**options, "cache": False})(cached.py_func)
+        twin = _njit(cached.py_func, **{**options, "cache": False})
         twin.compile(tuple(numba.typeof(a) for a in args))
         return "\n".join(twin.inspect_asm().values())
 
@@ -68,8 +100,8 @@ def kernel(fn: Callable | None = None, *, fastmath: bool | set = False) -> Any:
         opts = dict(nogil=True, cache=True, fastmath=fastmath)
         return Kernel(
             name=f.__name__,
-            serial=numba.njit(parallel=False, **opts)(_renamed(f, "serial")),
-            parallel=numba.njit(parallel=True, **opts)(_renamed(f, "parallel")),
+            serial=_njit(_renamed(f, "serial"), parallel=False, **opts),
+            parallel=_njit(_renamed(f, "parallel"), parallel=True, **opts),
         )
 
     return build(fn) if fn is not None else build

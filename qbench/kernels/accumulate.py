@@ -17,32 +17,23 @@ from qbench.kernels._jit import REASSOC, kernel
 
 
 @kernel
-def sum_unsigned_lanes(a, block):
-    """Exact sum of unsigned ints of up to 16 bits: uint32 lanes per block, uint64 total."""
+def sum_lanes(a, block, lane, total_zero):
+    """Exact sum of 8- or 16-bit ints: ``lane``-typed sums per block, added to ``total_zero``.
+
+    ``lane`` is the narrowest integer type that holds any block's sum (16-bit
+    lanes for blocks of 256 bytes, 32-bit for 16-bit inputs), so one vector
+    register holds as many partial sums as possible.
+    """
     n = a.shape[0]
-    total = np.uint64(0)
+    total = total_zero
     for b in prange((n + block - 1) // block):
         chunk = a[b * block : b * block + block]
-        s = np.uint32(0)
+        s = lane(0)
         for i in range(chunk.shape[0]):
-            # The explicit narrowing keeps the lane 32 bits wide (Numba would
-            # otherwise widen to 64), which doubles the elements per vector.
-            s = np.uint32(s + np.uint32(chunk[i]))
-        total += np.uint64(s)
-    return total
-
-
-@kernel
-def sum_signed_lanes(a, block):
-    """Exact sum of signed ints of up to 16 bits: int32 lanes per block, int64 total."""
-    n = a.shape[0]
-    total = np.int64(0)
-    for b in prange((n + block - 1) // block):
-        chunk = a[b * block : b * block + block]
-        s = np.int32(0)
-        for i in range(chunk.shape[0]):
-            s = np.int32(s + np.int32(chunk[i]))
-        total += np.int64(s)
+            # The explicit narrowing keeps the lane narrow: Numba would
+            # otherwise widen every integer sum to 64 bits.
+            s = lane(s + lane(chunk[i]))
+        total += s
     return total
 
 

@@ -51,7 +51,7 @@ def _compile_wide(dispatcher: Any) -> Any:
     """Make ``dispatcher`` compile every new signature with :data:`_WIDE` on."""
     compile_one = dispatcher.compile
 
-    def compile(sig: Any) -> Any:
+    def compile_wide(sig: Any) -> Any:
         with global_compiler_lock:
             llvm.set_option("qbench", f"{_WIDE}=true")
             try:
@@ -59,7 +59,7 @@ def _compile_wide(dispatcher: Any) -> Any:
             finally:
                 llvm.set_option("qbench", f"{_WIDE}=false")
 
-    dispatcher.compile = compile
+    dispatcher.compile = compile_wide
     return dispatcher
 
 

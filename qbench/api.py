@@ -107,11 +107,11 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
     axis = _channel_axis(params, x.shape)
     out = _output(out, x.shape, params.dtype, x)
-    scale, zero_point, qmin, qmax = params.typed(x.dtype)
+    scale, _, zero_point = params.typed(x.dtype)
     kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
     par = use_parallel(x.nbytes + out.nbytes, parallel)
     for xv, ov in flat_views((x, out), axis):
-        kern(xv, scale, zero_point, qmin, qmax, ov, parallel=par)
+        kern(xv, scale, zero_point, ov, parallel=par)
     return out
 
 
@@ -123,7 +123,7 @@ def dequantize(
     q = _array(q, "q", (params.dtype,), "dequantize")
     axis = _channel_axis(params, q.shape)
     out = _output(out, q.shape, np.dtype(np.float32), q)
-    scale, zero_point, _, _ = params.typed(np.dtype(np.float32))
+    scale, zero_point, _ = params.typed(np.dtype(np.float32))
     kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
     par = use_parallel(q.nbytes + out.nbytes, parallel)
     for qv, ov in flat_views((q, out), axis):

@@ -102,16 +102,19 @@ class QuantParams:
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
 
-    def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any, Any]:
-        """(scale, zero_point, qmin, qmax) in float type ``ftype``, as kernels take them; cached."""
+    def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any]:
+        """(scale, zero_point, zero_point as int32) as kernels take them; cached.
+
+        Scale and the first zero point are in float type ``ftype`` (dequantize
+        subtracts the zero point in float); quantize adds the int32 one.
+        """
         cache = self.__dict__.setdefault("_typed", {})
         if ftype not in cache:
             t = ftype.type
             if self.axis is None:
-                scale, zero_point = t(self.scale), t(self.zero_point)
+                cache[ftype] = (t(self.scale), t(self.zero_point), np.int32(self.zero_point))
             else:
-                scale, zero_point = self.scale.astype(t), self.zero_point.astype(t)
-            cache[ftype] = (scale, zero_point, t(self.qmin), t(self.qmax))
+                cache[ftype] = (self.scale.astype(t), self.zero_point.astype(t), self.zero_point.astype(np.int32))
         return cache[ftype]
 
     @property

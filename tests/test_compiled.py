@@ -26,17 +26,15 @@ I8 = U8.view(np.int8)
 ACC = np.zeros(N, f32)
 
 HOT = {
-    "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), f32(3), f32(0), f32(255), np.empty(N, np.uint8))),
-    "quantize int8": (kq.quantize_tensor, (X, f32(0.1), f32(3), f32(-128), f32(127), np.empty(N, np.int8))),
+    "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8))),
+    "quantize int8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.int8))),
     "dequantize uint8": (kq.dequantize_tensor, (U8, f32(0.1), f32(3), ACC)),
     "quantize per-axis": (
         kq.quantize_axis,
         (
             X.reshape(4, 8, -1),
             np.full(8, f32(0.1)),
-            np.zeros(8, f32),
-            f32(0),
-            f32(255),
+            np.zeros(8, np.int32),
             np.empty((4, 8, N // 32), np.uint8),
         ),
     ),
@@ -89,6 +87,9 @@ def test_narrowing_loops_get_vectors_sized_by_their_narrowest_type():
     # Four float32 vectors per 32 uint8 outputs: the loop was vectorized 32 wide.
     asm = kq.quantize_tensor.asm(*HOT["quantize uint8"][1])
     assert len(re.findall(r"\bvdivps\b[^\n]*%ymm", asm)) >= 4
+    # Rounding folded into the conversion, saturation done by the packs.
+    assert re.search(r"\bvcvtps2dq\b[^\n]*%ymm", asm) and not re.search(r"\bvroundps\b", asm)
+    assert re.search(r"\bvpack(ss|us)(dw|wb)\b[^\n]*%ymm", asm)
     # 8-bit sums add in 16-bit lanes (16 per ymm register), not 32-bit ones.
     assert re.search(r"\bvpaddw\b[^\n]*%ymm", ka.sum_lanes.asm(*HOT["sum uint8"][1]))
 

@@ -111,6 +111,21 @@ def test_near_ties_and_specials_against_exact_oracle():
 
 
 @pytest.mark.parametrize("dtype", QDTYPES)
+@pytest.mark.parametrize("ftype", [np.float32, np.float64])
+def test_quotients_beyond_the_int32_range_saturate(dtype, ftype):
+    # The kernel clamps x / scale to +-2**30 before converting to int32; the
+    # conversion itself is undefined past +-2**31. Both edges, both signs.
+    edges = np.array([2.0**30, 2.0**31, 2.0**32, 3e9, 2.0**63, 1e30], ftype)
+    mags = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf)])
+    x = np.concatenate([mags, -mags] * 3)  # longer than a vector
+    params = qbench.QuantParams(np.float32(1.0), mid_zero_point(dtype), dtype)
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    for parallel in (False, True):
+        got = qbench.quantize(x, params, parallel=parallel)
+        assert got.tolist() == [hi if v > 0 else lo for v in x]
+
+
+@pytest.mark.parametrize("dtype", QDTYPES)
 def test_nan_maps_to_zero_point_and_inf_saturates(dtype):
     lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
     zp = mid_zero_point(dtype) + 5

@@ -21,7 +21,7 @@ from qbench.params import QuantParams
 #: Below this many bytes touched (read + written) the serial kernel wins:
 #: waking the thread pool costs more than it saves. Measured on 2 cores for
 #: every kernel (see README, "Serial or parallel").
-PARALLEL_MIN_BYTES = 1 << 19
+PARALLEL_MIN_BYTES = 1 << 20
 
 FLOAT_INPUTS = (np.dtype(np.float32), np.dtype(np.float64))
 INT8_INPUTS = (np.dtype(np.int8), np.dtype(np.uint8))

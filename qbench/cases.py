@@ -105,7 +105,6 @@ KERNELS: dict[str, KernelCase] = {
             _float32_plus,
             "float32 -> q, per tensor",
             impls=WITH_PEERS,
-            quick_impls=WITH_PEERS,
         ),
         KernelCase(
             "quantize_axis",
@@ -122,7 +121,6 @@ KERNELS: dict[str, KernelCase] = {
             _float32_plus,
             "q -> float32, per tensor",
             impls=WITH_PEERS,
-            quick_impls=WITH_PEERS,
         ),
         KernelCase(
             "dequantize_axis",
@@ -175,6 +173,66 @@ SPEEDUP_PAIRS: dict[str, tuple[str, str]] = {
     "dot": ("float32", "int8"),
     "accumulate": ("float32+=float32", "uint8+=uint8"),
 }
+
+#: The ``against`` of a thread-scaling comparison.
+ONE_THREAD = "1 thread"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """qbench on one case against a baseline, both timed alternately in one process.
+
+    On a shared machine two processes running the same code can differ by 1.7x
+    while calls within one process agree to about 1%, so a ratio of two asv
+    results (two processes) is mostly noise and a ratio measured side by side is
+    not. ``against`` is a peer library or ``numpy`` (the same case, another
+    implementation), another dtype of the same kernel (what 8-bit buys), a
+    bandwidth probe (share of the ceiling, in bytes/s), or :data:`ONE_THREAD`.
+    """
+
+    kernel: str
+    dtype: str
+    against: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kernel} {self.dtype} / {self.against}"
+
+    @classmethod
+    def parse(cls, name: str) -> Comparison:
+        case, against = name.split(" / ", 1)
+        kernel, dtype = case.split(" ", 1)
+        return cls(kernel, dtype, against)
+
+    @property
+    def kind(self) -> str:
+        """``peer``, ``ceiling``, ``dtype`` or ``threads``: what the ratio says."""
+        if self.against in BANDWIDTH_OPS:
+            return "ceiling"
+        if self.against == ONE_THREAD:
+            return "threads"
+        return "dtype" if self.against in KERNELS[self.kernel].dtypes else "peer"
+
+
+def comparisons() -> tuple[Comparison, ...]:
+    """The side-by-side grid: each target the kernels are held to, as one ratio."""
+    out = [
+        Comparison(kernel, dtype, against)
+        for kernel in ("quantize", "dequantize")
+        for dtype in ("uint8", "int8")
+        for against in (*PEER_IMPLS, "numpy", KERNELS[kernel].ceiling)
+    ]
+    out += [Comparison(kernel, low, flt) for kernel, (flt, low) in SPEEDUP_PAIRS.items()]
+    out += [
+        Comparison(kernel, dtype, ONE_THREAD)
+        for kernel, dtype in (("quantize", "uint8"), ("dequantize", "uint8"), ("sum", "uint8"), ("dot", "int8"))
+    ]
+    return tuple(out)
+
+
+def side_by_side_grid() -> tuple[list, list[str]]:
+    return [list(sizes()), [c.name for c in comparisons()], list(thread_counts())], ["size", "comparison", "threads"]
+
 
 #: Calibration timing and accuracy grids.
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")

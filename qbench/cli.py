@@ -22,7 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _print_summary(frame, out: Path, commit: str) -> list[str]:
     """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks."""
-    from qbench.report import _timings, speedup_table, summary_table
+    from qbench.regress import one_env_per_commit
+    from qbench.report import _timings, side_by_side_pivot, side_by_side_table, summary_table
 
     frame = frame[frame["commit"] == commit]
     t = _timings(frame)
@@ -37,11 +38,14 @@ def _print_summary(frame, out: Path, commit: str) -> list[str]:
                 f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
                 f"{r['% of ceiling']:>7.0f} ({r['ceiling']})"
             )
-    sp = speedup_table(t)
-    if not sp.empty:
-        print("\n8-bit over float32 (elements/s, qbench, 1 thread):")
-        for r in sp[sp["threads"] == 1].sort_values(["kernel", "size"]).itertuples(index=False):
-            print(f"  {r.kernel:<11} {r.pair:<34} {r.size:>10,}  {r.speedup:5.2f}x")
+    wide = side_by_side_pivot(side_by_side_table(one_env_per_commit(frame)))
+    if not wide.empty:
+        print("\nside by side, each ratio measured in one process (above 1 qbench is faster):")
+        sizes = [c for c in wide.columns if c.startswith("2**")]
+        print(f"  {'comparison':<44} {'threads':>7} " + " ".join(f"{c:>7}" for c in sizes))
+        for r in wide.to_dict("records"):
+            name = f"{r['kernel']} {r['dtype']} / {r['against']}"
+            print(f"  {name:<44} {r['threads']:>7} " + " ".join(f"{r[c]:>7.2f}" for c in sizes))
     print(f"\nreport: {out / 'index.html'}")
     return sorted(frame.loc[frame["status"] == "failed", "benchmark"].unique())
 

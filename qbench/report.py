@@ -214,56 +214,81 @@ def plot_speedup(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure |
     )
 
 
-def peers_table(t: pd.DataFrame) -> pd.DataFrame:
-    """qbench's elements/s as a multiple of each other implementation's, per kernel, dtype, size and threads."""
-    if t.empty:
-        return pd.DataFrame()
-    rate = t.pivot_table(index=["kernel", "dtype", "size", "threads"], columns="impl", values="elements_per_s")
-    others = [c for c in ("onnxruntime", "torch", "numpy") if c in rate.columns]
-    if "qbench" not in rate.columns or not any(c in rate.columns for c in cases.PEER_IMPLS):
-        return pd.DataFrame()
-    table = pd.DataFrame({f"x {c}": rate["qbench"] / rate[c] for c in others}).dropna(how="all").reset_index()
-    peer_cols = [f"x {c}" for c in cases.PEER_IMPLS if f"x {c}" in table.columns]
-    return table.dropna(subset=peer_cols, how="all")
+def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The side-by-side ratios (``bench_side_by_side``): one row per comparison, size and thread count."""
+    cols = ["kind", "kernel", "dtype", "against", "size", "threads", "ratio"]
+    rows = frame[frame["benchmark"].str.endswith("SideBySide.track_ratio") & (frame["status"] == "ok")]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    pairs = [cases.Comparison.parse(c) for c in rows["param_comparison"]]
+    return pd.DataFrame(
+        {
+            "kind": [c.kind for c in pairs],
+            "kernel": [c.kernel for c in pairs],
+            "dtype": [c.dtype for c in pairs],
+            "against": [c.against for c in pairs],
+            "size": rows["size"].astype(int).to_numpy(),
+            "threads": rows["threads"].astype(int).to_numpy(),
+            "ratio": rows["value"].to_numpy(),
+        }
+    ).sort_values(["kind", "kernel", "dtype", "against", "threads", "size"], ignore_index=True)
 
 
-def plot_peers(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
-    table = peers_table(t)
-    if table.empty:
+def peers_table(sbs: pd.DataFrame) -> pd.DataFrame:
+    """qbench as a multiple of each peer (and of the NumPy reference), with its share of the bandwidth ceiling."""
+    sub = sbs[sbs["kind"].isin(["peer", "ceiling"])]
+    if sub.empty or not sub["against"].isin(cases.PEER_IMPLS).any():
+        return pd.DataFrame()
+    table = sub.pivot_table(index=["kernel", "dtype", "size", "threads"], columns="against", values="ratio")
+    names = {c: f"x {c}" for c in (*cases.PEER_IMPLS, "numpy")}
+    names.update({op: f"share of {op}" for op in cases.BANDWIDTH_OPS})
+    ordered = [c for c in names if c in table.columns]
+    return table[ordered].rename(columns=names).reset_index()
+
+
+_KIND_TITLES = {
+    "peer": "qbench / peer (elements/s)",
+    "ceiling": "share of the bandwidth ceiling (bytes/s)",
+    "dtype": "8-bit / float32 (elements/s)",
+    "threads": "N threads / 1 thread (elements/s)",
+}
+
+
+def plot_side_by_side(sbs: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
+    if sbs.empty:
         return None
     plt = _plt()
-    kernels = [k for k in cases.KERNELS if k in set(table["kernel"])]
-    fig, axes = plt.subplots(1, len(kernels), figsize=(6 * len(kernels), 4.2), squeeze=False)
-    for ax, kernel in zip(axes.flat, kernels, strict=True):
-        sub = table[table["kernel"] == kernel]
-        for (dtype, threads), g in sub.groupby(["dtype", "threads"]):
+    kinds = [k for k in _KIND_TITLES if k in set(sbs["kind"])]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.4), squeeze=False)
+    for ax, kind in zip(axes.flat, kinds, strict=True):
+        for (kernel, dtype, against, threads), g in sbs[sbs["kind"] == kind].groupby(
+            ["kernel", "dtype", "against", "threads"]
+        ):
             g = g.sort_values("size")
-            for i, peer in enumerate(p for p in cases.PEER_IMPLS if f"x {p}" in g):
-                ax.plot(
-                    g["size"],
-                    g[f"x {peer}"],
-                    "-" if threads == 1 else "--",
-                    marker="os"[i % 2],
-                    ms=3,
-                    color=DTYPE_COLORS.get(dtype),
-                    label=f"vs {peer}, {dtype}, {threads} thr",
-                )
+            ax.plot(
+                g["size"],
+                g["ratio"],
+                "-" if threads == 1 else "--",
+                marker="o",
+                ms=3,
+                label=f"{kernel} {dtype} / {against}, {threads} thr",
+            )
         ax.axhline(1.0, color="black", lw=0.8)
         _mark_caches(ax, caches)
         _log2_axis(ax)
         ax.set_yscale("log")
-        ax.set_ylabel("qbench throughput / peer throughput")
-        ax.set_title(f"{kernel}: qbench as a multiple of its peers", fontsize=10)
-        ax.legend(fontsize=6, ncol=2)
+        ax.set_title(_KIND_TITLES[kind], fontsize=10)
+        ax.legend(fontsize=5.5, ncol=1)
     return _save(
         fig,
         out,
-        "peers",
-        "Against the peers",
-        "qbench's elements/s divided by ONNX Runtime's (QuantizeLinear/DequantizeLinear, IO binding into a "
-        "preallocated output) and PyTorch's (quantize_per_tensor / dequantize), same run and thread count; "
-        "above 1 qbench is faster. PyTorch rounds ties as round(x * (1/scale) + zp); qbench and ONNX "
-        "Runtime divide, as ONNX specifies.",
+        "side_by_side",
+        "Side by side: qbench against its peers, the bandwidth ceiling, float32 and one thread",
+        "Each point is one ratio measured in one process, qbench and the baseline timed alternately (median of "
+        "the per-round ratios), so the drift of a shared machine between processes does not enter it. Above 1 "
+        "qbench (or the 8-bit kernel, or N threads) is faster. ONNX Runtime runs QuantizeLinear/DequantizeLinear "
+        "with IO binding into a preallocated output; PyTorch quantize_per_tensor / dequantize, which rounds as "
+        "round(x * (1/scale) + zp); qbench and ONNX Runtime divide, as ONNX specifies.",
     )
 
 
@@ -274,16 +299,16 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
     if frame.empty:
         return f"_no results for commit {commit}_\n"
     commit = str(frame["commit"].iloc[0])
-    t = _timings(one_env_per_commit(frame))
-    table = peers_table(t)
+    table = peers_table(side_by_side_table(one_env_per_commit(frame)))
     if table.empty:
-        return "_no peer results: install the peers extra and run the suite_\n"
+        return "_no side-by-side peer results: install the peers extra and run the suite_\n"
     table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
     table["size"] = [f"2**{int(np.log2(v))}" for v in table["size"]]
     cpu = info.get("cpu", "unknown CPU")
     note = (
-        f"qbench throughput as a multiple of each library's (higher is better), 1 thread, medians from one run "
-        f"on {cpu} ({info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}), qbench {commit[:8]}, "
+        f"qbench throughput as a multiple of each library's (higher is better) and as a share of this machine's "
+        f"float32 copy bandwidth, 1 thread, each ratio measured side by side in one process, on {cpu} "
+        f"({info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}), qbench {commit[:8]}, "
         f"Numba {info.get('numba', '?')}.\n\n"
     )
     return note + _markdown(table, "{:.2f}")
@@ -556,6 +581,7 @@ def build_report(
     caches = info.get("caches", {})
     t_all = _timings(one_env_per_commit(frame))
     t = t_all[t_all["commit"] == commit] if not t_all.empty else t_all
+    sbs = side_by_side_table(one_env_per_commit(current))
 
     def fill(tmp: Path) -> None:
         figures = []
@@ -565,15 +591,15 @@ def build_report(
             ("memory", lambda: plot_memory(current, tmp)),
             ("accuracy", lambda: plot_accuracy(current, tmp)),
             ("threads", lambda: plot_threads(t, caches, tmp)),
-            ("peers", lambda: plot_peers(t, caches, tmp)),
+            ("side by side", lambda: plot_side_by_side(sbs, caches, tmp)),
             ("history", lambda: plot_history(t_all, tmp)),
         ):
             progress(f"  plotting {kind}")
-            fig = make() if not t.empty or kind in ("memory", "accuracy") else None
+            fig = make() if not t.empty or kind in ("memory", "accuracy", "side by side") else None
             if fig:
                 figures.append(fig)
         frame.to_csv(tmp / "results.csv", index=False)
-        tables = _tables(frame, current, t)
+        tables = _tables(frame, current, t, sbs)
         header = _machine_lines(info, machine, commit, current["date"].iloc[0])
         (tmp / "report.md").write_text(_render_markdown("qbench report", header, figures, tables))
         (tmp / "index.html").write_text(_render_html("qbench report", header, figures, tables, tmp))
@@ -601,7 +627,18 @@ def publish(out_dir: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
-def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def side_by_side_pivot(sbs: pd.DataFrame) -> pd.DataFrame:
+    """Side-by-side ratios with one column per size: the compact form for pages and the terminal."""
+    if sbs.empty:
+        return pd.DataFrame()
+    wide = sbs.pivot_table(index=["kind", "kernel", "dtype", "against", "threads"], columns="size", values="ratio")
+    wide.columns = [f"2**{int(np.log2(c))}" for c in wide.columns]
+    return wide.reset_index()
+
+
+def _tables(
+    frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame, sbs: pd.DataFrame
+) -> list[tuple[str, pd.DataFrame]]:
     tables = [
         (
             "Throughput (1 thread, qbench): GB/s, multiple of the NumPy reference, share of the bandwidth ceiling",
@@ -611,9 +648,9 @@ def _tables(frame: pd.DataFrame, current: pd.DataFrame, t: pd.DataFrame) -> list
     sp = speedup_table(t)
     if not sp.empty:
         tables.append(("8-bit over float32 (elements/s ratio)", sp))
-    pt = peers_table(t)
-    if not pt.empty:
-        tables.append(("qbench against its peers (elements/s ratio, above 1 qbench is faster)", pt))
+    sp_wide = side_by_side_pivot(sbs)
+    if not sp_wide.empty:
+        tables.append(("Side by side: ratios measured in one process (above 1 qbench is faster)", sp_wide))
     th = thread_table(t)
     if not th.empty:
         tables.append(("Thread scaling (elements/s over 1 thread)", th))

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qbench import cases
+
 COLUMNS = [
     "benchmark",
     "suite",
@@ -129,6 +131,9 @@ def _rows_of_file(path: Path, data: dict, meta: dict[str, dict], machine: str) -
                 row["kernel"], row["dtype"] = params["op"], "float32"
             if "case" in params:  # memory rows name "kernel:dtype"
                 row["kernel"], row["dtype"] = str(params["case"]).split(":", 1)
+            if "comparison" in params:  # side-by-side rows: "kernel dtype / against"
+                pair = cases.Comparison.parse(str(params["comparison"]))
+                row["kernel"], row["dtype"] = pair.kernel, pair.dtype
             row["started_at"] = _at(record.get("started_at"), i)
             samples = record.get("samples")
             row["samples"] = samples[i] if isinstance(samples, list) and i < len(samples) else None

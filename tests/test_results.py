@@ -36,6 +36,12 @@ BENCHMARKS = {
         "unit": "dB",
         "type": "track",
     },
+    "bench_side_by_side.SideBySide.track_ratio": {
+        "name": "bench_side_by_side.SideBySide.track_ratio",
+        "param_names": ["size", "comparison", "threads"],
+        "unit": "ratio",
+        "type": "track",
+    },
     "version": 2,
 }
 
@@ -55,6 +61,14 @@ RESULT = """{
   ],
   "bench_calibrate.Accuracy.track_sqnr_db": [
     [Infinity, 40.5], [["'minmax'"], ["'normal'", "'uniform'"], ["'uint8'"]], "v2", 0, 1.0
+  ],
+  "bench_side_by_side.SideBySide.track_ratio": [
+    [0.8, 0.75, 1.25, 1.5, 0.85, 0.7, 3.5, 3.25, NaN, 1.8],
+    [["16384"],
+     ["'quantize uint8 / torch'", "'quantize uint8 / onnxruntime'", "'quantize uint8 / copy'",
+      "'sum uint8 / float32'", "'quantize uint8 / 1 thread'"],
+     ["1", "2"]],
+    "v3", 0, 1.0
   ]
  },
  "durations": {}, "version": 2
@@ -85,7 +99,7 @@ def test_rows_params_and_statuses(results_dir):
 
 def test_infinity_and_track_rows(results_dir):
     df = load_results(results_dir)
-    acc = df[df["kind"] == "track"].set_index("param_distribution")
+    acc = df[df["benchmark"].str.contains("Accuracy")].set_index("param_distribution")
     assert acc.loc["normal", "value"] == np.inf and acc.loc["uniform", "value"] == 40.5
     assert set(acc["param_method"]) == {"minmax"} and set(acc["unit"]) == {"dB"}
 
@@ -104,8 +118,28 @@ def test_corrupt_partial_and_foreign_files_are_skipped_with_a_warning(results_di
     assert len(df[df["benchmark"].str.endswith("time_run")]) == 4  # the good file still loads
 
 
+def test_side_by_side_rows_tables_and_readme_table(results_dir):
+    from qbench.report import peers_table, readme_table, side_by_side_pivot, side_by_side_table
+
+    df = load_results(results_dir)
+    rows = df[df["benchmark"].str.endswith("track_ratio")]
+    assert set(rows["kernel"]) == {"quantize", "sum"} and set(rows["dtype"]) == {"uint8"}
+    sbs = side_by_side_table(df)  # the skipped 1-thread scaling point is left out
+    assert len(sbs) == 9 and set(sbs["kind"]) == {"peer", "ceiling", "dtype", "threads"}
+    got = sbs.set_index(["against", "threads"])["ratio"]
+    assert got[("torch", 1)] == 0.8 and got[("copy", 2)] == 0.7 and got[("1 thread", 2)] == 1.8
+    peers = peers_table(sbs).set_index("threads")
+    assert list(peers.columns) == ["kernel", "dtype", "size", "x onnxruntime", "x torch", "share of copy"]
+    assert peers.loc[1, "x onnxruntime"] == 1.25 and peers.loc[2, "share of copy"] == 0.7
+    wide = side_by_side_pivot(sbs)
+    assert "2**14" in wide.columns and len(wide) == 9
+    md = readme_table(df, {"cpu": "Test CPU", "cores": 4, "simd": ["avx2"], "numba": "0.0"})
+    assert "side by side in one process, on Test CPU (4 cores, avx2)" in md and "qbench abc123de" in md
+    assert "| quantize | uint8 | 2**14 | 1.25 | 0.80 | 0.85 |" in md  # 1 thread only
+
+
 def test_filters_and_empty_folders(results_dir, tmp_path):
-    assert len(load_results(results_dir, commit="abc123")) == 6
+    assert len(load_results(results_dir, commit="abc123")) == 16
     with pytest.raises(ResultsError, match="at commit ffff"):
         load_results(results_dir, commit="ffff")
     with pytest.raises(ResultsError, match="for machine other"):

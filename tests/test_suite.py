@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qbench import cases
@@ -13,7 +14,15 @@ from qbench.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1024, 16384)
-PLOT_FILES = ("throughput.png", "speedup.png", "memory.png", "accuracy.png", "threads.png", "history.png")
+PLOT_FILES = (
+    "throughput.png",
+    "speedup.png",
+    "memory.png",
+    "accuracy.png",
+    "threads.png",
+    "history.png",
+    "side_by_side.png",
+)
 
 BROKEN = """
 class Broken:
@@ -69,7 +78,7 @@ def suite_run(tmp_path_factory):
     # A second commit, so the report has history.
     (repo / "README.md").write_text((repo / "README.md").read_text() + "\n")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "touch")
-    second = _qbench(repo, home, "run", "--quick", "--machine", "testbox", "-b", bench)
+    second = _qbench(repo, home, "run", "--quick", "--machine", "testbox", "-b", bench + "|SideBySide")
     return repo, first, second
 
 
@@ -95,6 +104,28 @@ def test_results_dataframe_has_every_kernel_dtype_and_size(suite_run):
         assert set(timed.loc[timed["kernel"] == kernel, "size"]) == set(SIZES), kernel
     assert set(timed["threads"]) == {1, 2} and {"qbench", "numpy"} <= set(timed["impl"])
     assert df["commit"].nunique() == 2
+
+
+@pytest.mark.slow
+def test_side_by_side_ratios(suite_run):
+    from qbench.report import side_by_side_table
+
+    repo, _, second = suite_run
+    df = load_results(repo / ".asv" / "results", machine="testbox")
+    rows = df[df["benchmark"].str.endswith("SideBySide.track_ratio")]
+    status = rows.set_index(["param_comparison", "size", "threads"])["status"]
+    for size in SIZES:
+        for threads in (1, 2):
+            assert status[("sum uint8 / float32", size, threads)] == "ok"
+            assert status[("quantize uint8 / copy", size, threads)] == "ok"
+            assert status[("quantize uint8 / numpy", size, threads)] == ("ok" if threads == 1 else "skipped")
+        assert status[("quantize uint8 / 1 thread", size, 1)] == "skipped"
+        assert status[("quantize uint8 / 1 thread", size, 2)] == "ok"
+    sbs = side_by_side_table(df)
+    assert (sbs["ratio"] > 0).all() and np.isfinite(sbs["ratio"]).all()
+    # The NumPy reference quantize makes temporaries at every step; qbench is one pass.
+    assert (sbs.loc[sbs["against"] == "numpy", "ratio"] > 1).all()
+    assert "side by side" in second.stdout and "sum uint8 / float32" in second.stdout
 
 
 @pytest.mark.slow

@@ -244,11 +244,11 @@ def _flat_params(p: Any, shape: tuple[int, ...], part: slice) -> Any:
     return QuantParams(p.scale[channel], p.zero_point[channel], p.dtype, axis=0)
 
 
-_PREPARED: dict[tuple, Prepared] = {}
+_PREPARED: dict[tuple, Any] = {}
 
 
-def prepared(*key: Any) -> Prepared:
-    """``prepare(*key)``, built once per process.
+def _once(key: tuple, build: Callable[[], Any]) -> Any:
+    """``build()``, once per process for ``key``.
 
     asv (asv_runner >= 0.3) re-runs ``setup`` before every timed sample and
     times a single call after it; rebuilding the data each time would time
@@ -257,10 +257,62 @@ def prepared(*key: Any) -> Prepared:
     """
     if key not in _PREPARED:
         _PREPARED.clear()
-        case = prepare(*key)
-        case.run()  # warm: compile or load from the disk cache now, never inside a timed sample
-        _PREPARED[key] = case
+        _PREPARED[key] = build()
     return _PREPARED[key]
+
+
+def _warm(case: Prepared) -> Prepared:
+    case.run()  # compile or load from the disk cache now, never inside a timed sample
+    return case
+
+
+def prepared(*key: Any) -> Prepared:
+    """``prepare(*key)``, built and warmed once per process."""
+    return _once(key, lambda: _warm(prepare(*key)))
+
+
+def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, Prepared]:
+    """qbench's case and its baseline for a side-by-side :class:`cases.Comparison`, built once per process.
+
+    The baseline is built first: preparing a case sets Numba's thread count,
+    which must end as qbench's (a 1-thread baseline runs the serial kernel).
+    """
+
+    def build() -> tuple[Prepared, Prepared]:
+        c = cases.Comparison.parse(comparison)
+        kind = c.kind
+        if kind == "threads" and threads == 1:
+            raise NotImplementedError("thread scaling is measured at more than one thread")
+        if kind == "peer":
+            base = prepare(c.kernel, c.dtype, size, threads, c.against)
+        elif kind == "dtype":
+            base = prepare(c.kernel, c.against, size, threads, "qbench")
+        elif kind == "ceiling":
+            base = prepare(c.against, "float32", size, threads, "qbench")
+        else:
+            base = prepare(c.kernel, c.dtype, size, 1, "qbench")
+        return _warm(prepare(c.kernel, c.dtype, size, threads, "qbench")), _warm(base)
+
+    return _once(("pair", comparison, size, threads), build)
+
+
+def side_by_side(mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int) -> float:
+    """qbench's rate over the baseline's, timed alternately in this process: the median of per-round ratios.
+
+    Each round times both (in alternating order, so a drift favours neither)
+    with :func:`median_rate`, whose warm-up also refills the caches the other
+    case evicted. Rates are elements/s, or bytes/s when ``per_byte``.
+    """
+    ratios = []
+    for r in range(rounds):
+        order = (mine, base) if r % 2 == 0 else (base, mine)
+        seconds = dict(zip((id(c) for c in order), (median_rate(c) for c in order), strict=True))
+        t_mine, t_base = seconds[id(mine)], seconds[id(base)]
+        if per_byte:
+            ratios.append((mine.nbytes / t_mine) / (base.nbytes / t_base))
+        else:
+            ratios.append(t_base / t_mine)  # same element count on both sides
+    return float(np.median(ratios))
 
 
 def extra_allocation(prepared: Prepared) -> int:

@@ -259,18 +259,28 @@ def plot_side_by_side(sbs: pd.DataFrame, caches: dict[str, int], out: Path) -> F
         return None
     plt = _plt()
     kinds = [k for k in _KIND_TITLES if k in set(sbs["kind"])]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.4), squeeze=False)
-    for ax, kind in zip(axes.flat, kinds, strict=True):
-        for (kernel, dtype, against, threads), g in sbs[sbs["kind"] == kind].groupby(
-            ["kernel", "dtype", "against", "threads"]
-        ):
+    cols, rows = min(2, len(kinds)), (len(kinds) + 1) // 2
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.flat[len(kinds) :]:
+        ax.set_visible(False)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, kind in zip(axes.flat, kinds, strict=False):
+        sub = sbs[sbs["kind"] == kind]
+        # Among the peers colour says which library, elsewhere which case; the marker is the case and
+        # the line style the thread count.
+        cases_ = sorted(set(zip(sub["kernel"], sub["dtype"], strict=True)))
+        markers = {c: "os^vD<>"[i % 7] for i, c in enumerate(cases_)}
+        by_peer = kind == "peer"
+        colors = {k: cycle[i % len(cycle)] for i, k in enumerate(sorted(set(sub["against"])) if by_peer else cases_)}
+        for (kernel, dtype, against, threads), g in sub.groupby(["kernel", "dtype", "against", "threads"]):
             g = g.sort_values("size")
             ax.plot(
                 g["size"],
                 g["ratio"],
                 "-" if threads == 1 else "--",
-                marker="o",
-                ms=3,
+                color=colors[against if by_peer else (kernel, dtype)],
+                marker=markers[(kernel, dtype)],
+                ms=3.5,
                 label=f"{kernel} {dtype} / {against}, {threads} thr",
             )
         ax.axhline(1.0, color="black", lw=0.8)

@@ -31,6 +31,7 @@ DOT_INPUTS = FLOAT_INPUTS | INT8_INPUTS
 SUM_INPUTS = frozenset(
     np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")
 )
+_F32 = np.dtype(np.float32)
 # Lane zeros of the float kernels, built once (a NumPy scalar costs ~0.6 us to make).
 _FLOAT_ZERO = {np.dtype(np.float32): np.float32(0), np.dtype(np.float64): np.float64(0)}
 
@@ -116,9 +117,9 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     out = _output(out, x.shape, params.dtype, x)
     scale, _, zero_point = params.typed(x.dtype)
     kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
-    par = use_parallel(x.nbytes + out.nbytes, parallel)
+    run = kern.target(use_parallel(x.nbytes + out.nbytes, parallel))
     for xv, ov in flat_views((x, out), axis):
-        kern(xv, scale, zero_point, ov, parallel=par)
+        run(xv, scale, zero_point, ov)
     return out
 
 
@@ -129,12 +130,12 @@ def dequantize(
     params = _check_params(params)
     q = _array(q, "q", (params.dtype,), "dequantize")
     axis = _channel_axis(params, q.shape)
-    out = _output(out, q.shape, np.dtype(np.float32), q)
-    scale, zero_point, _ = params.typed(np.dtype(np.float32))
+    out = _output(out, q.shape, _F32, q)
+    scale, zero_point, _ = params.typed(_F32)
     kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
-    par = use_parallel(q.nbytes + out.nbytes, parallel)
+    run = kern.target(use_parallel(q.nbytes + out.nbytes, parallel))
     for qv, ov in flat_views((q, out), axis):
-        kern(qv, scale, zero_point, ov, parallel=par)
+        run(qv, scale, zero_point, ov)
     return out
 
 
@@ -153,15 +154,18 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     par = use_parallel(a.nbytes, parallel)
     unsigned = a.dtype.kind == "u"
     if a.dtype.kind == "f":
-        parts = [acc_k.sum_float(v, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK, parallel=par) for (v,) in _flat(a)]
+        run = acc_k.sum_float.target(par)
+        parts = [run(v, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK) for (v,) in _flat(a)]
         return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
     if a.dtype.itemsize == 4 and a.size >= 1 << 32:
         raise ValueError(f"sum of {a.size} 32-bit values could exceed 64 bits; sum it in chunks below 2**32")
     zero = _ZERO_U64 if unsigned else _ZERO_I64
     if a.dtype.itemsize == 4:
-        parts = [acc_k.sum_wide(v, zero, parallel=par) for (v,) in _flat(a)]
+        run = acc_k.sum_wide.target(par)
+        parts = [run(v, zero) for (v,) in _flat(a)]
     else:
-        parts = [acc_k.sum_lanes(v, _SUM_LANE[a.dtype], zero, parallel=par) for (v,) in _flat(a)]
+        run = acc_k.sum_lanes.target(par)
+        parts = [run(v, _SUM_LANE[a.dtype], zero) for (v,) in _flat(a)]
     total = parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts)
     return np.uint64(total) if unsigned else np.int64(total)
 
@@ -235,9 +239,11 @@ def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float6
         raise TypeError(f"dot takes two float arrays of one dtype or two 8-bit int arrays; got {a.dtype} and {b.dtype}")
     par = use_parallel(a.nbytes + b.nbytes, parallel)
     if floats:
-        parts = [acc_k.dot_float(av, bv, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK, parallel=par) for av, bv in _flat(a, b)]
+        run = acc_k.dot_float.target(par)
+        parts = [run(av, bv, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK) for av, bv in _flat(a, b)]
         return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
-    parts = [acc_k.dot_int8(av, bv, _DOT_INT8_BLOCK, parallel=par) for av, bv in _flat(a, b)]
+    run = acc_k.dot_int8.target(par)
+    parts = [run(av, bv, _DOT_INT8_BLOCK) for av, bv in _flat(a, b)]
     return np.int64(parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts))
 
 

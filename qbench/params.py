@@ -109,13 +109,15 @@ class QuantParams:
         subtracts the zero point in float); quantize adds the int32 one.
         """
         cache = self.__dict__.setdefault("_typed", {})
-        if ftype not in cache:
+        typed = cache.get(ftype)
+        if typed is None:
             t = ftype.type
             if self.axis is None:
-                cache[ftype] = (t(self.scale), t(self.zero_point), np.int32(self.zero_point))
+                typed = (t(self.scale), t(self.zero_point), np.int32(self.zero_point))
             else:
-                cache[ftype] = (self.scale.astype(t), self.zero_point.astype(t), self.zero_point.astype(np.int32))
-        return cache[ftype]
+                typed = (self.scale.astype(t), self.zero_point.astype(t), self.zero_point.astype(np.int32))
+            cache[ftype] = typed
+        return typed
 
     @property
     def qmin(self) -> int:

@@ -7,6 +7,7 @@ threads), both cached on disk. The math modules never see this file's details.
 
 from __future__ import annotations
 
+import functools
 import threading
 import types
 from collections.abc import Callable
@@ -75,10 +76,16 @@ class Kernel:
     serial: Any
     parallel: Any
 
+    def target(self, parallel: bool) -> Callable:
+        """The compiled form to call: ``serial``, or ``parallel`` behind the launch guard.
+
+        Callers that care about microseconds pick once and call the result:
+        going through :meth:`__call__` costs its keyword handling on every call.
+        """
+        return functools.partial(run_parallel, self.parallel) if parallel else self.serial
+
     def __call__(self, *args: Any, parallel: bool = False) -> Any:
-        if parallel:
-            return run_parallel(self.parallel, *args)
-        return self.serial(*args)
+        return self.target(parallel)(*args)
 
     def asm(self, *args: Any, parallel: bool = False) -> str:
         """Assembly of the kernel compiled for ``args``.

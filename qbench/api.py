@@ -33,10 +33,9 @@ SUM_INPUTS = frozenset(
 )
 _F32 = np.dtype(np.float32)
 # Lane zeros of the float kernels, built once (a NumPy scalar costs ~0.6 us to make).
-_FLOAT_ZERO = {np.dtype(np.float32): np.float32(0), np.dtype(np.float64): np.float64(0)}
+_FLOAT_ZERO = {_F32: np.float32(0), np.dtype(np.float64): np.float64(0)}
 
-# The lane type of an exact block sum (see ``sum_lanes``), by input type; a
-# 32-bit lane holds 2**15 8-bit products (|p| <= 65025).
+# The lane type of an exact block sum (see ``sum_lanes``), by input type.
 _SUM_LANE = {
     np.dtype(np.uint8): np.uint16(0),
     np.dtype(np.int8): np.int16(0),
@@ -45,6 +44,7 @@ _SUM_LANE = {
 }
 # Built once: constructing a NumPy scalar costs ~0.6 us, a tenth of a small sum.
 _ZERO_U64, _ZERO_I64 = np.uint64(0), np.int64(0)
+# A 32-bit lane of the int8 dot holds 2**15 8-bit products (|p| <= 65025).
 _DOT_INT8_BLOCK = 1 << 15
 _FLOAT_BLOCK = 1 << 12
 

@@ -80,6 +80,11 @@ def _latest_commit(frame: pd.DataFrame) -> str:
     return str(order["commit"].iloc[-1])
 
 
+def _pow2(n: float) -> str:
+    """A power-of-two size as a label: 16384 -> "2**14"."""
+    return f"2**{int(np.log2(n))}"
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
@@ -313,7 +318,7 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
     if table.empty:
         return "_no side-by-side peer results: install the peers extra and run the suite_\n"
     table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
-    table["size"] = [f"2**{int(np.log2(v))}" for v in table["size"]]
+    table["size"] = [_pow2(v) for v in table["size"]]
     cpu = info.get("cpu", "unknown CPU")
     note = (
         f"qbench throughput as a multiple of each library's (higher is better) and as a share of this machine's "
@@ -642,7 +647,7 @@ def side_by_side_pivot(sbs: pd.DataFrame) -> pd.DataFrame:
     if sbs.empty:
         return pd.DataFrame()
     wide = sbs.pivot_table(index=["kind", "kernel", "dtype", "against", "threads"], columns="size", values="ratio")
-    wide.columns = [f"2**{int(np.log2(c))}" for c in wide.columns]
+    wide.columns = [_pow2(c) for c in wide.columns]
     return wide.reset_index()
 
 

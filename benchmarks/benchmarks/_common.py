@@ -303,15 +303,14 @@ def side_by_side(mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int)
     with :func:`median_rate`, whose warm-up also refills the caches the other
     case evicted. Rates are elements/s, or bytes/s when ``per_byte``.
     """
+    # Elements are the same on both sides, so an element rate ratio is a time ratio.
+    work_mine, work_base = (mine.nbytes, base.nbytes) if per_byte else (1, 1)
     ratios = []
     for r in range(rounds):
-        order = (mine, base) if r % 2 == 0 else (base, mine)
-        seconds = dict(zip((id(c) for c in order), (median_rate(c) for c in order), strict=True))
-        t_mine, t_base = seconds[id(mine)], seconds[id(base)]
-        if per_byte:
-            ratios.append((mine.nbytes / t_mine) / (base.nbytes / t_base))
-        else:
-            ratios.append(t_base / t_mine)  # same element count on both sides
+        seconds = {}
+        for case in (mine, base) if r % 2 == 0 else (base, mine):
+            seconds[case is mine] = median_rate(case)
+        ratios.append((work_mine / seconds[True]) / (work_base / seconds[False]))
     return float(np.median(ratios))
 
 

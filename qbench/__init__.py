@@ -5,7 +5,7 @@ reference of each (``qbench.reference``), calibration, and error metrics.
 """
 
 from qbench import metrics, reference
-from qbench.api import accumulate, dequantize, dot, qdot, quantize, sum
+from qbench.api import accumulate, dequantize, dot, float_error_bound, qdot, quantize, sum
 from qbench.calibrate import calibrate
 from qbench.params import QUANT_DTYPES, QuantParams, quant_range
 
@@ -18,6 +18,7 @@ __all__ = [
     "calibrate",
     "dequantize",
     "dot",
+    "float_error_bound",
     "metrics",
     "qdot",
     "quant_range",

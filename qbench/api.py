@@ -46,7 +46,8 @@ _SUM_LANE = {
 _ZERO_U64, _ZERO_I64 = np.uint64(0), np.int64(0)
 # A 32-bit lane of the int8 dot holds 2**15 8-bit products (|p| <= 65025).
 _DOT_INT8_BLOCK = 1 << 15
-_FLOAT_BLOCK = 1 << 12
+#: Values per block of the float sum and dot: added in the input's type, blocks then added in float64.
+FLOAT_BLOCK = 1 << 12
 
 
 def _names(dtypes: frozenset[np.dtype] | tuple[np.dtype, ...]) -> str:
@@ -147,15 +148,18 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     """Exact sum with a widening accumulator.
 
     Unsigned ints (up to 32 bits) sum to uint64, signed ints to int64, exact
-    for any length that fits in memory; float32 and float64 sum to float64,
-    reassociated in blocks so that the error stays within a few ulps.
+    for any length that fits in memory. float32 and float64 sum to float64:
+    blocks of :data:`FLOAT_BLOCK` values are added in the input's type in any
+    order (vector lanes), the block sums in float64, so the error is at most
+    ``float_error_bound(n, dtype) * sum(|a|)``, not a few ulps of the result
+    (cancellation makes ``|sum|`` much smaller than ``sum(|a|)``).
     """
     a = _array(a, "a", SUM_INPUTS, "sum")
     par = use_parallel(a.nbytes, parallel)
     unsigned = a.dtype.kind == "u"
     if a.dtype.kind == "f":
         run = acc_k.sum_float.target(par)
-        parts = [run(v, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK) for (v,) in _flat(a)]
+        parts = [run(v, _FLOAT_ZERO[a.dtype], FLOAT_BLOCK) for (v,) in _flat(a)]
         return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
     if a.dtype.itemsize == 4 and a.size >= 1 << 32:
         raise ValueError(f"sum of {a.size} 32-bit values could exceed 64 bits; sum it in chunks below 2**32")
@@ -227,7 +231,8 @@ def accumulate(
 def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float64:
     """Dot product of two arrays of one shape (flattened).
 
-    Float32/float64 (both the same): reassociated float lanes, float64 result.
+    Float32/float64 (both the same): reassociated float lanes, float64 result,
+    within ``float_error_bound(n, dtype, products=True) * sum(|a * b|)``.
     int8/uint8 (any mix): exact, int32 lanes flushed to int64 per block.
     """
     a = _array(a, "a", DOT_INPUTS, "dot")
@@ -240,11 +245,34 @@ def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float6
     par = use_parallel(a.nbytes + b.nbytes, parallel)
     if floats:
         run = acc_k.dot_float.target(par)
-        parts = [run(av, bv, _FLOAT_ZERO[a.dtype], _FLOAT_BLOCK) for av, bv in _flat(a, b)]
+        parts = [run(av, bv, _FLOAT_ZERO[a.dtype], FLOAT_BLOCK) for av, bv in _flat(a, b)]
         return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
     run = acc_k.dot_int8.target(par)
     parts = [run(av, bv, _DOT_INT8_BLOCK) for av, bv in _flat(a, b)]
     return np.int64(parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts))
+
+
+def float_error_bound(n: int, dtype: Any, *, products: bool = False, parts: int = 1) -> float:
+    """The factor ``c`` with ``|sum(a) - exact| <= c * sum(|a|)`` for :func:`sum` (``dot``: ``sum(|a * b|)``).
+
+    Standard error analysis (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, 4.2 and 3.1): a sum of k terms in any order, unit roundoff u,
+    errs by at most ``gamma(k - 1, u) * sum(|terms|)``, ``gamma(k, u) = k u / (1 - k u)``;
+    a dot adds one rounding per product. Within a block of up to
+    :data:`FLOAT_BLOCK` values the terms add in ``dtype``; the block sums
+    (``ceil(n / FLOAT_BLOCK)`` per contiguous run, ``parts`` runs) add in float64.
+    """
+    if n <= 1 and not products:
+        return 0.0
+    u = float(np.finfo(dtype).eps) / 2
+    per_block = min(n, FLOAT_BLOCK) - 1 + (1 if products else 0)
+    blocks = -(-n // FLOAT_BLOCK) + parts - 1
+
+    def gamma(k: int, unit: float) -> float:
+        return k * unit / (1 - k * unit)
+
+    inner = gamma(per_block, u)
+    return inner + gamma(max(blocks - 1, 0), 2.0**-53) * (1 + inner)
 
 
 def qdot(qa: Any, pa: QuantParams, qb: Any, pb: QuantParams, *, parallel: bool | None = None) -> float:

@@ -1,0 +1,82 @@
+"""Compile qbench's hot kernels and print their assembly as JSON, without running any of it.
+
+Run as a script in a fresh process. With ``NUMBA_CPU_NAME`` and
+``NUMBA_CPU_FEATURES`` set, Numba compiles for that CPU instead of this one,
+so one host can read what an AVX2-only and an AVX-512+VNNI CPU would get.
+``--parallel`` adds the parallel form of every kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+from llvmlite import binding as llvm
+from numba import config
+
+from qbench.kernels import accumulate as ka
+from qbench.kernels import quantize as kq
+
+f32 = np.float32
+N = 4096
+X = np.linspace(-3, 3, N, dtype=f32)
+U8 = np.arange(N).astype(np.uint8)
+I8 = U8.view(np.int8)
+ACC = np.zeros(N, f32)
+
+HOT = {
+    "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8))),
+    "quantize int8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.int8))),
+    "dequantize uint8": (kq.dequantize_tensor, (U8, f32(0.1), f32(3), ACC)),
+    "quantize per-axis": (
+        kq.quantize_axis,
+        (X.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, np.int32), np.empty((4, 8, N // 32), np.uint8)),
+    ),
+    "dequantize per-axis": (
+        kq.dequantize_axis,
+        (U8.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, f32), ACC.reshape(4, 8, -1)),
+    ),
+    "sum uint8": (ka.sum_lanes, (U8, np.uint16(0), np.uint64(0))),
+    "sum int8": (ka.sum_lanes, (I8, np.int16(0), np.int64(0))),
+    "sum uint16": (ka.sum_lanes, (U8.astype(np.uint16), np.uint32(0), np.uint64(0))),
+    "sum float32": (ka.sum_float, (X, f32(0), 4096)),
+    "accumulate float32 += uint8": (ka.accumulate_wrap, (ACC, U8, 1)),
+    "accumulate uint8 += uint8": (ka.accumulate_wrap, (U8.copy(), U8, 1)),
+    "accumulate float32 += float32": (ka.accumulate_wrap, (ACC, X, 1)),
+    "dot float32": (ka.dot_float, (X, X, f32(0), 4096)),
+    "dot int8": (ka.dot_int8, (I8, I8, 1 << 15)),
+}
+
+
+def user_quantize_asm() -> str:
+    """A user's own ``@njit`` loop, freshly compiled: compiled, never run, since it may target another CPU."""
+    import numba
+
+    @numba.njit
+    def user_quantize(x, out):
+        for i in range(x.shape[0]):
+            out[i] = np.uint8(min(max(x[i] / f32(0.1), f32(0)), f32(255)))
+
+    user_quantize.compile("(float32[::1], uint8[::1])")
+    return "\n".join(user_quantize.inspect_asm().values())
+
+
+def target_features() -> set[str]:
+    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else this CPU's."""
+    spec = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    return {f[1:] for f in spec.split(",") if f.startswith("+")}
+
+
+def main(parallel: bool) -> None:
+    forms = (False, True) if parallel else (False,)
+    # The user's loop before any qbench kernel compiles, and after: qbench's LLVM option must not leak.
+    asm = {"user quantize before": user_quantize_asm()}
+    asm |= {f"{name}{' parallel' if p else ''}": k.asm(*args, parallel=p) for name, (k, args) in HOT.items() for p in forms}
+    asm["user quantize"] = user_quantize_asm()
+    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    json.dump({"cpu": cpu, "features": sorted(target_features()), "asm": asm}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main("--parallel" in sys.argv[1:])

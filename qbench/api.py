@@ -13,15 +13,15 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
+from qbench import tuning
 from qbench._views import flat_views
 from qbench.kernels import accumulate as acc_k
 from qbench.kernels import quantize as quant_k
 from qbench.params import QuantParams
 
-#: Below this many bytes touched (read + written) the serial kernel wins:
-#: waking the thread pool costs more than it saves. Measured on 2 cores for
-#: every kernel (see README, "Serial or parallel").
-PARALLEL_MIN_BYTES = 1 << 20
+#: Without a stored tuning (``qbench tune``), ``parallel=None`` takes the
+#: parallel form from this many bytes touched (read + written) on.
+PARALLEL_MIN_BYTES = tuning.DEFAULT_MIN_BYTES
 
 # Accepted input types as frozensets: a membership test per call costs a
 # quarter of a tuple scan, and a small call's overhead is counted in microseconds.
@@ -61,10 +61,33 @@ def _array(x: Any, name: str, accepted: frozenset[np.dtype] | tuple[np.dtype, ..
     return arr
 
 
-def use_parallel(nbytes: int, parallel: bool | None) -> bool:
-    """Resolve ``parallel=None`` to a choice by bytes touched and available threads."""
+_SWITCHES = tuning.TABLE  # refilled in place by tuning.reload()
+_DEFAULT_SWITCH = tuning.DEFAULT.parallel_by_bits
+
+
+def _num_threads() -> int:
+    """``numba.get_num_threads()``, which takes two locks per call (about 1.2 us): read directly once started."""
+    global _num_threads
+    count = numba.get_num_threads()  # starts the thread pool
+    try:
+        from numba.np.ufunc.parallel import _get_num_threads as fast
+
+        if fast() == count:
+            _num_threads = fast
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return count
+
+
+def use_parallel(nbytes: int, parallel: bool | None, key: tuple = ()) -> bool:
+    """Resolve ``parallel=None`` for the kernel ``key`` (:func:`tuning.key`) touching ``nbytes``.
+
+    Parallel where this machine's tuning (``qbench tune``) measured that it
+    wins for that kernel and size, or from :data:`PARALLEL_MIN_BYTES` without
+    one; always serial when Numba has one thread.
+    """
     if parallel is None:
-        return nbytes >= PARALLEL_MIN_BYTES and numba.get_num_threads() > 1
+        return _SWITCHES.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()] and _num_threads() > 1
     if not isinstance(parallel, (bool, np.bool_)):
         raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
     return bool(parallel)
@@ -118,7 +141,8 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     out = _output(out, x.shape, params.dtype, x)
     scale, _, zero_point = params.typed(x.dtype)
     kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
-    run = kern.target(use_parallel(x.nbytes + out.nbytes, parallel))
+    name = "quantize" if axis is None else "quantize_axis"
+    run = kern.target(use_parallel(x.nbytes + out.nbytes, parallel, (name, params.dtype)))
     for xv, ov in flat_views((x, out), axis):
         run(xv, scale, zero_point, ov)
     return out
@@ -134,7 +158,8 @@ def dequantize(
     out = _output(out, q.shape, _F32, q)
     scale, zero_point, _ = params.typed(_F32)
     kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
-    run = kern.target(use_parallel(q.nbytes + out.nbytes, parallel))
+    name = "dequantize" if axis is None else "dequantize_axis"
+    run = kern.target(use_parallel(q.nbytes + out.nbytes, parallel, (name, params.dtype)))
     for qv, ov in flat_views((q, out), axis):
         run(qv, scale, zero_point, ov)
     return out
@@ -155,7 +180,7 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     (cancellation makes ``|sum|`` much smaller than ``sum(|a|)``).
     """
     a = _array(a, "a", SUM_INPUTS, "sum")
-    par = use_parallel(a.nbytes, parallel)
+    par = use_parallel(a.nbytes, parallel, ("sum", a.dtype))
     unsigned = a.dtype.kind == "u"
     if a.dtype.kind == "f":
         run = acc_k.sum_float.target(par)
@@ -215,7 +240,7 @@ def accumulate(
     ):
         raise ValueError("x partly overlaps acc; pass a separate array (or acc itself)")
 
-    par = use_parallel(2 * acc.nbytes + x.nbytes, parallel)
+    par = use_parallel(2 * acc.nbytes + x.nbytes, parallel, ("accumulate", acc.dtype, x.dtype))
     saturating = overflow == "saturate" and acc.dtype.kind in "iu"
     if saturating and acc.dtype.itemsize > 4:
         raise ValueError(f"overflow='saturate' supports integer acc of up to 32 bits, got {acc.dtype}")
@@ -242,7 +267,7 @@ def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float6
     floats = a.dtype in FLOAT_INPUTS
     if floats != (b.dtype in FLOAT_INPUTS) or (floats and a.dtype != b.dtype):
         raise TypeError(f"dot takes two float arrays of one dtype or two 8-bit int arrays; got {a.dtype} and {b.dtype}")
-    par = use_parallel(a.nbytes + b.nbytes, parallel)
+    par = use_parallel(a.nbytes + b.nbytes, parallel, ("dot", a.dtype))
     if floats:
         run = acc_k.dot_float.target(par)
         parts = [run(av, bv, _FLOAT_ZERO[a.dtype], FLOAT_BLOCK) for av, bv in _flat(a, b)]

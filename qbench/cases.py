@@ -64,14 +64,20 @@ def acc_pair(dtype: str) -> tuple[str, str]:
     return acc, x
 
 
+#: How a kernel touches an array, per element: read, written, or read and written in place.
+READ, WRITE, UPDATE = "r", "w", "rw"
+#: One array a kernel touches: its dtype and how.
+Stream = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class KernelCase:
-    """One kernel of the suite: its dtype axis and how many bytes one element moves."""
+    """One kernel of the suite: its dtype axis and the arrays one element of it touches."""
 
     name: str
     dtypes: tuple[str, ...]
     quick_dtypes: tuple[str, ...]
-    bytes_per_element: Callable[[str], int]
+    streams: Callable[[str], tuple[Stream, ...]]
     summary: str
     ceiling: str = "copy"  # the bandwidth probe it is judged against: "copy" (reads and writes) or "read"
     impls: tuple[str, ...] = IMPLS
@@ -84,13 +90,17 @@ class KernelCase:
         return self.quick_impls if quick() else self.impls
 
 
-def _float32_plus(dtype: str) -> int:
-    return 4 + itemsize(dtype)
+def _quantize_streams(dtype: str) -> tuple[Stream, ...]:
+    return (("float32", READ), (dtype, WRITE))
 
 
-def _accumulate_bytes(dtype: str) -> int:
+def _dequantize_streams(dtype: str) -> tuple[Stream, ...]:
+    return ((dtype, READ), ("float32", WRITE))
+
+
+def _accumulate_streams(dtype: str) -> tuple[Stream, ...]:
     acc, x = acc_pair(dtype)
-    return 2 * itemsize(acc) + itemsize(x)  # acc is read and written, x read
+    return ((acc, UPDATE), (x, READ))
 
 
 #: Every timed kernel. ``dtype`` is the quantized type for (de)quantize and
@@ -102,7 +112,7 @@ KERNELS: dict[str, KernelCase] = {
             "quantize",
             ("uint8", "int8", "uint16", "int16"),
             ("uint8", "int8"),
-            _float32_plus,
+            _quantize_streams,
             "float32 -> q, per tensor",
             impls=WITH_PEERS,
         ),
@@ -110,7 +120,7 @@ KERNELS: dict[str, KernelCase] = {
             "quantize_axis",
             ("uint8", "int8"),
             ("uint8",),
-            _float32_plus,
+            _quantize_streams,
             "float32 -> q, per channel (64 channels on axis 0)",
             impls=WITH_PEERS,
         ),
@@ -118,7 +128,7 @@ KERNELS: dict[str, KernelCase] = {
             "dequantize",
             ("uint8", "int8", "uint16", "int16"),
             ("uint8", "int8"),
-            _float32_plus,
+            _dequantize_streams,
             "q -> float32, per tensor",
             impls=WITH_PEERS,
         ),
@@ -126,7 +136,7 @@ KERNELS: dict[str, KernelCase] = {
             "dequantize_axis",
             ("uint8", "int8"),
             ("uint8",),
-            _float32_plus,
+            _dequantize_streams,
             "q -> float32, per channel (64 channels on axis 0)",
             impls=WITH_PEERS,
         ),
@@ -134,7 +144,7 @@ KERNELS: dict[str, KernelCase] = {
             "sum",
             ("float32", "float64", "uint8", "int8", "uint16", "int16", "int32"),
             ("float32", "uint8", "int8"),
-            itemsize,
+            lambda d: ((d, READ),),
             "whole-array sum, widening accumulator",
             ceiling="read",
         ),
@@ -142,14 +152,14 @@ KERNELS: dict[str, KernelCase] = {
             "accumulate",
             ("float32+=float32", "float32+=uint8", "uint8+=uint8", "int32+=int8", "uint16+=uint8", "int32+=int32"),
             ("float32+=float32", "float32+=uint8", "uint8+=uint8"),
-            _accumulate_bytes,
+            _accumulate_streams,
             "acc += x in place",
         ),
         KernelCase(
             "dot",
             ("float32", "float64", "int8", "uint8"),
             ("float32", "int8"),
-            lambda d: 2 * itemsize(d),
+            lambda d: ((d, READ), (d, READ)),
             "dot product of two vectors",
             ceiling="read",
         ),
@@ -157,15 +167,19 @@ KERNELS: dict[str, KernelCase] = {
             "qdot",
             ("uint8", "int8"),
             ("uint8",),
-            lambda d: 2 * itemsize(d),
+            lambda d: ((d, READ), (d, READ)),
             "dot of two quantized vectors, returned as float",
             ceiling="read",
         ),
     )
 }
 
-#: Memory-bandwidth probes on float32 arrays: bytes moved per element.
-BANDWIDTH_OPS: dict[str, int] = {"copy": 8, "read": 4, "write": 4}
+#: Memory-bandwidth probes on float32 arrays, and the arrays each touches.
+BANDWIDTH_OPS: dict[str, tuple[Stream, ...]] = {
+    "copy": (("float32", READ), ("float32", WRITE)),
+    "read": (("float32", READ),),
+    "write": (("float32", WRITE),),
+}
 
 #: The pairs behind "what does 8-bit buy": the float32 variant and the 8-bit one of the same kernel.
 SPEEDUP_PAIRS: dict[str, tuple[str, str]] = {
@@ -222,6 +236,11 @@ def comparisons() -> tuple[Comparison, ...]:
         for dtype in ("uint8", "int8")
         for against in (*PEER_IMPLS, "numpy", KERNELS[kernel].ceiling)
     ]
+    out += [
+        Comparison(kernel, dtype, KERNELS[kernel].ceiling)
+        for kernel in SPEEDUP_PAIRS
+        for dtype in KERNELS[kernel].quick_dtypes
+    ]
     out += [Comparison(kernel, low, flt) for kernel, (flt, low) in SPEEDUP_PAIRS.items()]
     out += [
         Comparison(kernel, dtype, ONE_THREAD)
@@ -246,11 +265,46 @@ def calibration_sizes() -> tuple[int, ...]:
     return (2**14, 2**18) if quick() else (2**14, 2**18, 2**22)
 
 
-def bytes_moved(kernel: str, dtype: str, size: int) -> int:
-    """Bytes a kernel must read plus write for ``size`` elements: the throughput rule."""
+def streams(kernel: str, dtype: str) -> tuple[Stream, ...]:
+    """The arrays one element of ``kernel`` touches, each as (dtype, mode)."""
     if kernel in BANDWIDTH_OPS:
-        return BANDWIDTH_OPS[kernel] * size
-    return KERNELS[kernel].bytes_per_element(dtype) * size
+        return BANDWIDTH_OPS[kernel]
+    return KERNELS[kernel].streams(dtype)
+
+
+def bytes_moved(kernel: str, dtype: str, size: int) -> int:
+    """Bytes a kernel must read plus write for ``size`` elements: the throughput rule.
+
+    quantize float32 -> uint8 moves 4 + 1 bytes per element; ``acc += x``
+    reads and writes acc and reads x.
+    """
+    return size * sum(itemsize(d) * (2 if mode == UPDATE else 1) for d, mode in streams(kernel, dtype))
+
+
+def footprint(kernel: str, dtype: str, size: int) -> int:
+    """Working-set bytes of ``size`` elements: every array the kernel touches, once."""
+    return size * sum(itemsize(d) for d, _ in streams(kernel, dtype))
+
+
+def traffic(kernel: str, dtype: str, size: int) -> int:
+    """Bytes on the memory bus: :func:`bytes_moved` plus a read of every array only written.
+
+    A store to a line not in cache first reads it (write-allocate, or
+    read-for-ownership): copy moves 4 + 4 bytes per float32 but puts 12 on the
+    bus, quantize 4 + 1 but 6. Shares of a ceiling compare this quantity, so a
+    kernel that writes less than it reads is not flattered against copy.
+    """
+    return size * sum(itemsize(d) * (1 if mode == READ else 2) for d, mode in streams(kernel, dtype))
+
+
+def ceiling_size(kernel: str, dtype: str, size: int) -> int:
+    """Elements of the kernel's bandwidth probe with the same working-set bytes as ``size`` of the kernel.
+
+    A share of a ceiling compares like with like: 2**24 uint8 values (16 MiB)
+    may sit in a cache that 2**24 float32 values (64 MiB) do not fit.
+    """
+    probe = KERNELS[kernel].ceiling
+    return max(1, round(footprint(kernel, dtype, size) / footprint(probe, "float32", 1)))
 
 
 def kernel_grid(kernel: str) -> tuple[list, list[str]]:

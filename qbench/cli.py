@@ -20,25 +20,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(frame, out: Path, commit: str) -> list[str]:
+def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> list[str]:
     """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks."""
     from qbench.regress import one_env_per_commit
     from qbench.report import _timings, side_by_side_pivot, side_by_side_table, summary_table
 
     frame = frame[frame["commit"] == commit]
     t = _timings(frame)
-    table = summary_table(t)
+    sbs = side_by_side_table(one_env_per_commit(frame))
+    table = summary_table(t, sbs, caches)
     if not table.empty:
         sizes = sorted(table["size"].unique())
         picks = [s for s in (2**14, sizes[-1]) if s in sizes]
         shown = table[table["size"].isin(picks)]
-        print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling")
+        print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling (side by side)")
+        notes = []
         for r in shown.to_dict("records"):
+            mark = ""
+            if r["note"]:
+                notes.append(r["note"])
+                mark = f" [{len(notes)}]"
             print(
                 f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
-                f"{r['% of ceiling']:>7.0f} ({r['ceiling']})"
+                f"{r['% of ceiling']:>7.0f} ({r['ceiling']}){mark}"
             )
-    wide = side_by_side_pivot(side_by_side_table(one_env_per_commit(frame)))
+        for i, note in enumerate(notes, 1):
+            print(f"  [{i}] above 100%: {note}")
+    wide = side_by_side_pivot(sbs)
     if not wide.empty:
         print("\nside by side, each ratio measured in one process (above 1 qbench is faster):")
         sizes = [c for c in wide.columns if c.startswith("2**")]
@@ -51,9 +59,12 @@ def _print_summary(frame, out: Path, commit: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from qbench import tuning
     from qbench.results import ResultsError
     from qbench.runner import RunError, checkout_root, run_suite
 
+    if tuning.load() is None:
+        print(f"note: this machine is not tuned; qbench's parallel switch is {tuning.summary()}")
     try:
         outcome = run_suite(
             quick=args.quick, bench=args.bench, threads=args.threads, allow_dirty=args.allow_dirty, machine=args.machine
@@ -71,7 +82,9 @@ def _run(args: argparse.Namespace) -> int:
     code = _write_report(frame, results_dir, machine, out, outcome.commit)
     if code:
         return code
-    failed = _print_summary(frame, out, outcome.commit)
+    from qbench.results import machine_info
+
+    failed = _print_summary(frame, out, outcome.commit, machine_info(results_dir, machine).get("caches", {}))
     if failed or outcome.failed:
         names = ", ".join(failed or outcome.failed)
         return _fail(f"benchmarks failed: {names} (details in .asv/qbench-run.log); the report was built from the rest")
@@ -265,6 +278,59 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import numba
+
+    from qbench import cases, tuning
+
+    if args.show:
+        print(tuning.summary())
+        print(f"tuning file: {tuning.path() or 'none (QBENCH_TUNING=off)'}")
+        return 0
+    if numba.get_num_threads() < 2:
+        return _fail("Numba has one thread here: nothing to tune (every kernel runs serially)")
+    ladder = [b for b in tuning.LADDER if b <= args.max_bytes]
+    if not ladder:
+        return _fail(f"--max-bytes {args.max_bytes} is below the smallest size tuned ({tuning.LADDER[0]} bytes)")
+    file = Path(args.file) if args.file else (tuning.path() or tuning.default_path())
+    print(
+        f"timing serial and parallel forms of {len(tuning.TUNED)} kernels at {len(ladder)} sizes "
+        f"({ladder[0]:,} to {ladder[-1]:,} bytes touched), {numba.get_num_threads()} threads, side by side:"
+    )
+    measured = tuning.measure(tuning.TUNED, ladder, rounds=args.rounds, passes=args.passes, progress=print)
+    print(f"tuning written to {tuning.save(measured, file)}")
+    if args.no_verify:
+        return 0
+    with_quick = [kd for kd in tuning.TUNED if kd[1] in cases.KERNELS[kd[0]].quick_dtypes]
+    print("\nchecking parallel=None at the quick grid's sizes against the faster form (and the untuned rule):")
+    checks = tuning.verify(with_quick, cases.SIZES_QUICK, rounds=args.rounds, passes=args.passes, progress=print)
+    print(
+        f"  {'kernel':<16} {'dtype':<17} {'size':>5} {'serial us':>10} {'parallel us':>12} {'tuned':>9} "
+        f"{'tuned/best':>10} {'1 MiB rule/best':>15}"
+    )
+    for c in checks:
+        print(
+            f"  {c.kernel:<16} {c.dtype:<17} 2**{c.size.bit_length() - 1:<2} {c.serial_s * 1e6:>10.1f} "
+            f"{c.parallel_s * 1e6:>12.1f} {'parallel' if c.tuned_parallel else 'serial':>9} "
+            f"{c.tuned_over_best:>10.3f} {c.default_over_best:>15.3f}"
+        )
+    worst_tuned = max(checks, key=lambda c: c.tuned_over_best)
+    worst_default = max(checks, key=lambda c: c.default_over_best)
+    print(
+        f"worst case: tuned {worst_tuned.tuned_over_best:.3f}x the faster form ({worst_tuned.kernel} "
+        f"{worst_tuned.dtype} at 2**{worst_tuned.size.bit_length() - 1}); the untuned 1 MiB rule "
+        f"{worst_default.default_over_best:.3f}x ({worst_default.kernel} {worst_default.dtype} at "
+        f"2**{worst_default.size.bit_length() - 1})"
+    )
+    return 0
+
+
+def tuning_ladder_top() -> int:
+    from qbench.tuning import LADDER
+
+    return LADDER[-1]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qbench", description="Measure what quantization buys on this CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -327,6 +393,27 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--out", default="reports/history", help="report folder (default: %(default)s)")
     history.add_argument("--machine", help="asv machine name (default: this host's name)")
     history.set_defaults(func=_history)
+
+    tune = sub.add_parser(
+        "tune", help="measure where each kernel's parallel form starts to pay on this machine, for parallel=None"
+    )
+    tune.add_argument(
+        "--max-bytes",
+        type=int,
+        default=tuning_ladder_top(),
+        help="largest call measured, in bytes touched; larger calls take its decision (default: %(default)s)",
+    )
+    tune.add_argument("--rounds", type=int, default=5, help="interleaved rounds per size (default: %(default)s)")
+    tune.add_argument(
+        "--passes",
+        type=int,
+        default=2,
+        help="passes over all sizes; the least time of each counts (default: %(default)s)",
+    )
+    tune.add_argument("--file", help="where to write the tuning (default: this machine's file in the user cache)")
+    tune.add_argument("--no-verify", action="store_true", help="skip the check at the quick grid's sizes")
+    tune.add_argument("--show", action="store_true", help="print the tuning in force and exit")
+    tune.set_defaults(func=_tune)
 
     demo = sub.add_parser("demo", help="quantize one random tensor; print error, memory and speed ratios")
     demo.add_argument("--size", type=int, default=1 << 22, help="number of float32 elements (default 2**22)")

@@ -53,12 +53,8 @@ def cache_sizes() -> dict[str, int]:
     return found
 
 
-def describe() -> dict[str, Any]:
-    """A dictionary of facts about this machine and its software, for report headers."""
-    import llvmlite
-    import numba
-    import numpy
-
+def describe_cpu() -> dict[str, Any]:
+    """The CPU alone: model, architecture, SIMD features, cores and caches (cheap: no compiler involved)."""
     info = _cpuinfo()
     model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
     flags_line = re.search(r"^(flags|Features)\s*:\s*(.+)$", info, re.MULTILINE)
@@ -68,8 +64,22 @@ def describe() -> dict[str, Any]:
         "arch": platform.machine(),
         "simd": [f for f in SIMD_FLAGS if f in flags],
         "cores": os.cpu_count(),
-        "numba_threads": int(numba.config.NUMBA_NUM_THREADS),
         "caches": cache_sizes(),
+    }
+
+
+def describe() -> dict[str, Any]:
+    """A dictionary of facts about this machine and its software, for report headers."""
+    import llvmlite
+    import numba
+    import numpy
+
+    from qbench import tuning
+
+    return {
+        **describe_cpu(),
+        "numba_threads": int(numba.config.NUMBA_NUM_THREADS),
+        "parallel_switch": tuning.summary(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,

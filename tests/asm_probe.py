@@ -72,7 +72,9 @@ def main(parallel: bool) -> None:
     forms = (False, True) if parallel else (False,)
     # The user's loop before any qbench kernel compiles, and after: qbench's LLVM option must not leak.
     asm = {"user quantize before": user_quantize_asm()}
-    asm |= {f"{name}{' parallel' if p else ''}": k.asm(*args, parallel=p) for name, (k, args) in HOT.items() for p in forms}
+    asm |= {
+        f"{name}{' parallel' if p else ''}": k.asm(*args, parallel=p) for name, (k, args) in HOT.items() for p in forms
+    }
     asm["user quantize"] = user_quantize_asm()
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
     json.dump({"cpu": cpu, "features": sorted(target_features()), "asm": asm}, sys.stdout)

@@ -10,12 +10,22 @@ from qbench.demo import run_demo
 
 
 def test_demo_numbers(capsys):
-    res = run_demo(size=1 << 16)
-    assert res["memory_ratio"] == 4.0
+    size = 1 << 16
+    res = run_demo(size=size)
+    # What the demo stored: one byte per value, from four (a wrong dtype or a copy would show here).
+    assert (res["float32_bytes"], res["quantized_bytes"]) == (4 * size, size)
+    assert res["memory_ratio"] == res["float32_bytes"] / res["quantized_bytes"]
+    # The round trip of a correct quantizer errs by at most half a step.
     assert res["max_abs_error"] <= res["scale/2"] * 1.0001
     assert 30 < res["sqnr_db"] < 60  # 8 bits of a normal distribution: about 40 dB
-    assert res["quantize_vs_numpy"] > 0 and res["sum_uint8_vs_float32"] > 0
-    assert "SQNR" in capsys.readouterr().out
+    # Each speed ratio is the baseline's median time over qbench's, not the other way round.
+    assert res["quantize_vs_numpy"] == res["numpy_quantize_s"] / res["quantize_s"]
+    assert res["quantize_vs_copy"] == res["copy_s"] / res["quantize_s"]
+    assert res["sum_uint8_vs_float32"] == res["sum_float32_s"] / res["sum_uint8_s"]
+    out = capsys.readouterr().out
+    assert f"SQNR {res['sqnr_db']:.2f} dB" in out
+    assert f"quantize {res['quantize_vs_numpy']:.1f}x the NumPy reference" in out
+    assert f"({res['memory_ratio']:.1f}x smaller)" in out
 
 
 def test_python_m_qbench_demo():

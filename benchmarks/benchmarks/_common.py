@@ -56,24 +56,28 @@ AXIS_CHANNELS = 64
 
 @dataclass
 class Prepared:
-    """A ready-to-time call and what it moves."""
+    """A ready-to-time call, the bytes it moves and the bytes it puts on the memory bus."""
 
     run: Callable[[], Any]
     nbytes: int
     allocates_output: int  # bytes of output the call itself allocates (0 when it writes into `out`)
+    traffic: int = 0  # cases.traffic: what a share of a bandwidth ceiling compares
 
 
-def set_threads(threads: int, impl: str) -> bool:
-    """Configure Numba's thread count; returns whether qbench's parallel kernel is wanted.
+def set_threads(threads: int, impl: str) -> None:
+    """Give every implementation the same budget of ``threads`` threads, used as its users would use it.
 
-    Peers take the thread count themselves (ONNX Runtime's intra-op threads, torch.set_num_threads).
+    qbench gets ``numba.set_num_threads(threads)`` and its own serial/parallel
+    choice (``parallel=None``), as ONNX Runtime gets its intra-op threads and
+    PyTorch ``torch.set_num_threads``: each decides for itself whether a call
+    is worth the threads. Forcing qbench's parallel form on a small call would
+    measure a mode no user picks.
     """
     if threads > 1 and impl == "numpy":
         raise NotImplementedError(f"{impl} runs single-threaded; threads={threads} is not measured")
     if threads > cases.all_cores():
         raise NotImplementedError(f"threads={threads} exceeds this machine's {cases.all_cores()} cores")
     numba.set_num_threads(max(1, threads))
-    return threads > 1
 
 
 PAGE = 4096
@@ -117,18 +121,27 @@ def _check_ends(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: s
 
 
 def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
-    """Build the data and the call for one grid point, and check qbench's answer once."""
-    par = set_threads(threads, impl)
+    """Build the data and the call for one grid point, and check qbench's answer once.
+
+    qbench is called with ``parallel=None``: within the thread budget it picks serial or parallel itself.
+    """
+    case = _prepare_call(kernel, dtype, size, threads, impl)
+    case.traffic = cases.traffic(kernel, dtype, size)
+    return case
+
+
+def _prepare_call(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
+    set_threads(threads, impl)
     rng = np.random.default_rng(size)
     nbytes = cases.bytes_moved(kernel, dtype, size)
     mine = impl == "qbench"
 
     if kernel in ("quantize", "quantize_axis", "dequantize", "dequantize_axis"):
-        return _prepare_conversion(kernel, dtype, size, threads, impl, par, rng)
+        return _prepare_conversion(kernel, dtype, size, threads, impl, rng)
 
     if kernel == "sum":
         a = _random(dtype, size, rng, 0)
-        run = (lambda: api.sum(a, parallel=par)) if mine else (lambda: reference.sum(a))
+        run = (lambda: api.sum(a)) if mine else (lambda: reference.sum(a))
         if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.sum(a)):
             raise AssertionError("sum: qbench disagrees with the NumPy reference")
         return Prepared(run, nbytes, 0)
@@ -138,17 +151,17 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
         acc, x = _random(acc_t, size, rng, 0), _random(x_t, size, rng, 1)
         if mine:
             head, tail = acc[:CHECK].copy(), acc[-CHECK:].copy()
-            api.accumulate(acc, x, parallel=par)
+            api.accumulate(acc, x)
             reference.accumulate(head, x[:CHECK])
             reference.accumulate(tail, x[-CHECK:])
             if not (np.array_equal(acc[:CHECK], head) and np.array_equal(acc[-CHECK:], tail)):
                 raise AssertionError("accumulate: qbench disagrees with the NumPy reference")
-            return Prepared(lambda: api.accumulate(acc, x, parallel=par), nbytes, 0)
+            return Prepared(lambda: api.accumulate(acc, x), nbytes, 0)
         return Prepared(lambda: reference.accumulate(acc, x), nbytes, 0)
 
     if kernel == "dot":
         a, b = _random(dtype, size, rng, 0), _random(dtype, size, rng, 1)
-        run = (lambda: api.dot(a, b, parallel=par)) if mine else (lambda: reference.dot(a, b))
+        run = (lambda: api.dot(a, b)) if mine else (lambda: reference.dot(a, b))
         if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.dot(a, b)):
             raise AssertionError("dot: qbench disagrees with the NumPy reference")
         return Prepared(run, nbytes, 0)
@@ -159,25 +172,26 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
         qa, qb = empty(size, pa.dtype, 0), empty(size, pb.dtype, 1)
         qa[...], qb[...] = reference.quantize(xa, pa), reference.quantize(xb, pb)
         if mine:
-            return Prepared(lambda: api.qdot(qa, pa, qb, pb, parallel=par), nbytes, 0)
+            return Prepared(lambda: api.qdot(qa, pa, qb, pb), nbytes, 0)
         return Prepared(lambda: reference.qdot(qa, pa, qb, pb), nbytes, 0)
 
     if kernel in cases.BANDWIDTH_OPS:
         src, dst = empty(size, np.float32, 0), empty(size, np.float32, 1)
         src[...] = 1.0
         calls = {
-            "copy": lambda: bandwidth.copy(src, dst, parallel=par),
-            "read": lambda: bandwidth.read(src, parallel=par),
-            "write": lambda: bandwidth.write(dst, np.float32(1), parallel=par),
+            "copy": lambda p: lambda: bandwidth.copy(src, dst, parallel=p),
+            "read": lambda p: lambda: bandwidth.read(src, parallel=p),
+            "write": lambda p: lambda: bandwidth.write(dst, np.float32(1), parallel=p),
         }
-        calls[kernel]()  # compile outside the timing
-        return Prepared(calls[kernel], nbytes, 0)
+        # A ceiling is the best the machine does within the budget: the faster of the probe's two forms.
+        forms = [_warm(Prepared(calls[kernel](p), nbytes, 0)) for p in ((False, True) if threads > 1 else (False,))]
+        return min(forms, key=median_rate)
 
     raise ValueError(f"unknown kernel {kernel!r}")
 
 
 def _prepare_conversion(
-    kernel: str, dtype: str, size: int, threads: int, impl: str, par: bool, rng: np.random.Generator
+    kernel: str, dtype: str, size: int, threads: int, impl: str, rng: np.random.Generator
 ) -> Prepared:
     """quantize / dequantize (per tensor or per axis) by qbench, the NumPy reference or a peer library."""
     per_axis = kernel.endswith("_axis")
@@ -188,7 +202,7 @@ def _prepare_conversion(
     if kernel.startswith("quantize"):
         out = empty(shape, p.dtype, 1)
         calls = {
-            "qbench": lambda: lambda: api.quantize(x, p, out=out, parallel=par),
+            "qbench": lambda: lambda: api.quantize(x, p, out=out),
             "numpy": lambda: lambda: reference.quantize(x, p),
             "onnxruntime": lambda: peers.onnxruntime_quantize(x, p, out, threads),
             "torch": lambda: peers.torch_quantize(x, p, threads),
@@ -199,7 +213,7 @@ def _prepare_conversion(
         q[...] = reference.quantize(x, p)
         out = empty(shape, np.float32, 1)
         calls = {
-            "qbench": lambda: lambda: api.dequantize(q, p, out=out, parallel=par),
+            "qbench": lambda: lambda: api.dequantize(q, p, out=out),
             "numpy": lambda: lambda: reference.dequantize(q, p),
             "onnxruntime": lambda: peers.onnxruntime_dequantize(q, p, out, threads),
             "torch": lambda: peers.torch_dequantize(q, p, threads),
@@ -288,7 +302,8 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
         elif kind == "dtype":
             base = prepare(c.kernel, c.against, size, threads, "qbench")
         elif kind == "ceiling":
-            base = prepare(c.against, "float32", size, threads, "qbench")
+            probe_size = cases.ceiling_size(c.kernel, c.dtype, size)  # the same working-set bytes
+            base = prepare(c.against, "float32", probe_size, threads, "qbench")
         else:
             base = prepare(c.kernel, c.dtype, size, 1, "qbench")
         return _warm(prepare(c.kernel, c.dtype, size, threads, "qbench")), _warm(base)
@@ -296,20 +311,24 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
     return _once(("pair", comparison, size, threads), build)
 
 
-def side_by_side(mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int) -> float:
+def side_by_side(
+    mine: Prepared, base: Prepared, *, by_traffic: bool, rounds: int, timer: Callable[[Prepared], float] | None = None
+) -> float:
     """qbench's rate over the baseline's, timed alternately in this process: the median of per-round ratios.
 
     Each round times both (in alternating order, so a drift favours neither)
-    with :func:`median_rate`, whose warm-up also refills the caches the other
-    case evicted. Rates are elements/s, or bytes/s when ``per_byte``.
+    with ``timer`` (:func:`median_rate`), whose warm-up also refills the caches
+    the other case evicted. Rates are elements/s, or memory-bus bytes/s
+    (:func:`cases.traffic`) when ``by_traffic``: a share of a ceiling.
     """
+    timer = timer or median_rate
     # Elements are the same on both sides, so an element rate ratio is a time ratio.
-    work_mine, work_base = (mine.nbytes, base.nbytes) if per_byte else (1, 1)
+    work_mine, work_base = (mine.traffic, base.traffic) if by_traffic else (1, 1)
     ratios = []
     for r in range(rounds):
         seconds = {}
         for case in (mine, base) if r % 2 == 0 else (base, mine):
-            seconds[case is mine] = median_rate(case)
+            seconds[case is mine] = timer(case)
         ratios.append((work_mine / seconds[True]) / (work_base / seconds[False]))
     return float(np.median(ratios))
 

@@ -1,0 +1,413 @@
+"""Where the parallel form of each kernel starts to pay, measured on this machine and stored.
+
+``parallel=None`` runs a kernel serially below a size and in parallel above
+it. Where that switch belongs differs by machine (cores, caches, memory, SMT)
+and by kernel: one constant tuned on one machine takes the parallel form for
+nothing on another. So, like FFTW's wisdom or a BLAS library's tuned
+thresholds, ``qbench tune`` times each kernel's serial and parallel forms
+side by side over a ladder of sizes and stores, per kernel and dtype, at which
+sizes the parallel form wins. The API reads that file (once per process); a
+machine never tuned keeps :data:`DEFAULT_MIN_BYTES`.
+
+The file lives in the user's cache folder, one per machine (CPU model,
+features, cores and thread count), or where ``QBENCH_TUNING`` points;
+``QBENCH_TUNING=off`` ignores any stored tuning.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Without a stored tuning, the parallel form is used from this many bytes touched (read + written) on.
+DEFAULT_MIN_BYTES = 1 << 20
+ENV = "QBENCH_TUNING"
+FORMAT = 1
+#: Bytes touched per call on the tuning ladder: 16 KiB ... 256 MiB, doubling.
+LADDER = tuple(2**k for k in range(14, 29))
+#: The parallel form must beat the serial one by this factor to be chosen: on a tie, one thread is the
+#: better citizen of a shared machine.
+MARGIN = 1.02
+
+#: Kernels the API can switch, as (kernel, dtype) of :mod:`qbench.cases` (``acc+=x`` for accumulate).
+TUNED: tuple[tuple[str, str], ...] = (
+    ("quantize", "uint8"),
+    ("quantize", "int8"),
+    ("quantize_axis", "uint8"),
+    ("dequantize", "uint8"),
+    ("dequantize", "int8"),
+    ("dequantize_axis", "uint8"),
+    ("sum", "float32"),
+    ("sum", "uint8"),
+    ("sum", "int8"),
+    ("sum", "int32"),
+    ("dot", "float32"),
+    ("dot", "int8"),
+    ("accumulate", "float32+=float32"),
+    ("accumulate", "float32+=uint8"),
+    ("accumulate", "uint8+=uint8"),
+)
+
+
+def key(kernel: str, *dtypes: np.dtype) -> tuple:
+    """The lookup key the API builds for a call: kernel name and the dtypes that pick its variant."""
+    return (kernel, *dtypes)
+
+
+def case_key(kernel: str, dtype: str) -> tuple:
+    """:func:`key` for a (kernel, dtype) of :mod:`qbench.cases`."""
+    return key(kernel, *(np.dtype(d) for d in dtype.split("+=")))
+
+
+def label(k: tuple) -> str:
+    """``("accumulate", float32, uint8)`` -> ``"accumulate float32+=uint8"``: the key as stored in the file."""
+    return f"{k[0]} {'+='.join(d.name for d in k[1:])}"
+
+
+def _parse_label(text: str) -> tuple:
+    kernel, dtype = text.split(" ", 1)
+    return case_key(kernel, dtype)
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """What a tuning is valid for: CPU model, its features, cores and Numba's thread count."""
+    import numba
+
+    from qbench.machine import describe_cpu
+
+    cpu = describe_cpu()
+    return {
+        "cpu": cpu["cpu"],
+        "simd": cpu["simd"],
+        "cores": os.cpu_count(),
+        "threads": int(numba.config.NUMBA_NUM_THREADS),
+    }
+
+
+def default_path() -> Path:
+    """``<cache>/qbench/tuning-<cpu>-<hash>.json`` in ``XDG_CACHE_HOME`` (else ``~/.cache``)."""
+    fp = machine_fingerprint()
+    digest = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^a-z0-9]+", "-", fp["cpu"].lower()).strip("-")[:40] or "cpu"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "qbench" / f"tuning-{slug}-{fp['cores']}c{fp['threads']}t-{digest}.json"
+
+
+def path() -> Path | None:
+    """The tuning file in force: ``QBENCH_TUNING`` if set (``off``: none), else :func:`default_path`."""
+    spec = os.environ.get(ENV, "")
+    if spec.lower() == "off":
+        return None
+    if spec:
+        return Path(spec)
+    try:
+        return default_path()
+    except RuntimeError:  # no home folder to find a cache in
+        return None
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The serial/parallel choice of one kernel: a decision per bit length of the bytes touched.
+
+    ``parallel_by_bits[nbytes.bit_length()]``: one tuple index per call, since
+    the API asks on every call and a small call is counted in microseconds.
+    """
+
+    parallel_by_bits: tuple[bool, ...]  # 65 entries: bit lengths 0 ... 64
+
+    @classmethod
+    def from_ladder(cls, sizes: list[int], parallel: list[bool]) -> Switch:
+        """Each size class takes the decision of the nearest measured size; below the ladder, serial."""
+        bits = [s.bit_length() for s in sizes]
+        classes = []
+        for b in range(65):
+            nearest = min(range(len(bits)), key=lambda i: (abs(bits[i] - b), bits[i]))
+            classes.append(b >= bits[0] and bool(parallel[nearest]))
+        return cls(tuple(classes))
+
+    @classmethod
+    def from_min_bytes(cls, min_bytes: int) -> Switch:
+        return cls(tuple(b >= min_bytes.bit_length() for b in range(65)))
+
+    def __call__(self, nbytes: int) -> bool:
+        return self.parallel_by_bits[nbytes.bit_length()]
+
+    def describe(self) -> str:
+        """The decision in words: ``parallel from 4 MiB``, ``parallel 4 MiB to 64 MiB``, ``always serial``."""
+        runs, start = [], None
+        for b, on in enumerate((*self.parallel_by_bits, False)):
+            if on and start is None:
+                start = b
+            elif not on and start is not None:
+                runs.append((start, b))
+                start = None
+        if not runs:
+            return "always serial"
+        # Bit length b holds sizes from 2**(b - 1).
+        parts = [
+            f"from {_size(2 ** (a - 1))}" if b == 65 else f"{_size(2 ** (a - 1))} to {_size(2 ** (b - 1))}"
+            for a, b in runs
+        ]
+        return "parallel " + ", ".join(parts)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024:
+            return f"{n} {unit}"
+        n //= 1024
+    return f"{n} ZiB"
+
+
+DEFAULT = Switch.from_min_bytes(DEFAULT_MIN_BYTES)
+#: Per kernel key, the decision by bit length of bytes touched (``Switch.parallel_by_bits``), for the API's
+#: lookups. Filled from the tuning file at import and refilled in place by :func:`reload`.
+TABLE: dict[tuple, tuple[bool, ...]] = {}
+_loaded: dict[str, Any] | None = None
+
+
+def load() -> dict[str, Any] | None:
+    """The stored tuning in force (see :func:`path`), or None: what :data:`TABLE` was filled from."""
+    return _loaded
+
+
+def reload() -> dict[str, Any] | None:
+    """Read the tuning file again (after ``qbench tune`` or a change of ``QBENCH_TUNING``) and refill :data:`TABLE`."""
+    global _loaded
+    TABLE.clear()
+    _loaded = None
+    file = path()
+    if file is None or not file.exists():
+        return None
+    try:
+        data = json.loads(file.read_text())
+        if data.get("format") != FORMAT:
+            return None
+        table = {_parse_label(k): tuple(bool(b) for b in v["parallel_by_bits"]) for k, v in data["kernels"].items()}
+        if any(len(t) != 65 for t in table.values()):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an unreadable tuning is ignored, like none at all: the default rule holds
+    TABLE.update(table)
+    _loaded = data
+    return data
+
+
+def parallel_pays(k: tuple, nbytes: int) -> bool:
+    """Whether the parallel form of the kernel keyed ``k`` wins for a call touching ``nbytes``."""
+    return TABLE.get(k, DEFAULT.parallel_by_bits)[nbytes.bit_length()]
+
+
+def summary() -> str:
+    """One line for reports: what ``parallel=None`` does on this machine."""
+    data = load()
+    if data is None:
+        return f"parallel from {_size(DEFAULT_MIN_BYTES)} touched for every kernel (default; `qbench tune` measures it)"
+    kernels = ", ".join(f"{name}: {v['describe']}" for name, v in data["kernels"].items())
+    return f"tuned {data['created']} at {data['threads']} threads: {kernels}"
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+def _data(dtype: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` values of ``dtype``: a random block tiled (random data for 2**26 values costs seconds)."""
+    rng = np.random.default_rng(seed)
+    block = min(n, 1 << 16)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        tile = rng.standard_normal(block).astype(dt)
+    else:
+        info = np.iinfo(dt)
+        tile = rng.integers(max(info.min, -100), min(info.max, 100), block, endpoint=True).astype(dt)
+    return np.resize(tile, n)
+
+
+def build_call(kernel: str, dtype: str, n: int) -> Callable[[bool | None], Any]:
+    """``call(parallel)``: one API call of the (kernel, dtype) case on ``n`` elements, data made once."""
+    from qbench import api
+    from qbench.calibrate import calibrate
+
+    if kernel in ("quantize", "quantize_axis", "dequantize", "dequantize_axis"):
+        axis = 0 if kernel.endswith("_axis") else None
+        x = _data("float32", n).reshape((64, -1) if axis == 0 else (n,))
+        p = calibrate(x[:, :4096] if axis == 0 else x[:4096], dtype, axis=axis)
+        if kernel.startswith("quantize"):
+            out = np.empty(x.shape, p.dtype)
+            return lambda par: api.quantize(x, p, out=out, parallel=par)
+        q, back = api.quantize(x, p), np.empty(x.shape, np.float32)
+        return lambda par: api.dequantize(q, p, out=back, parallel=par)
+    if kernel == "sum":
+        a = _data(dtype, n)
+        return lambda par: api.sum(a, parallel=par)
+    if kernel == "dot":
+        a, b = _data(dtype, n), _data(dtype, n, 1)
+        return lambda par: api.dot(a, b, parallel=par)
+    if kernel == "accumulate":
+        acc_t, x_t = dtype.split("+=")
+        acc, x = _data(acc_t, n), _data(x_t, n, 1)
+        return lambda par: api.accumulate(acc, x, parallel=par)
+    raise ValueError(f"no tuning case for kernel {kernel!r}")
+
+
+def _elements(kernel: str, dtype: str, nbytes: int) -> int:
+    from qbench import cases
+
+    n = max(1, nbytes // cases.bytes_moved(kernel, dtype, 1))
+    return n - n % 64 if n >= 128 else n  # whole rows for the per-channel cases (64 channels)
+
+
+def _forms(call: Callable[[bool | None], Any], *choices: bool | None) -> dict[str, Callable[[], Any]]:
+    names = {False: "serial", True: "parallel", None: "auto"}
+    return {names[c]: (lambda c=c: call(c)) for c in choices}
+
+
+@dataclass
+class Measured:
+    kernel: str
+    dtype: str
+    nbytes: list[int]
+    serial_s: list[float]
+    parallel_s: list[float]
+
+    def decisions(self) -> list[bool]:
+        """Parallel where it won by :data:`MARGIN`, then a median of three neighbours (one noisy size cannot flip)."""
+        raw = [s >= p * MARGIN for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
+        padded = [raw[0], *raw, raw[-1]]
+        return [sorted(padded[i : i + 3])[1] for i in range(len(raw))]
+
+
+def _best_of_passes(
+    points: list[tuple[str, str, int]], choices: tuple, rounds: int, passes: int, progress
+) -> list[dict[str, float]]:
+    """Seconds per call of each form at each (kernel, dtype, elements), the least over ``passes`` passes.
+
+    Rounds inside one pass alternate the forms; the passes run one after the
+    other over every point, so a burst of load from elsewhere (seconds long on
+    a shared machine) slows one pass of a point, not all of them, and the
+    least time, which interference can only raise, keeps the quiet one.
+    """
+    from qbench.timing import interleaved
+
+    best: list[dict[str, float]] = [{} for _ in points]
+    for p in range(passes):
+        for i, (kernel, dtype, n) in enumerate(points):
+            times = interleaved(_forms(build_call(kernel, dtype, n), *choices), rounds)
+            best[i] = {k: min(v, best[i].get(k, v)) for k, v in times.items()}
+        if progress:
+            progress(f"  pass {p + 1} of {passes} done")
+    return best
+
+
+def measure(
+    cases_: Iterable[tuple[str, str]] = TUNED,
+    ladder: Iterable[int] = LADDER,
+    *,
+    rounds: int = 5,
+    passes: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measured]:
+    """Serial and parallel forms of each case, timed alternately in this process at every size of ``ladder``."""
+    ladder = list(ladder)
+    points = [(k, d, _elements(k, d, b)) for k, d in cases_ for b in ladder]
+    times = iter(_best_of_passes(points, (False, True), rounds, passes, progress))
+    results = []
+    for kernel, dtype in dict.fromkeys((k, d) for k, d, _ in points):
+        m = Measured(kernel, dtype, ladder, [], [])
+        for _ in ladder:
+            t = next(times)
+            m.serial_s.append(t["serial"])
+            m.parallel_s.append(t["parallel"])
+        if progress:
+            progress(f"  {kernel} {dtype}: {Switch.from_ladder(m.nbytes, m.decisions()).describe()}")
+        results.append(m)
+    return results
+
+
+def save(results: list[Measured], file: Path | None = None) -> Path:
+    """Write the tuning (decisions and the times behind them) and make this process use it."""
+    import numba
+
+    file = file or path() or default_path()
+    kernels = {}
+    for m in results:
+        switch = Switch.from_ladder(m.nbytes, m.decisions())
+        kernels[label(case_key(m.kernel, m.dtype))] = {
+            "parallel_by_bits": list(switch.parallel_by_bits),
+            "describe": switch.describe(),
+            "bytes": m.nbytes,
+            "serial_s": m.serial_s,
+            "parallel_s": m.parallel_s,
+        }
+    data = {
+        "format": FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_fingerprint(),
+        "threads": numba.get_num_threads(),
+        "margin": MARGIN,
+        "kernels": kernels,
+    }
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, file)  # never a half-written tuning
+    reload()
+    return file
+
+
+@dataclass
+class Check:
+    """One grid point of :func:`verify`: the two forms, and what each rule picks, timed side by side."""
+
+    kernel: str
+    dtype: str
+    size: int
+    nbytes: int
+    serial_s: float
+    parallel_s: float
+    auto_s: float  # parallel=None under the tuning in force
+    tuned_parallel: bool
+    default_parallel: bool
+
+    @property
+    def best_s(self) -> float:
+        return min(self.serial_s, self.parallel_s)
+
+    @property
+    def tuned_over_best(self) -> float:
+        """Time of ``parallel=None`` over the faster form: 1.0 is ideal, 1.05 is 5% slower."""
+        return self.auto_s / self.best_s
+
+    @property
+    def default_over_best(self) -> float:
+        """The same for the untuned rule (:data:`DEFAULT_MIN_BYTES`), from the form it picks."""
+        return (self.parallel_s if self.default_parallel else self.serial_s) / self.best_s
+
+
+def verify(
+    cases_: Iterable[tuple[str, str]], sizes: Iterable[int], *, rounds: int = 5, passes: int = 2, progress=None
+) -> list[Check]:
+    """Time serial, parallel and ``parallel=None`` alternately at each (case, size in elements) in this process."""
+    from qbench import cases
+
+    points = [(k, d, n) for k, d in cases_ for n in sizes]
+    times = _best_of_passes(points, (False, True, None), rounds, passes, progress)
+    checks = []
+    for (kernel, dtype, n), t in zip(points, times, strict=True):
+        nbytes = cases.bytes_moved(kernel, dtype, n)
+        tuned, default = parallel_pays(case_key(kernel, dtype), nbytes), DEFAULT(nbytes)
+        checks.append(Check(kernel, dtype, n, nbytes, t["serial"], t["parallel"], t["auto"], tuned, default))
+    return checks
+
+
+reload()

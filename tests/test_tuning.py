@@ -1,0 +1,135 @@
+"""The tuned serial/parallel switch: decisions from measurements, the stored file, and the API's use of it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from qbench import api, cases, tuning
+from qbench.tuning import Measured, Switch
+
+multicore = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+
+
+@pytest.fixture
+def tuning_file(tmp_path, monkeypatch):
+    """A tuning file in force for one test; the default (no tuning) comes back afterwards."""
+    path = tmp_path / "tuning.json"
+    monkeypatch.setenv(tuning.ENV, str(path))
+    yield path
+    monkeypatch.setenv(tuning.ENV, "off")
+    tuning.reload()
+
+
+def _measured(kernel, dtype, ratios):
+    """Measurements whose serial/parallel time ratios are ``ratios`` on the ladder's first sizes."""
+    sizes = list(tuning.LADDER[: len(ratios)])
+    return Measured(kernel, dtype, sizes, [r * 1e-6 for r in ratios], [1e-6] * len(ratios))
+
+
+def test_switch_takes_the_nearest_measured_size_and_is_serial_below_the_ladder():
+    sizes = [2**14, 2**15, 2**16, 2**17]
+    switch = Switch.from_ladder(sizes, [False, False, True, True])
+    assert not switch(0) and not switch(100) and not switch(2**14) and not switch(2**16 - 1)
+    assert switch(2**16) and switch(2**17) and switch(2**40)  # beyond the ladder: its last decision
+    assert switch.describe() == "parallel from 64 KiB"
+    assert Switch.from_ladder(sizes, [False, True, True, False]).describe() == "parallel 32 KiB to 128 KiB"
+    assert Switch.from_ladder(sizes, [False] * 4).describe() == "always serial"
+    assert Switch.from_min_bytes(1 << 20).describe() == "parallel from 1 MiB"
+
+
+def test_decisions_need_a_margin_and_ignore_one_noisy_size():
+    # 1.01 is inside the margin (a tie goes to serial); one lone win among losses is noise, one lone loss too.
+    m = _measured("sum", "uint8", [0.5, 1.01, 1.5, 0.5, 0.6, 1.3, 0.9, 1.4, 1.5])
+    assert m.decisions() == [False] * 6 + [True] * 3
+
+
+@multicore
+def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
+    measured = [
+        _measured("sum", "uint8", [0.5, 0.5, 2.0, 2.0, 2.0]),  # parallel from the third size (64 KiB)
+        _measured("dot", "int8", [0.5] * 5),  # never
+    ]
+    tuning.save(measured, tuning_file)
+    assert tuning.load()["kernels"]["sum uint8"]["describe"] == "parallel from 64 KiB"
+    assert api.use_parallel(1 << 16, None, ("sum", np.dtype("uint8")))
+    assert not api.use_parallel(1 << 15, None, ("sum", np.dtype("uint8")))
+    assert not api.use_parallel(1 << 30, None, ("dot", np.dtype("int8")))
+    # A kernel the file does not know keeps the default rule.
+    assert api.use_parallel(api.PARALLEL_MIN_BYTES, None, ("sum", np.dtype("float32")))
+    assert not api.use_parallel(api.PARALLEL_MIN_BYTES - 1, None, ("sum", np.dtype("float32")))
+    # An explicit choice always wins.
+    assert api.use_parallel(10, True, ("dot", np.dtype("int8")))
+    assert "sum uint8: parallel from 64 KiB" in tuning.summary()
+
+
+def test_one_numba_thread_is_always_serial(tuning_file):
+    tuning.save([_measured("sum", "uint8", [2.0] * 3)], tuning_file)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert not api.use_parallel(1 << 30, None, ("sum", np.dtype("uint8")))
+    finally:
+        numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 999, "kernels": {}}), '{"format": 1}'])
+def test_an_unreadable_tuning_is_ignored(tuning_file, content):
+    tuning_file.write_text(content)
+    assert tuning.reload() is None and tuning.TABLE == {} and tuning.load() is None
+    assert "default" in tuning.summary()
+
+
+def test_off_ignores_a_stored_tuning(tuning_file, monkeypatch):
+    tuning.save([_measured("sum", "uint8", [2.0] * 3)], tuning_file)
+    monkeypatch.setenv(tuning.ENV, "off")
+    assert tuning.path() is None and tuning.reload() is None
+
+
+@pytest.mark.parametrize("kernel,dtype", tuning.TUNED)
+def test_every_tuned_case_is_the_key_the_api_asks_for(kernel, dtype, monkeypatch):
+    # A tuning stored under one key and looked up under another would silently never apply.
+    n = 4096
+    call = tuning.build_call(kernel, dtype, n)  # builds its data (dequantize quantizes first)
+    asked = []
+    real = api.use_parallel
+
+    def spy(nbytes, parallel, key=()):
+        asked.append((key, nbytes))
+        return real(nbytes, parallel, key)
+
+    monkeypatch.setattr(api, "use_parallel", spy)
+    call(None)
+    assert asked == [(tuning.case_key(kernel, dtype), cases.bytes_moved(kernel, dtype, n))]
+
+
+def test_verify_reports_each_form_against_the_faster():
+    (check,) = tuning.verify([("sum", "uint8")], [4096], rounds=1, passes=1)
+    assert check.tuned_over_best == check.auto_s / min(check.serial_s, check.parallel_s)
+    assert check.default_over_best in (check.serial_s / check.best_s, check.parallel_s / check.best_s)
+    assert check.tuned_parallel is False and check.nbytes == 4096  # the default below 1 MiB: serial
+
+
+def test_qbench_tune_writes_a_file_the_api_reads(tmp_path):
+    file = tmp_path / "t.json"
+    env = {**os.environ, tuning.ENV: str(file), "NUMBA_NUM_THREADS": "2"}
+    args = ["--max-bytes", str(1 << 15), "--rounds", "1", "--passes", "1", "--no-verify"]
+    run = subprocess.run(
+        [sys.executable, "-m", "qbench", "tune", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(file.read_text())
+    assert set(data["kernels"]) == {tuning.label(tuning.case_key(k, d)) for k, d in tuning.TUNED}
+    assert all(len(v["bytes"]) == 2 for v in data["kernels"].values())  # 16 KiB and 32 KiB
+    show = subprocess.run(
+        [sys.executable, "-m", "qbench", "tune", "--show"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert show.returncode == 0 and "tuned " in show.stdout and str(file) in show.stdout
+    too_small = subprocess.run(
+        [sys.executable, "-m", "qbench", "tune", "--max-bytes", "10"], capture_output=True, text=True, env=env
+    )
+    assert too_small.returncode == 1 and "below the smallest size" in too_small.stderr

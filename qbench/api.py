@@ -80,7 +80,7 @@ def _num_threads() -> int:
 
 
 def use_parallel(nbytes: int, parallel: bool | None, key: tuple = ()) -> bool:
-    """Resolve ``parallel=None`` for the kernel ``key`` (:func:`tuning.key`) touching ``nbytes``.
+    """Resolve ``parallel=None`` for the kernel ``key`` (see :func:`tuning.case_key`) touching ``nbytes``.
 
     Parallel where this machine's tuning (``qbench tune``) measured that it
     wins for that kernel and size, or from :data:`PARALLEL_MIN_BYTES` without

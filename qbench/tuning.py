@@ -6,8 +6,8 @@ and by kernel: one constant tuned on one machine takes the parallel form for
 nothing on another. So, like FFTW's wisdom or a BLAS library's tuned
 thresholds, ``qbench tune`` times each kernel's serial and parallel forms
 side by side over a ladder of sizes and stores, per kernel and dtype, at which
-sizes the parallel form wins. The API reads that file (once per process); a
-machine never tuned keeps :data:`DEFAULT_MIN_BYTES`.
+sizes the parallel form wins. The API reads that file when qbench is imported
+(and again on :func:`reload`); a machine never tuned keeps :data:`DEFAULT_MIN_BYTES`.
 
 The file lives in the user's cache folder, one per machine (CPU model,
 features, cores and thread count), or where ``QBENCH_TUNING`` points;
@@ -58,14 +58,13 @@ TUNED: tuple[tuple[str, str], ...] = (
 )
 
 
-def key(kernel: str, *dtypes: np.dtype) -> tuple:
-    """The lookup key the API builds for a call: kernel name and the dtypes that pick its variant."""
-    return (kernel, *dtypes)
-
-
 def case_key(kernel: str, dtype: str) -> tuple:
-    """:func:`key` for a (kernel, dtype) of :mod:`qbench.cases`."""
-    return key(kernel, *(np.dtype(d) for d in dtype.split("+=")))
+    """The key the API looks a call up by, for a (kernel, dtype) of :mod:`qbench.cases`.
+
+    The API builds it from the call itself: the kernel's name and the dtypes that
+    pick its variant (``("accumulate", float32, uint8)`` for ``float32+=uint8``).
+    """
+    return (kernel, *(np.dtype(d) for d in dtype.split("+=")))
 
 
 def label(k: tuple) -> str:

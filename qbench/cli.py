@@ -21,39 +21,49 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> list[str]:
-    """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks."""
+    """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks.
+
+    Every share of a ceiling above 100% gets a numbered note saying why it can be (``report.share_note``).
+    """
     from qbench.regress import one_env_per_commit
-    from qbench.report import _timings, side_by_side_pivot, side_by_side_table, summary_table
+    from qbench.report import _timings, share_note, side_by_side_pivot, side_by_side_table, summary_table
 
     frame = frame[frame["commit"] == commit]
     t = _timings(frame)
     sbs = side_by_side_table(one_env_per_commit(frame))
+    notes: list[str] = []
+
+    def ref(note: str) -> str:
+        if note not in notes:
+            notes.append(note)
+        return f"[{notes.index(note) + 1}]"
+
     table = summary_table(t, sbs, caches)
     if not table.empty:
         sizes = sorted(table["size"].unique())
         picks = [s for s in (2**14, sizes[-1]) if s in sizes]
         shown = table[table["size"].isin(picks)]
         print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling (side by side)")
-        notes = []
         for r in shown.to_dict("records"):
-            mark = ""
-            if r["note"]:
-                notes.append(r["note"])
-                mark = f" [{len(notes)}]"
             print(
                 f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
-                f"{r['% of ceiling']:>7.0f} ({r['ceiling']}){mark}"
+                f"{r['% of ceiling']:>7.0f} ({r['ceiling']}){' ' + ref(r['note']) if r['note'] else ''}"
             )
-        for i, note in enumerate(notes, 1):
-            print(f"  [{i}] above 100%: {note}")
     wide = side_by_side_pivot(sbs)
     if not wide.empty:
         print("\nside by side, each ratio measured in one process (above 1 qbench is faster):")
         sizes = [c for c in wide.columns if c.startswith("2**")]
-        print(f"  {'comparison':<44} {'threads':>7} " + " ".join(f"{c:>7}" for c in sizes))
+        print(f"  {'comparison':<44} {'threads':>7} " + " ".join(f"{c:>9}" for c in sizes))
         for r in wide.to_dict("records"):
+            cells = []
+            for c in sizes:
+                share_over = r["kind"] == "ceiling" and r[c] > 1
+                mark = ref(share_note(r["kernel"], r["dtype"], 2 ** int(c[3:]), caches)) if share_over else ""
+                cells.append(f"{r[c]:.2f}{mark}".rjust(9))
             name = f"{r['kernel']} {r['dtype']} / {r['against']}"
-            print(f"  {name:<44} {r['threads']:>7} " + " ".join(f"{r[c]:>7.2f}" for c in sizes))
+            print(f"  {name:<44} {r['threads']:>7} " + " ".join(cells))
+    for i, note in enumerate(notes, 1):
+        print(f"  [{i}] a share of the ceiling above 100%: {note}")
     print(f"\nreport: {out / 'index.html'}")
     return sorted(frame.loc[frame["status"] == "failed", "benchmark"].unique())
 

@@ -62,7 +62,7 @@ def _array(x: Any, name: str, accepted: frozenset[np.dtype] | tuple[np.dtype, ..
 
 
 _SWITCHES = tuning.TABLE  # refilled in place by tuning.reload()
-_DEFAULT_SWITCH = tuning.DEFAULT.parallel_by_bits
+_DEFAULT_SWITCH = tuning.DEFAULT.min_bytes_by_bits
 
 
 def _num_threads() -> int:
@@ -87,7 +87,7 @@ def use_parallel(nbytes: int, parallel: bool | None, key: tuple = ()) -> bool:
     one; always serial when Numba has one thread.
     """
     if parallel is None:
-        return _SWITCHES.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()] and _num_threads() > 1
+        return nbytes >= _SWITCHES.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()] and _num_threads() > 1
     if not isinstance(parallel, (bool, np.bool_)):
         raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
     return bool(parallel)

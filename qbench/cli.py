@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -303,6 +304,7 @@ def _tune(args: argparse.Namespace) -> int:
     if not ladder:
         return _fail(f"--max-bytes {args.max_bytes} is below the smallest size tuned ({tuning.LADDER[0]} bytes)")
     file = Path(args.file) if args.file else (tuning.path() or tuning.default_path())
+    os.environ[tuning.ENV] = str(file)  # this process checks the tuning it writes
     print(
         f"timing serial and parallel forms of {len(tuning.TUNED)} kernels at {len(ladder)} sizes "
         f"({ladder[0]:,} to {ladder[-1]:,} bytes touched), {numba.get_num_threads()} threads, side by side:"
@@ -316,21 +318,23 @@ def _tune(args: argparse.Namespace) -> int:
     checks = tuning.verify(with_quick, cases.SIZES_QUICK, rounds=args.rounds, passes=args.passes, progress=print)
     print(
         f"  {'kernel':<16} {'dtype':<17} {'size':>5} {'serial us':>10} {'parallel us':>12} {'tuned':>9} "
-        f"{'tuned/best':>10} {'1 MiB rule/best':>15}"
+        f"{'1 MiB rule':>10} {'tuned/best':>10} {'rule/best':>10}"
     )
+    form = {False: "serial", True: "parallel"}
     for c in checks:
         print(
             f"  {c.kernel:<16} {c.dtype:<17} 2**{c.size.bit_length() - 1:<2} {c.serial_s * 1e6:>10.1f} "
-            f"{c.parallel_s * 1e6:>12.1f} {'parallel' if c.tuned_parallel else 'serial':>9} "
-            f"{c.tuned_over_best:>10.3f} {c.default_over_best:>15.3f}"
+            f"{c.parallel_s * 1e6:>12.1f} {form[c.tuned_parallel]:>9} {form[c.default_parallel]:>10} "
+            f"{c.tuned_over_best:>10.3f} {c.default_over_best:>10.3f}"
         )
     worst_tuned = max(checks, key=lambda c: c.tuned_over_best)
     worst_default = max(checks, key=lambda c: c.default_over_best)
+    differ = sum(c.tuned_parallel != c.default_parallel for c in checks)
     print(
-        f"worst case: tuned {worst_tuned.tuned_over_best:.3f}x the faster form ({worst_tuned.kernel} "
-        f"{worst_tuned.dtype} at 2**{worst_tuned.size.bit_length() - 1}); the untuned 1 MiB rule "
-        f"{worst_default.default_over_best:.3f}x ({worst_default.kernel} {worst_default.dtype} at "
-        f"2**{worst_default.size.bit_length() - 1})"
+        f"the two rules pick different forms at {differ} of {len(checks)} points; worst case: tuned "
+        f"{worst_tuned.tuned_over_best:.3f}x the faster form ({worst_tuned.kernel} {worst_tuned.dtype} at "
+        f"2**{worst_tuned.size.bit_length() - 1}), the untuned 1 MiB rule {worst_default.default_over_best:.3f}x "
+        f"({worst_default.kernel} {worst_default.dtype} at 2**{worst_default.size.bit_length() - 1})"
     )
     return 0
 

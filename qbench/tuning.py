@@ -114,64 +114,98 @@ def path() -> Path | None:
         return None
 
 
+#: A threshold no call reaches: the class runs serially.
+NEVER = 1 << 64
+
+
 @dataclass(frozen=True)
 class Switch:
-    """The serial/parallel choice of one kernel: a decision per bit length of the bytes touched.
+    """The serial/parallel choice of one kernel: parallel from a threshold, one per bit length of bytes touched.
 
-    ``parallel_by_bits[nbytes.bit_length()]``: one tuple index per call, since
-    the API asks on every call and a small call is counted in microseconds.
+    A call touching ``nbytes`` runs in parallel when ``nbytes >=
+    min_bytes_by_bits[nbytes.bit_length()]``: one tuple index and one
+    comparison per call, since the API asks on every call and a small call is
+    counted in microseconds. Within the class of sizes ``[2**(b-1), 2**b)``
+    the threshold is 0 (parallel), :data:`NEVER` (serial) or the crossover
+    between the class's two measured ends.
     """
 
-    parallel_by_bits: tuple[bool, ...]  # 65 entries: bit lengths 0 ... 64
+    min_bytes_by_bits: tuple[int, ...]  # 65 entries: bit lengths 0 ... 64
 
     @classmethod
-    def from_ladder(cls, sizes: list[int], parallel: list[bool]) -> Switch:
-        """Each size class takes the decision of the nearest measured size; below the ladder, serial."""
+    def from_ladder(cls, sizes: list[int], parallel: list[bool], ratios: list[float] | None = None) -> Switch:
+        """Thresholds from decisions on a ladder of powers of two (and the serial/parallel time ratios there).
+
+        Below the ladder, serial; beyond it, its last decision; where the
+        decision turns from serial to parallel between two measured sizes,
+        the crossover of the ratio through :data:`MARGIN`, interpolated in
+        log size (the midpoint when the raw ratios do not bracket it).
+        """
         bits = [s.bit_length() for s in sizes]
-        classes = []
+        thresholds = []
         for b in range(65):
-            nearest = min(range(len(bits)), key=lambda i: (abs(bits[i] - b), bits[i]))
-            classes.append(b >= bits[0] and bool(parallel[nearest]))
-        return cls(tuple(classes))
+            if b < bits[0]:
+                thresholds.append(NEVER)
+                continue
+            i = min(range(len(bits)), key=lambda k: (abs(bits[k] - b), bits[k]))
+            low_end = bits[i] == b and i + 1 < len(bits) and bits[i + 1] == b + 1
+            if low_end and not parallel[i] and parallel[i + 1]:
+                thresholds.append(_crossover(sizes[i], ratios[i : i + 2] if ratios else None))
+            else:
+                thresholds.append(0 if parallel[i] else NEVER)
+        return cls(tuple(thresholds))
 
     @classmethod
     def from_min_bytes(cls, min_bytes: int) -> Switch:
-        return cls(tuple(b >= min_bytes.bit_length() for b in range(65)))
+        return cls(
+            tuple(
+                0 if b > min_bytes.bit_length() else NEVER if b < min_bytes.bit_length() else min_bytes
+                for b in range(65)
+            )
+        )
 
     def __call__(self, nbytes: int) -> bool:
-        return self.parallel_by_bits[nbytes.bit_length()]
+        return nbytes >= self.min_bytes_by_bits[nbytes.bit_length()]
 
     def describe(self) -> str:
-        """The decision in words: ``parallel from 4 MiB``, ``parallel 4 MiB to 64 MiB``, ``always serial``."""
+        """The decision in words: ``parallel from 700 KiB``, ``parallel 4 MiB to 64 MiB``, ``always serial``."""
         runs, start = [], None
-        for b, on in enumerate((*self.parallel_by_bits, False)):
-            if on and start is None:
-                start = b
-            elif not on and start is not None:
-                runs.append((start, b))
+        for b, t in enumerate((*self.min_bytes_by_bits, NEVER)):
+            if t < NEVER and start is None:
+                start = max(t, 2 ** (b - 1) if b else 0)
+            elif t == NEVER and start is not None:
+                runs.append((start, 2 ** (b - 1) if b < 65 else None))
                 start = None
         if not runs:
             return "always serial"
-        # Bit length b holds sizes from 2**(b - 1).
-        parts = [
-            f"from {_size(2 ** (a - 1))}" if b == 65 else f"{_size(2 ** (a - 1))} to {_size(2 ** (b - 1))}"
-            for a, b in runs
-        ]
-        return "parallel " + ", ".join(parts)
+        return "parallel " + ", ".join(
+            f"from {_size(a)}" if z is None else f"{_size(a)} to {_size(z)}" for a, z in runs
+        )
 
 
-def _size(n: int) -> str:
+def _crossover(low: int, ratios: list[float] | None) -> int:
+    """Where serial/parallel time ratios measured at ``low`` and ``2 * low`` cross :data:`MARGIN`."""
+    import math
+
+    if ratios and ratios[0] < MARGIN <= ratios[1]:
+        f = (math.log(MARGIN) - math.log(ratios[0])) / (math.log(ratios[1]) - math.log(ratios[0]))
+    else:
+        f = 0.5
+    return int(low * 2**f)
+
+
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if n < 1024:
-            return f"{n} {unit}"
-        n //= 1024
-    return f"{n} ZiB"
+            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.0f} ZiB"
 
 
 DEFAULT = Switch.from_min_bytes(DEFAULT_MIN_BYTES)
-#: Per kernel key, the decision by bit length of bytes touched (``Switch.parallel_by_bits``), for the API's
+#: Per kernel key, the threshold by bit length of bytes touched (``Switch.min_bytes_by_bits``), for the API's
 #: lookups. Filled from the tuning file at import and refilled in place by :func:`reload`.
-TABLE: dict[tuple, tuple[bool, ...]] = {}
+TABLE: dict[tuple, tuple[int, ...]] = {}
 _loaded: dict[str, Any] | None = None
 
 
@@ -192,7 +226,7 @@ def reload() -> dict[str, Any] | None:
         data = json.loads(file.read_text())
         if data.get("format") != FORMAT:
             return None
-        table = {_parse_label(k): tuple(bool(b) for b in v["parallel_by_bits"]) for k, v in data["kernels"].items()}
+        table = {_parse_label(k): tuple(int(t) for t in v["min_bytes_by_bits"]) for k, v in data["kernels"].items()}
         if any(len(t) != 65 for t in table.values()):
             return None
     except (OSError, ValueError, KeyError, TypeError):
@@ -204,7 +238,7 @@ def reload() -> dict[str, Any] | None:
 
 def parallel_pays(k: tuple, nbytes: int) -> bool:
     """Whether the parallel form of the kernel keyed ``k`` wins for a call touching ``nbytes``."""
-    return TABLE.get(k, DEFAULT.parallel_by_bits)[nbytes.bit_length()]
+    return nbytes >= TABLE.get(k, DEFAULT.min_bytes_by_bits)[nbytes.bit_length()]
 
 
 def summary() -> str:
@@ -266,8 +300,8 @@ def _elements(kernel: str, dtype: str, nbytes: int) -> int:
     return n - n % 64 if n >= 128 else n  # whole rows for the per-channel cases (64 channels)
 
 
-def _forms(call: Callable[[bool | None], Any], *choices: bool | None) -> dict[str, Callable[[], Any]]:
-    names = {False: "serial", True: "parallel", None: "auto"}
+def _forms(call: Callable[[bool | None], Any], *choices: bool) -> dict[str, Callable[[], Any]]:
+    names = {False: "serial", True: "parallel"}
     return {names[c]: (lambda c=c: call(c)) for c in choices}
 
 
@@ -284,6 +318,10 @@ class Measured:
         raw = [s >= p * MARGIN for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
         padded = [raw[0], *raw, raw[-1]]
         return [sorted(padded[i : i + 3])[1] for i in range(len(raw))]
+
+    def switch(self) -> Switch:
+        ratios = [s / p for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
+        return Switch.from_ladder(self.nbytes, self.decisions(), ratios)
 
 
 def _best_of_passes(
@@ -328,7 +366,7 @@ def measure(
             m.serial_s.append(t["serial"])
             m.parallel_s.append(t["parallel"])
         if progress:
-            progress(f"  {kernel} {dtype}: {Switch.from_ladder(m.nbytes, m.decisions()).describe()}")
+            progress(f"  {kernel} {dtype}: {m.switch().describe()}")
         results.append(m)
     return results
 
@@ -340,9 +378,9 @@ def save(results: list[Measured], file: Path | None = None) -> Path:
     file = file or path() or default_path()
     kernels = {}
     for m in results:
-        switch = Switch.from_ladder(m.nbytes, m.decisions())
+        switch = m.switch()
         kernels[label(case_key(m.kernel, m.dtype))] = {
-            "parallel_by_bits": list(switch.parallel_by_bits),
+            "min_bytes_by_bits": list(switch.min_bytes_by_bits),
             "describe": switch.describe(),
             "bytes": m.nbytes,
             "serial_s": m.serial_s,
@@ -366,7 +404,7 @@ def save(results: list[Measured], file: Path | None = None) -> Path:
 
 @dataclass
 class Check:
-    """One grid point of :func:`verify`: the two forms, and what each rule picks, timed side by side."""
+    """One grid point of :func:`verify`: both forms timed side by side, and the form each rule picks."""
 
     kernel: str
     dtype: str
@@ -374,38 +412,45 @@ class Check:
     nbytes: int
     serial_s: float
     parallel_s: float
-    auto_s: float  # parallel=None under the tuning in force
-    tuned_parallel: bool
-    default_parallel: bool
+    tuned_parallel: bool  # what parallel=None picks under the tuning in force
+    default_parallel: bool  # what the untuned rule (DEFAULT_MIN_BYTES) picks
 
     @property
     def best_s(self) -> float:
         return min(self.serial_s, self.parallel_s)
 
+    def _over_best(self, parallel: bool) -> float:
+        return (self.parallel_s if parallel else self.serial_s) / self.best_s
+
     @property
     def tuned_over_best(self) -> float:
-        """Time of ``parallel=None`` over the faster form: 1.0 is ideal, 1.05 is 5% slower."""
-        return self.auto_s / self.best_s
+        """Time of the form the tuning picks over the faster form: 1.0 is ideal, 1.05 is 5% slower."""
+        return self._over_best(self.tuned_parallel)
 
     @property
     def default_over_best(self) -> float:
-        """The same for the untuned rule (:data:`DEFAULT_MIN_BYTES`), from the form it picks."""
-        return (self.parallel_s if self.default_parallel else self.serial_s) / self.best_s
+        """The same for the untuned rule."""
+        return self._over_best(self.default_parallel)
 
 
 def verify(
     cases_: Iterable[tuple[str, str]], sizes: Iterable[int], *, rounds: int = 5, passes: int = 2, progress=None
 ) -> list[Check]:
-    """Time serial, parallel and ``parallel=None`` alternately at each (case, size in elements) in this process."""
+    """Time serial and parallel alternately at each (case, size in elements) and judge each rule's pick.
+
+    Both rules are judged on the same two measurements, so where they pick the
+    same form they score the same; the picks are those of the lookup the API
+    makes (:func:`parallel_pays`), which the tests hold to the API's own keys.
+    """
     from qbench import cases
 
     points = [(k, d, n) for k, d in cases_ for n in sizes]
-    times = _best_of_passes(points, (False, True, None), rounds, passes, progress)
+    times = _best_of_passes(points, (False, True), rounds, passes, progress)
     checks = []
     for (kernel, dtype, n), t in zip(points, times, strict=True):
         nbytes = cases.bytes_moved(kernel, dtype, n)
         tuned, default = parallel_pays(case_key(kernel, dtype), nbytes), DEFAULT(nbytes)
-        checks.append(Check(kernel, dtype, n, nbytes, t["serial"], t["parallel"], t["auto"], tuned, default))
+        checks.append(Check(kernel, dtype, n, nbytes, t["serial"], t["parallel"], tuned, default))
     return checks
 
 

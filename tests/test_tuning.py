@@ -34,12 +34,29 @@ def _measured(kernel, dtype, ratios):
 def test_switch_takes_the_nearest_measured_size_and_is_serial_below_the_ladder():
     sizes = [2**14, 2**15, 2**16, 2**17]
     switch = Switch.from_ladder(sizes, [False, False, True, True])
-    assert not switch(0) and not switch(100) and not switch(2**14) and not switch(2**16 - 1)
-    assert switch(2**16) and switch(2**17) and switch(2**40)  # beyond the ladder: its last decision
-    assert switch.describe() == "parallel from 64 KiB"
-    assert Switch.from_ladder(sizes, [False, True, True, False]).describe() == "parallel 32 KiB to 128 KiB"
+    assert not switch(0) and not switch(100) and not switch(2**14)
+    assert switch(2**17) and switch(2**40)  # beyond the ladder: its last decision
+    # Between the last serial and the first parallel size, the midpoint in log size.
+    assert not switch(2**15) and switch(2**16) and switch.describe() == "parallel from 45.3 KiB"
+    assert Switch.from_ladder(sizes, [False, True, True, False]).describe() == "parallel 22.6 KiB to 128 KiB"
     assert Switch.from_ladder(sizes, [False] * 4).describe() == "always serial"
     assert Switch.from_min_bytes(1 << 20).describe() == "parallel from 1 MiB"
+    default = Switch.from_min_bytes(1 << 20)
+    assert not default((1 << 20) - 1) and default(1 << 20) and default(1 << 40) and not default(0)
+
+
+def test_the_crossover_between_two_measured_sizes_is_interpolated():
+    # Serial 10% faster at 64 KiB, parallel 10% faster at 128 KiB: the crossover (through the 2% margin) lies
+    # between, by log size where the log ratio crosses log(1.02).
+    sizes, ratios = [2**15, 2**16, 2**17, 2**18], [0.8, 1 / 1.1, 1.1, 1.5]
+    switch = Switch.from_ladder(sizes, [r >= tuning.MARGIN for r in ratios], ratios)
+    f = (np.log(tuning.MARGIN) - np.log(1 / 1.1)) / (2 * np.log(1.1))
+    crossover = int(2**16 * 2**f)
+    assert 2**16 < crossover < 2**17
+    assert not switch(crossover - 1) and switch(crossover) and switch(2**17 - 1)
+    assert switch.describe() == f"parallel from {crossover / 1024:.3g} KiB"
+    # Without the ratios (or ones that do not bracket the margin), the midpoint in log size.
+    assert Switch.from_ladder(sizes, [False, False, True, True]).min_bytes_by_bits[17] == int(2**16 * 2**0.5)
 
 
 def test_decisions_need_a_margin_and_ignore_one_noisy_size():
@@ -51,11 +68,12 @@ def test_decisions_need_a_margin_and_ignore_one_noisy_size():
 @multicore
 def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     measured = [
-        _measured("sum", "uint8", [0.5, 0.5, 2.0, 2.0, 2.0]),  # parallel from the third size (64 KiB)
+        _measured("sum", "uint8", [0.5, 0.5, 2.0, 2.0, 2.0]),  # parallel from between 32 and 64 KiB
         _measured("dot", "int8", [0.5] * 5),  # never
     ]
     tuning.save(measured, tuning_file)
-    assert tuning.load()["kernels"]["sum uint8"]["describe"] == "parallel from 64 KiB"
+    crossover = int(2**15 * 2 ** ((np.log(tuning.MARGIN) - np.log(0.5)) / (np.log(2.0) - np.log(0.5))))
+    assert tuning.load()["kernels"]["sum uint8"]["describe"] == f"parallel from {crossover / 1024:.3g} KiB"
     assert api.use_parallel(1 << 16, None, ("sum", np.dtype("uint8")))
     assert not api.use_parallel(1 << 15, None, ("sum", np.dtype("uint8")))
     assert not api.use_parallel(1 << 30, None, ("dot", np.dtype("int8")))
@@ -64,7 +82,7 @@ def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     assert not api.use_parallel(api.PARALLEL_MIN_BYTES - 1, None, ("sum", np.dtype("float32")))
     # An explicit choice always wins.
     assert api.use_parallel(10, True, ("dot", np.dtype("int8")))
-    assert "sum uint8: parallel from 64 KiB" in tuning.summary()
+    assert f"sum uint8: parallel from {crossover / 1024:.3g} KiB" in tuning.summary()
 
 
 def test_one_numba_thread_is_always_serial(tuning_file):
@@ -107,11 +125,12 @@ def test_every_tuned_case_is_the_key_the_api_asks_for(kernel, dtype, monkeypatch
     assert asked == [(tuning.case_key(kernel, dtype), cases.bytes_moved(kernel, dtype, n))]
 
 
-def test_verify_reports_each_form_against_the_faster():
-    (check,) = tuning.verify([("sum", "uint8")], [4096], rounds=1, passes=1)
-    assert check.tuned_over_best == check.auto_s / min(check.serial_s, check.parallel_s)
-    assert check.default_over_best in (check.serial_s / check.best_s, check.parallel_s / check.best_s)
-    assert check.tuned_parallel is False and check.nbytes == 4096  # the default below 1 MiB: serial
+def test_verify_judges_each_rules_pick_against_the_faster_form(tuning_file):
+    tuning.save([_measured("sum", "uint8", [2.0] * 3)], tuning_file)  # tuned: parallel from 16 KiB
+    (check,) = tuning.verify([("sum", "uint8")], [1 << 16], rounds=1, passes=1)
+    assert check.nbytes == 1 << 16 and check.tuned_parallel and not check.default_parallel
+    assert check.tuned_over_best == check.parallel_s / min(check.serial_s, check.parallel_s)
+    assert check.default_over_best == check.serial_s / min(check.serial_s, check.parallel_s)
 
 
 def test_qbench_tune_writes_a_file_the_api_reads(tmp_path):

@@ -79,7 +79,7 @@ class KernelCase:
     quick_dtypes: tuple[str, ...]
     streams: Callable[[str], tuple[Stream, ...]]
     summary: str
-    ceiling: str = "copy"  # the bandwidth probe it is judged against: "copy" (reads and writes) or "read"
+    ceiling: str = "stream"  # the probe it is judged against, one of CEILINGS
     impls: tuple[str, ...] = IMPLS
     quick_impls: tuple[str, ...] = IMPLS
 
@@ -154,6 +154,7 @@ KERNELS: dict[str, KernelCase] = {
             ("float32+=float32", "float32+=uint8", "uint8+=uint8"),
             _accumulate_streams,
             "acc += x in place",
+            ceiling="update",
         ),
         KernelCase(
             "dot",
@@ -221,7 +222,7 @@ class Comparison:
     @property
     def kind(self) -> str:
         """``peer``, ``ceiling``, ``dtype`` or ``threads``: what the ratio says."""
-        if self.against in BANDWIDTH_OPS:
+        if self.against in CEILINGS:
             return "ceiling"
         if self.against == ONE_THREAD:
             return "threads"
@@ -282,28 +283,36 @@ def bytes_moved(kernel: str, dtype: str, size: int) -> int:
 
 
 def footprint(kernel: str, dtype: str, size: int) -> int:
-    """Working-set bytes of ``size`` elements: every array the kernel touches, once."""
+    """Working-set bytes of ``size`` elements: every array the kernel touches, once (the x axis of the plots)."""
     return size * sum(itemsize(d) for d, _ in streams(kernel, dtype))
 
 
-def traffic(kernel: str, dtype: str, size: int) -> int:
-    """Bytes on the memory bus: :func:`bytes_moved` plus a read of every array only written.
+#: What a kernel's share of a bandwidth ceiling is measured against, side by side in one process. The pattern
+#: probes move exactly the kernel's bytes, with its arrays' widths and modes and no arithmetic (integer views:
+#: a truncating or widening move, an xor in place), so whatever the memory system does with those streams
+#: (a write-allocate read of a line before a store, or a CPU that skips it for full-line writes) it does to both.
+CEILINGS: dict[str, str] = {
+    "stream": "the kernel's streams with no arithmetic: read its input, write its output (same widths)",
+    "update": "the kernel's streams with no arithmetic: read x and update acc in place (same widths)",
+    "read": "float32 read of the same working-set bytes",
+}
 
-    A store to a line not in cache first reads it (write-allocate, or
-    read-for-ownership): copy moves 4 + 4 bytes per float32 but puts 12 on the
-    bus, quantize 4 + 1 but 6. Shares of a ceiling compare this quantity, so a
-    kernel that writes less than it reads is not flattered against copy.
-    """
-    return size * sum(itemsize(d) * (1 if mode == READ else 2) for d, mode in streams(kernel, dtype))
+
+def probe_streams(kernel: str, dtype: str) -> tuple[Stream, ...]:
+    """The arrays of a kernel's pattern probe: its own, each as the unsigned integer type of its width."""
+    return tuple((f"uint{8 * itemsize(d)}", mode) for d, mode in streams(kernel, dtype))
 
 
 def ceiling_size(kernel: str, dtype: str, size: int) -> int:
     """Elements of the kernel's bandwidth probe with the same working-set bytes as ``size`` of the kernel.
 
     A share of a ceiling compares like with like: 2**24 uint8 values (16 MiB)
-    may sit in a cache that 2**24 float32 values (64 MiB) do not fit.
+    may sit in a cache that 2**24 float32 values (64 MiB) do not fit. The
+    pattern probes use the kernel's own arrays, so they need ``size`` itself.
     """
     probe = KERNELS[kernel].ceiling
+    if probe != "read":
+        return size
     return max(1, round(footprint(kernel, dtype, size) / footprint(probe, "float32", 1)))
 
 

@@ -46,9 +46,10 @@ def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> lis
         shown = table[table["size"].isin(picks)]
         print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling (side by side)")
         for r in shown.to_dict("records"):
+            share = "-" if r["% of ceiling"] != r["% of ceiling"] else f"{r['% of ceiling']:.0f}"  # NaN: not measured
             print(
                 f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
-                f"{r['% of ceiling']:>7.0f} ({r['ceiling']}){' ' + ref(r['note']) if r['note'] else ''}"
+                f"{share:>7} ({r['ceiling']}){' ' + ref(r['note']) if r['note'] else ''}"
             )
     wide = side_by_side_pivot(sbs)
     if not wide.empty:

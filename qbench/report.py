@@ -70,8 +70,6 @@ def _timings(frame: pd.DataFrame) -> pd.DataFrame:
     keys = list(zip(t["kernel"], t["dtype"], t["size"], strict=True))
     t["bytes"] = [cases.bytes_moved(k, d, s) for k, d, s in keys]
     t["footprint"] = [cases.footprint(k, d, s) for k, d, s in keys]
-    # The ceiling's GB/s counts its bytes its own way; this converts it to the kernel's (see ceiling_gbps).
-    t["traffic_per_byte"] = [cases.traffic(k, d, s) / cases.bytes_moved(k, d, s) for k, d, s in keys]
     t["gbps"] = t["bytes"] / t["value"] / 1e9
     t["gbps_lo"] = t["bytes"] / t["q75"].fillna(t["value"]) / 1e9
     t["gbps_hi"] = t["bytes"] / t["q25"].fillna(t["value"]) / 1e9
@@ -133,18 +131,8 @@ def _kernel_axes(count: int, row_height: float) -> tuple[Any, list]:
     return fig, flat[:count]
 
 
-def ceiling_gbps(t: pd.DataFrame, kernel: str, dtype: str) -> pd.DataFrame:
-    """The kernel's bandwidth ceiling in its own GB/s, at each working-set size the probe was measured.
-
-    The probe (copy or read) and the kernel count bytes moved, but put
-    different traffic on the memory bus (a store first reads its line): the
-    probe's bus rate, converted to the kernel's counted bytes, is what the
-    kernel would show moving its own traffic at the probe's speed.
-    """
-    probe = cases.KERNELS[kernel].ceiling
-    rows = t[(t["kernel"] == probe) & (t["threads"] == 1)].sort_values("footprint")
-    per_byte = cases.traffic(kernel, dtype, 1) / cases.bytes_moved(kernel, dtype, 1)
-    return pd.DataFrame({"footprint": rows["footprint"], "gbps": rows["gbps"] * rows["traffic_per_byte"] / per_byte})
+#: The bandwidth line drawn beside each kernel in the throughput plot (the share itself is measured side by side).
+BANDWIDTH_LINE = {"stream": "copy", "update": "copy", "read": "read"}
 
 
 def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figure | None:
@@ -168,12 +156,10 @@ def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figur
                 label=f"{dtype} ({impl})",
             )
             ax.fill_between(g["footprint"], g["gbps_lo"], g["gbps_hi"], color=color, alpha=0.15, lw=0)
-        for dtype in sorted(set(sub["dtype"])):
-            ceiling = ceiling_gbps(single, kernel, dtype)
-            if not ceiling.empty:
-                color = DTYPE_COLORS.get(str(dtype).split("+=")[-1], "black")
-                ax.plot(ceiling["footprint"], ceiling["gbps"], color=color, ls=(0, (1, 1)), lw=1.2, alpha=0.8)
-        ax.plot([], [], color="black", ls=(0, (1, 1)), label=f"ceiling: float32 {cases.KERNELS[kernel].ceiling}")
+        probe = BANDWIDTH_LINE[cases.KERNELS[kernel].ceiling]
+        line = single[single["kernel"] == probe].sort_values("footprint")
+        if not line.empty:
+            ax.plot(line["footprint"], line["gbps"], color="black", ls=(0, (1, 1)), lw=1.5, label=f"float32 {probe}")
         _mark_caches(ax, caches)
         _log2_axis(ax, BYTES_AXIS)
         ax.set_yscale("log")
@@ -191,10 +177,12 @@ def plot_throughput(t: pd.DataFrame, caches: dict[str, int], out: Path) -> Figur
         "Throughput vs working set",
         "GB/s counted from the bytes each kernel must read and write, single thread, against the working set "
         "(every array it touches), so a point sits in the cache level it really lives in; solid qbench, dashed the "
-        "NumPy reference. Dotted lines in the dtype's colour: this machine's bandwidth ceiling for the kernel's "
-        "access pattern (float32 copy for kernels that write, float32 read for reductions) at the same working "
-        "set, converted to the kernel's byte count by the memory traffic each puts on the bus (a store first "
-        "reads its cache line: copy moves 8 bytes per element but 12 cross the bus, quantize 5 and 6).",
+        "NumPy reference. Dotted black: this machine's float32 copy (kernels that write) or read (reductions) "
+        "bandwidth at the same working set, for orientation. A kernel can sit above copy from memory: a store "
+        "first reads its cache line on most CPUs, which copy pays on every byte it writes, while acc += x reads "
+        "that line anyway and quantize writes one byte per four it reads. The share of each kernel's own ceiling, "
+        "a probe with its exact streams and no arithmetic, is measured side by side (the side-by-side plot and "
+        "the throughput table).",
     )
 
 
@@ -269,44 +257,43 @@ def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def peers_table(sbs: pd.DataFrame) -> pd.DataFrame:
-    """qbench as a multiple of each peer (and of the NumPy reference), with its share of the bandwidth ceiling."""
-    sub = sbs[sbs["kind"].isin(["peer", "ceiling"])]
-    if sub.empty or not sub["against"].isin(cases.PEER_IMPLS).any():
+    """qbench as a multiple of each peer (and of the NumPy reference), with its share of its bandwidth ceiling."""
+    with_peers = set(sbs.loc[sbs["against"].isin(cases.PEER_IMPLS), "kernel"])
+    sub = sbs[sbs["kind"].isin(["peer", "ceiling"]) & sbs["kernel"].isin(with_peers)]
+    if sub.empty:
         return pd.DataFrame()
-    table = sub.pivot_table(index=["kernel", "dtype", "size", "threads"], columns="against", values="ratio")
-    names = {c: f"x {c}" for c in (*cases.PEER_IMPLS, "numpy")}
-    names.update({op: f"share of {op}" for op in cases.BANDWIDTH_OPS})
-    ordered = [c for c in names if c in table.columns]
-    return table[ordered].rename(columns=names).reset_index()
+    sub = sub.assign(
+        column=[
+            "share of ceiling" if k == "ceiling" else f"x {a}" for k, a in zip(sub["kind"], sub["against"], strict=True)
+        ]
+    )
+    table = sub.pivot_table(index=["kernel", "dtype", "size", "threads"], columns="column", values="ratio")
+    ordered = [c for c in (*(f"x {p}" for p in (*cases.PEER_IMPLS, "numpy")), "share of ceiling") if c in table.columns]
+    table = table[ordered].reset_index()
+    table.columns.name = None
+    return table
 
 
 def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> str:
-    """Why a share of a bandwidth ceiling measured above 1 can be real: the probe's limit is not this kernel's.
+    """Why a share of a bandwidth ceiling measured above 1 can be: the probe was bound by something else.
 
-    Shares compare memory traffic at equal working sets (:func:`cases.traffic`,
-    :func:`cases.ceiling_size`), so above 1 means the probe was not bound by the
-    same thing as the kernel: its own instructions while the data sits in a
-    private cache, or its mix of reads and writes against a kernel that mostly
-    reads. Anything else is the spread between rounds.
+    A kernel's ceiling moves its exact streams (widths, reads, writes) with no
+    arithmetic, or reads the same bytes for a reduction, so from memory the
+    two meet the same limit and a share cannot pass 1 by more than the spread
+    between rounds. In a private cache a probe is bound by its own instructions
+    (a truncating move, one float32 add per four bytes), which a kernel's
+    loop can beat.
     """
     fp = cases.footprint(kernel, dtype, size)
     private = max((v for k, v in caches.items() if k in ("L1", "L2")), default=0)
     if fp <= private:
         return f"in cache ({_fmt_bytes(fp)} <= L2): the probe is bound by its own instructions there, not by memory"
-    probe = cases.KERNELS[kernel].ceiling
-    reads = sum(cases.itemsize(d) for d, mode in cases.streams(kernel, dtype) if mode != cases.WRITE)
-    writes = sum(cases.itemsize(d) for d, mode in cases.streams(kernel, dtype) if mode != cases.READ)
-    if probe == "copy" and writes and reads / writes > 2:
-        return (
-            f"reads {reads / writes:.0f}:1 over writes where copy reads 2:1 (its write-allocate counted): "
-            "memory serves reads faster than writes"
-        )
     return "within the spread between rounds on this machine"
 
 
 _KIND_TITLES = {
     "peer": "qbench / peer (elements/s)",
-    "ceiling": "share of the bandwidth ceiling (memory traffic/s, equal working set)",
+    "ceiling": "share of the ceiling: a probe with the kernel's streams, no arithmetic (bytes/s)",
     "dtype": "8-bit / float32 (elements/s)",
     "threads": "N threads / 1 thread (elements/s)",
 }
@@ -360,10 +347,11 @@ def plot_side_by_side(sbs: pd.DataFrame, caches: dict[str, int], out: Path) -> F
         "the per-round ratios), so the drift of a shared machine between processes does not enter it. Above 1 "
         "qbench (or the 8-bit kernel, or N threads) is faster. N threads is a budget every implementation gets "
         "as its users give it: qbench decides serial or parallel itself (parallel=None), ONNX Runtime gets its "
-        "intra-op threads, PyTorch torch.set_num_threads. A share of the ceiling compares memory traffic per "
-        "second (a store first reads its line) with the probe at the same working-set bytes; shares above 1 are "
-        "ringed in red and explained under the panel. ONNX Runtime runs QuantizeLinear/DequantizeLinear with IO "
-        "binding into a preallocated output; PyTorch quantize_per_tensor / dequantize, which rounds as "
+        "intra-op threads, PyTorch torch.set_num_threads. A share of the ceiling is the kernel's bytes/s over a "
+        "probe that moves the same arrays (widths, reads, writes) with no arithmetic, or reads the same bytes for a "
+        "reduction; shares above 1 are ringed in red and explained under the panel. ONNX Runtime runs "
+        "QuantizeLinear/DequantizeLinear with IO binding into a preallocated output; PyTorch "
+        "quantize_per_tensor / dequantize, which rounds as "
         "round(x * (1/scale) + zp); qbench and ONNX Runtime divide, as ONNX specifies.",
     )
 
@@ -396,7 +384,7 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
         return "_no side-by-side peer results: install the peers extra and run the suite_\n"
     table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
     over = [
-        f"- {r.kernel} {r.dtype} at {_pow2(r.size)}: {r.ratio:.2f} of copy, "
+        f"- {r.kernel} {r.dtype} at {_pow2(r.size)}: {r.ratio:.2f} of its ceiling, "
         + share_note(r.kernel, r.dtype, int(r.size), info.get("caches", {}))
         for r in sbs.itertuples(index=False)
         if r.kind == "ceiling"
@@ -409,11 +397,11 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
     cpu = info.get("cpu", "unknown CPU")
     note = (
         f"qbench throughput as a multiple of each library's (higher is better) and as a share of this machine's "
-        f"float32 copy bandwidth (memory traffic at the same working set), 1 thread, each ratio measured side by "
-        f"side in one process, on {cpu} ({info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}), "
-        f"qbench {commit[:8]}, Numba {info.get('numba', '?')}.\n\n"
+        f"bandwidth for the same streams (a probe moving the kernel's arrays with no arithmetic), 1 thread, each "
+        f"ratio measured side by side in one process, on {cpu} ({info.get('cores', '?')} cores, "
+        f"{', '.join(info.get('simd', []))}), qbench {commit[:8]}, Numba {info.get('numba', '?')}.\n\n"
     )
-    explained = "\nShares of copy above 1:\n" + "\n".join(over) + "\n" if over else ""
+    explained = "\nShares of the ceiling above 1:\n" + "\n".join(over) + "\n" if over else ""
     return note + _markdown(table, "{:.2f}") + explained
 
 
@@ -605,8 +593,8 @@ def summary_table(
 ) -> pd.DataFrame:
     """Per kernel, dtype and size (1 thread): qbench GB/s, x NumPy, and share of the kernel's bandwidth ceiling.
 
-    The share is the side-by-side one (same process, same working set, memory
-    traffic); a share above 1 carries its explanation in ``note``.
+    The share is the side-by-side one (same process, the kernel's own streams
+    moved with no arithmetic); a share above 1 carries its explanation in ``note``.
     """
     if t.empty:
         return pd.DataFrame()
@@ -762,7 +750,7 @@ def _tables(
     tables = [
         (
             "Throughput (1 thread, qbench): GB/s, multiple of the NumPy reference, share of the bandwidth ceiling "
-            "(side by side, equal working set, memory traffic)",
+            "(side by side, against a probe with the kernel's streams)",
             summary_table(t, sbs, caches),
         )
     ]

@@ -1,4 +1,4 @@
-"""Shares of a bandwidth ceiling compare like with like: equal working sets, memory traffic, explained excess."""
+"""Shares of a bandwidth ceiling compare like with like: the kernel's own streams or equal bytes, excess explained."""
 
 import numpy as np
 import pandas as pd
@@ -21,30 +21,50 @@ def test_bytes_moved_follows_the_design_rules():
     assert cases.bytes_moved("copy", "float32", 1) == 8 and cases.bytes_moved("read", "float32", 1) == 4
 
 
-def test_traffic_adds_a_read_of_every_array_only_written():
-    assert cases.traffic("copy", "float32", 1) == 12 and cases.traffic("write", "float32", 1) == 8
-    assert cases.traffic("quantize", "uint8", 1) == 6 and cases.traffic("dequantize", "uint8", 1) == 9
-    # acc += x reads acc anyway, and a reduction writes nothing: traffic is what they move.
-    for kernel, dtype in (("accumulate", "uint8+=uint8"), ("sum", "uint8"), ("dot", "int8")):
-        assert cases.traffic(kernel, dtype, 1) == cases.bytes_moved(kernel, dtype, 1)
+@pytest.mark.parametrize("kernel,dtype", ALL_CASES)
+def test_a_pattern_probe_moves_exactly_the_kernels_bytes(kernel, dtype):
+    if cases.KERNELS[kernel].ceiling == "read":
+        pytest.skip("reductions are held to a read of the same bytes")
+    probe = cases.probe_streams(kernel, dtype)
+    assert [(np.dtype(d).itemsize, m) for d, m in probe] == [
+        (np.dtype(d).itemsize, m) for d, m in cases.streams(kernel, dtype)
+    ]
+    assert all(np.dtype(d).kind == "u" for d, _ in probe)  # no arithmetic: plain moves of unsigned ints
+    built = _common.prepare_probe(kernel, dtype, 4096, 1)
+    assert built.nbytes == cases.bytes_moved(kernel, dtype, 4096)
+
+
+def test_probes_move_what_they_say():
+    from qbench.kernels import bandwidth
+
+    src = np.arange(1000, dtype=np.uint32) * 1001
+    narrow, wide = np.empty(1000, np.uint8), np.empty(1000, np.uint32)
+    bandwidth.copy(src, narrow)
+    bandwidth.copy(narrow, wide)
+    assert np.array_equal(narrow, src.astype(np.uint8)) and np.array_equal(wide, narrow)
+    acc = src.copy()
+    bandwidth.update(acc, narrow)
+    assert np.array_equal(acc, src ^ narrow)
 
 
 @pytest.mark.parametrize("kernel,dtype", ALL_CASES)
 @pytest.mark.parametrize("size", [2**10, 2**14, 2**24])
 def test_the_probe_gets_the_same_working_set(kernel, dtype, size):
-    probe = cases.KERNELS[kernel].ceiling
     m = cases.ceiling_size(kernel, dtype, size)
-    per_element = cases.footprint(probe, "float32", 1)
-    assert abs(cases.footprint(probe, "float32", m) - cases.footprint(kernel, dtype, size)) <= per_element / 2
-    if cases.itemsize(dtype.split("+=")[-1]) < 4:
-        assert m < size  # narrower data: fewer probe elements, not the same count
+    if cases.KERNELS[kernel].ceiling == "read":
+        per_element = cases.footprint("read", "float32", 1)
+        assert abs(cases.footprint("read", "float32", m) - cases.footprint(kernel, dtype, size)) <= per_element / 2
+        if cases.itemsize(dtype) < 4:
+            assert m < size  # narrower data: fewer float32 values, not the same count
+    else:
+        probe_bytes = sum(np.dtype(d).itemsize for d, _ in cases.probe_streams(kernel, dtype))
+        assert m == size and probe_bytes * m == cases.footprint(kernel, dtype, size)
 
 
 def test_a_share_above_one_is_explained_by_what_bounds_the_probe():
-    assert share_note("sum", "uint8", 2**14, CACHES).startswith("in cache")
-    assert share_note("quantize", "uint8", 2**24, CACHES).startswith("reads 4:1 over writes")
-    assert share_note("sum", "uint8", 2**24, CACHES) == "within the spread between rounds on this machine"
-    assert share_note("accumulate", "float32+=float32", 2**24, CACHES).startswith("within the spread")
+    assert share_note("sum", "uint8", 2**14, CACHES).startswith("in cache (16 KiB <= L2)")
+    assert share_note("quantize", "uint8", 2**18, CACHES).startswith("within the spread")  # 1.25 MiB > L2
+    assert share_note("quantize", "uint8", 2**24, CACHES) == "within the spread between rounds on this machine"
 
 
 def _t(kernel, dtype, size, seconds):
@@ -78,17 +98,29 @@ def test_summary_share_comes_from_the_side_by_side_ratio_with_its_note():
     assert no_sbs["% of ceiling"].isna().all()
 
 
-def _stub(nbytes, traffic):
-    return _common.Prepared(lambda: None, nbytes, 0, traffic)
+def _stub(nbytes):
+    return _common.Prepared(lambda: None, nbytes, 0)
 
 
 def test_side_by_side_ratio_is_ours_over_the_baselines_rate():
-    mine, base = _stub(5, 6), _stub(8, 12)
+    mine, base = _stub(5), _stub(10)
     seconds = {id(mine): 1.0, id(base): 2.0}
     timer = lambda case: seconds[id(case)]  # noqa: E731
-    assert _common.side_by_side(mine, base, by_traffic=False, rounds=3, timer=timer) == 2.0
-    # Traffic per second: 6 B/s against 12 / 2 = 6 B/s.
-    assert _common.side_by_side(mine, base, by_traffic=True, rounds=3, timer=timer) == 1.0
+    assert _common.side_by_side(mine, base, per_byte=False, rounds=3, timer=timer) == 2.0
+    # Bytes per second: 5 B/s against 10 / 2 = 5 B/s.
+    assert _common.side_by_side(mine, base, per_byte=True, rounds=3, timer=timer) == 1.0
     rounds = iter([1.0, 1.0, 1.0, 4.0, 1.0, 2.0])  # ratios 1, 1/4, 2: the base is timed first in round 2
-    got = _common.side_by_side(mine, base, by_traffic=False, rounds=3, timer=lambda case: next(rounds))
+    got = _common.side_by_side(mine, base, per_byte=False, rounds=3, timer=lambda case: next(rounds))
     assert got == float(np.median([1.0, 1.0 / 4.0, 2.0]))
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_each_case_of_a_thread_pair_runs_with_its_own_budget():
+    import numba
+
+    mine, base = _common.prepared_pair("sum uint8 / 1 thread", 1 << 16, 2)
+    assert (mine.threads, base.threads) == (2, 1)
+    _common.median_rate(base, 0.001)
+    assert numba.get_num_threads() == 1  # the baseline really ran with one thread
+    _common.median_rate(mine, 0.001)
+    assert numba.get_num_threads() == 2

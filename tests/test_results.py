@@ -65,7 +65,7 @@ RESULT = """{
   "bench_side_by_side.SideBySide.track_ratio": [
     [0.8, 0.75, 1.25, 1.5, 0.85, 0.7, 3.5, 3.25, NaN, 1.8],
     [["16384"],
-     ["'quantize uint8 / torch'", "'quantize uint8 / onnxruntime'", "'quantize uint8 / copy'",
+     ["'quantize uint8 / torch'", "'quantize uint8 / onnxruntime'", "'quantize uint8 / stream'",
       "'sum uint8 / float32'", "'quantize uint8 / 1 thread'"],
      ["1", "2"]],
     "v3", 0, 1.0
@@ -127,10 +127,10 @@ def test_side_by_side_rows_tables_and_readme_table(results_dir):
     sbs = side_by_side_table(df)  # the skipped 1-thread scaling point is left out
     assert len(sbs) == 9 and set(sbs["kind"]) == {"peer", "ceiling", "dtype", "threads"}
     got = sbs.set_index(["against", "threads"])["ratio"]
-    assert got[("torch", 1)] == 0.8 and got[("copy", 2)] == 0.7 and got[("1 thread", 2)] == 1.8
+    assert got[("torch", 1)] == 0.8 and got[("stream", 2)] == 0.7 and got[("1 thread", 2)] == 1.8
     peers = peers_table(sbs).set_index("threads")
-    assert list(peers.columns) == ["kernel", "dtype", "size", "x onnxruntime", "x torch", "share of copy"]
-    assert peers.loc[1, "x onnxruntime"] == 1.25 and peers.loc[2, "share of copy"] == 0.7
+    assert list(peers.columns) == ["kernel", "dtype", "size", "x onnxruntime", "x torch", "share of ceiling"]
+    assert peers.loc[1, "x onnxruntime"] == 1.25 and peers.loc[2, "share of ceiling"] == 0.7
     wide = side_by_side_pivot(sbs)
     assert "2**14" in wide.columns and len(wide) == 9
     md = readme_table(df, {"cpu": "Test CPU", "cores": 4, "simd": ["avx2"], "numba": "0.0"})

@@ -61,7 +61,7 @@ class Prepared:
     run: Callable[[], Any]
     nbytes: int
     allocates_output: int  # bytes of output the call itself allocates (0 when it writes into `out`)
-    traffic: int = 0  # cases.traffic: what a share of a bandwidth ceiling compares
+    threads: int = 1  # the thread budget, set again before each timing: two cases of a pair may differ
 
 
 def set_threads(threads: int, impl: str) -> None:
@@ -126,7 +126,7 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
     qbench is called with ``parallel=None``: within the thread budget it picks serial or parallel itself.
     """
     case = _prepare_call(kernel, dtype, size, threads, impl)
-    case.traffic = cases.traffic(kernel, dtype, size)
+    case.threads = threads
     return case
 
 
@@ -183,11 +183,31 @@ def _prepare_call(kernel: str, dtype: str, size: int, threads: int, impl: str) -
             "read": lambda p: lambda: bandwidth.read(src, parallel=p),
             "write": lambda p: lambda: bandwidth.write(dst, np.float32(1), parallel=p),
         }
-        # A ceiling is the best the machine does within the budget: the faster of the probe's two forms.
-        forms = [_warm(Prepared(calls[kernel](p), nbytes, 0)) for p in ((False, True) if threads > 1 else (False,))]
-        return min(forms, key=median_rate)
+        return _fastest(calls[kernel], nbytes, threads)
 
     raise ValueError(f"unknown kernel {kernel!r}")
+
+
+def _fastest(call: Callable[[bool], Callable[[], Any]], nbytes: int, threads: int) -> Prepared:
+    """A probe's faster form within the budget (serial, or parallel where threads > 1): a ceiling is the best."""
+    forms = [_warm(Prepared(call(p), nbytes, 0, threads)) for p in ((False, True) if threads > 1 else (False,))]
+    return min(forms, key=median_rate)
+
+
+def prepare_probe(kernel: str, dtype: str, size: int, threads: int) -> Prepared:
+    """The pattern probe of a kernel (``cases.CEILINGS``): its arrays as unsigned ints, moved with no arithmetic."""
+    set_threads(threads, "qbench")
+    probe = cases.KERNELS[kernel].ceiling
+    if probe == "read":
+        return prepare("read", "float32", cases.ceiling_size(kernel, dtype, size), threads, "qbench")
+    (src_t, _), (dst_t, _) = sorted(cases.probe_streams(kernel, dtype), key=lambda s: s[1] != cases.READ)
+    src, dst = empty(size, src_t, 0), empty(size, dst_t, 1)
+    src[...], dst[...] = 1, 0
+    if probe == "update":
+        call = lambda p: lambda: bandwidth.update(dst, src, parallel=p)  # noqa: E731
+    else:
+        call = lambda p: lambda: bandwidth.copy(src, dst, parallel=p)  # noqa: E731
+    return _fastest(call, cases.bytes_moved(kernel, dtype, size), threads)
 
 
 def _prepare_conversion(
@@ -302,8 +322,7 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
         elif kind == "dtype":
             base = prepare(c.kernel, c.against, size, threads, "qbench")
         elif kind == "ceiling":
-            probe_size = cases.ceiling_size(c.kernel, c.dtype, size)  # the same working-set bytes
-            base = prepare(c.against, "float32", probe_size, threads, "qbench")
+            base = prepare_probe(c.kernel, c.dtype, size, threads)
         else:
             base = prepare(c.kernel, c.dtype, size, 1, "qbench")
         return _warm(prepare(c.kernel, c.dtype, size, threads, "qbench")), _warm(base)
@@ -312,18 +331,18 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
 
 
 def side_by_side(
-    mine: Prepared, base: Prepared, *, by_traffic: bool, rounds: int, timer: Callable[[Prepared], float] | None = None
+    mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int, timer: Callable[[Prepared], float] | None = None
 ) -> float:
     """qbench's rate over the baseline's, timed alternately in this process: the median of per-round ratios.
 
     Each round times both (in alternating order, so a drift favours neither)
     with ``timer`` (:func:`median_rate`), whose warm-up also refills the caches
-    the other case evicted. Rates are elements/s, or memory-bus bytes/s
-    (:func:`cases.traffic`) when ``by_traffic``: a share of a ceiling.
+    the other case evicted. Rates are elements/s, or bytes moved per second
+    when ``per_byte`` (a share of a ceiling).
     """
     timer = timer or median_rate
     # Elements are the same on both sides, so an element rate ratio is a time ratio.
-    work_mine, work_base = (mine.traffic, base.traffic) if by_traffic else (1, 1)
+    work_mine, work_base = (mine.nbytes, base.nbytes) if per_byte else (1, 1)
     ratios = []
     for r in range(rounds):
         seconds = {}
@@ -348,8 +367,11 @@ def extra_allocation(prepared: Prepared) -> int:
 def median_rate(prepared: Prepared, budget_s: float = 0.01 if cases.quick() else 0.05) -> float:
     """Median seconds per call within a short budget, after a warm-up of the same length.
 
-    For track_ throughput; time_ benchmarks carry asv's own statistics.
+    For track_ throughput and side-by-side ratios; time_ benchmarks carry asv's
+    own statistics. The case's thread budget is set first (untimed): the two
+    cases of a thread-scaling pair run with different budgets in one process.
     """
+    numba.set_num_threads(prepared.threads)
     times: list[float] = []
     for phase_budget, keep in ((budget_s / 2, False), (budget_s, True)):
         deadline = time.perf_counter() + phase_budget

@@ -15,9 +15,9 @@ class SideBySide(_Timed):
 
     def setup(self, size: int, comparison: str, threads: int) -> None:
         self.mine, self.base = prepared_pair(comparison, size, threads)
-        self.by_traffic = cases.Comparison.parse(comparison).kind == "ceiling"
+        self.per_byte = cases.Comparison.parse(comparison).kind == "ceiling"
 
     def track_ratio(self, size: int, comparison: str, threads: int) -> float:
-        return side_by_side(self.mine, self.base, by_traffic=self.by_traffic, rounds=self.pair_rounds)
+        return side_by_side(self.mine, self.base, per_byte=self.per_byte, rounds=self.pair_rounds)
 
     track_ratio.unit = "ratio"

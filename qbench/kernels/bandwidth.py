@@ -1,4 +1,9 @@
-"""Memory-bandwidth probes: the ceiling every memory-bound kernel is judged against."""
+"""Memory-bandwidth probes: the ceiling every memory-bound kernel is judged against.
+
+``copy`` of integer arrays of two widths is a truncating or widening move: a
+conversion kernel's streams with no arithmetic. ``update`` is the same for a
+kernel that reads one array and updates another in place.
+"""
 
 import numpy as np
 from numba import prange
@@ -8,9 +13,16 @@ from qbench.kernels._jit import REASSOC, kernel
 
 @kernel
 def copy(src, dst):
-    """Read one array, write another: the ceiling of a read+write kernel."""
+    """Read one array, write another (of the same or another integer width): the ceiling of a read+write kernel."""
     for i in prange(src.shape[0]):
         dst[i] = src[i]
+
+
+@kernel
+def update(acc, x):
+    """Read ``x`` and update ``acc`` in place with an xor: the ceiling of ``acc += x`` (unsigned ints)."""
+    for i in prange(acc.shape[0]):
+        acc[i] ^= x[i]
 
 
 @kernel(fastmath=REASSOC)

@@ -288,7 +288,10 @@ def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> st
     private = max((v for k, v in caches.items() if k in ("L1", "L2")), default=0)
     if fp <= private:
         return f"in cache ({_fmt_bytes(fp)} <= L2): the probe is bound by its own instructions there, not by memory"
-    return "within the spread between rounds on this machine"
+    return (
+        "from memory the probe moves the same bytes the same way, so this is the spread between rounds "
+        "(rerun, or run without --quick for more rounds)"
+    )
 
 
 _KIND_TITLES = {

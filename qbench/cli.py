@@ -27,7 +27,14 @@ def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> lis
     Every share of a ceiling above 100% gets a numbered note saying why it can be (``report.share_note``).
     """
     from qbench.regress import one_env_per_commit
-    from qbench.report import _timings, share_note, side_by_side_pivot, side_by_side_table, summary_table
+    from qbench.report import (
+        _timings,
+        share_note,
+        share_over_one,
+        side_by_side_pivot,
+        side_by_side_table,
+        summary_table,
+    )
 
     frame = frame[frame["commit"] == commit]
     t = _timings(frame)
@@ -59,7 +66,7 @@ def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> lis
         for r in wide.to_dict("records"):
             cells = []
             for c in sizes:
-                share_over = r["kind"] == "ceiling" and r[c] > 1
+                share_over = r["kind"] == "ceiling" and share_over_one(r[c])
                 mark = ref(share_note(r["kernel"], r["dtype"], 2 ** int(c[3:]), caches)) if share_over else ""
                 cells.append(f"{r[c]:.2f}{mark}".rjust(9))
             name = f"{r['kernel']} {r['dtype']} / {r['against']}"

@@ -274,6 +274,11 @@ def peers_table(sbs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def share_over_one(share: float) -> bool:
+    """A share of a ceiling that shows above 1 at the two decimals every page prints (1.004 shows as 1.00)."""
+    return round(float(share), 2) > 1.0
+
+
 def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> str:
     """Why a share of a bandwidth ceiling measured above 1 can be: the probe was bound by something else.
 
@@ -361,7 +366,7 @@ def plot_side_by_side(sbs: pd.DataFrame, caches: dict[str, int], out: Path) -> F
 
 def _flag_shares(ax: Any, shares: pd.DataFrame, caches: dict[str, int]) -> None:
     """Ring every share above 1 and say under the panel why it can be (:func:`share_note`)."""
-    over = shares[shares["ratio"] > 1]
+    over = shares[shares["ratio"].map(share_over_one)]
     if over.empty:
         return
     ax.scatter(over["footprint"], over["ratio"], s=70, facecolors="none", edgecolors="#d62728", lw=1.2, zorder=5)
@@ -393,7 +398,7 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
         if r.kind == "ceiling"
         and r.threads == 1
         and r.size >= 2**14
-        and r.ratio > 1
+        and share_over_one(r.ratio)
         and r.kernel in set(table["kernel"])
     ]
     table["size"] = [_pow2(v) for v in table["size"]]
@@ -622,7 +627,7 @@ def summary_table(
                 "x NumPy": (ref.get(key, np.nan) / r["value"]),
                 "ceiling": cases.KERNELS[r["kernel"]].ceiling,
                 "% of ceiling": 100 * share,
-                "note": share_note(*key, caches) if share > 1 else "",
+                "note": share_note(*key, caches) if share_over_one(share) else "",
             }
         )
     order = {k: i for i, k in enumerate(cases.KERNELS)}

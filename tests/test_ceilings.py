@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.benchmarks import _common
 from qbench import cases
-from qbench.report import share_note, summary_table
+from qbench.report import share_note, share_over_one, summary_table
 
 CACHES = {"L1": 48 * 1024, "L2": 1 << 20, "L3": 32 << 20}
 ALL_CASES = [(k, d) for k, case in cases.KERNELS.items() for d in case.dtypes]
@@ -59,6 +59,10 @@ def test_the_probe_gets_the_same_working_set(kernel, dtype, size):
     else:
         probe_bytes = sum(np.dtype(d).itemsize for d, _ in cases.probe_streams(kernel, dtype))
         assert m == size and probe_bytes * m == cases.footprint(kernel, dtype, size)
+
+
+def test_a_share_is_over_one_when_the_pages_show_it_so():
+    assert not share_over_one(1.004) and share_over_one(1.006) and not share_over_one(float("nan"))
 
 
 def test_a_share_above_one_is_explained_by_what_bounds_the_probe():

@@ -201,8 +201,9 @@ def prepare_probe(kernel: str, dtype: str, size: int, threads: int) -> Prepared:
     if probe == "read":
         return prepare("read", "float32", cases.ceiling_size(kernel, dtype, size), threads, "qbench")
     (src_t, _), (dst_t, _) = sorted(cases.probe_streams(kernel, dtype), key=lambda s: s[1] != cases.READ)
-    src, dst = empty(size, src_t, 0), empty(size, dst_t, 1)
-    src[...], dst[...] = 1, 0
+    # Random bits like the kernel's data, in the same page slots as the kernel's arrays.
+    rng = np.random.default_rng(size)
+    src, dst = _random(src_t, size, rng, 0), _random(dst_t, size, rng, 1)
     if probe == "update":
         call = lambda p: lambda: bandwidth.update(dst, src, parallel=p)  # noqa: E731
     else:

@@ -68,7 +68,7 @@ def test_a_share_is_over_one_when_the_pages_show_it_so():
 def test_a_share_above_one_is_explained_by_what_bounds_the_probe():
     assert share_note("sum", "uint8", 2**14, CACHES).startswith("in cache (16 KiB <= L2)")
     assert share_note("quantize", "uint8", 2**18, CACHES).startswith("from memory")  # 1.25 MiB > L2
-    assert "spread between rounds" in share_note("quantize", "uint8", 2**24, CACHES)
+    assert "spread between measurements" in share_note("quantize", "uint8", 2**24, CACHES)
 
 
 def _t(kernel, dtype, size, seconds):

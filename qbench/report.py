@@ -294,9 +294,8 @@ def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> st
     if fp <= private:
         return f"in cache ({_fmt_bytes(fp)} <= L2): the probe is bound by its own instructions there, not by memory"
     return (
-        "from memory the probe moves the same bytes the same way: this is the spread between measurements "
-        "(on a 2-core VM one probe measured up to 15% apart on other buffers in one process; rerun, or run "
-        "without --quick for more rounds)"
+        "outside the private caches the probe moves the same bytes the same way, so read this as measurement "
+        "spread until a run with more rounds (without --quick) confirms it"
     )
 
 

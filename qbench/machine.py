@@ -53,8 +53,8 @@ def cache_sizes() -> dict[str, int]:
     return found
 
 
-def describe_cpu() -> dict[str, Any]:
-    """The CPU alone: model, architecture, SIMD features, cores and caches (cheap: no compiler involved)."""
+def cpu_identity() -> dict[str, Any]:
+    """Model, architecture and SIMD features: what a stored tuning is valid for (one read of /proc/cpuinfo)."""
     info = _cpuinfo()
     model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
     flags_line = re.search(r"^(flags|Features)\s*:\s*(.+)$", info, re.MULTILINE)
@@ -63,9 +63,12 @@ def describe_cpu() -> dict[str, Any]:
         "cpu": model.group(1).strip() if model else (platform.processor() or platform.machine()),
         "arch": platform.machine(),
         "simd": [f for f in SIMD_FLAGS if f in flags],
-        "cores": os.cpu_count(),
-        "caches": cache_sizes(),
     }
+
+
+def describe_cpu() -> dict[str, Any]:
+    """The CPU alone: model, architecture, SIMD features, cores and caches (cheap: no compiler involved)."""
+    return {**cpu_identity(), "cores": os.cpu_count(), "caches": cache_sizes()}
 
 
 def describe() -> dict[str, Any]:

@@ -81,9 +81,9 @@ def machine_fingerprint() -> dict[str, Any]:
     """What a tuning is valid for: CPU model, its features, cores and Numba's thread count."""
     import numba
 
-    from qbench.machine import describe_cpu
+    from qbench.machine import cpu_identity
 
-    cpu = describe_cpu()
+    cpu = cpu_identity()
     return {
         "cpu": cpu["cpu"],
         "simd": cpu["simd"],

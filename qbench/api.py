@@ -138,14 +138,8 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     params = _check_params(params)
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
     axis = _channel_axis(params, x.shape)
-    out = _output(out, x.shape, params.dtype, x)
     scale, _, zero_point = params.typed(x.dtype)
-    kern = quant_k.quantize_tensor if axis is None else quant_k.quantize_axis
-    name = "quantize" if axis is None else "quantize_axis"
-    run = kern.target(use_parallel(x.nbytes + out.nbytes, parallel, (name, params.dtype)))
-    for xv, ov in flat_views((x, out), axis):
-        run(xv, scale, zero_point, ov)
-    return out
+    return _convert("quantize", axis, x, params, scale, zero_point, _output(out, x.shape, params.dtype, x), parallel)
 
 
 def dequantize(
@@ -155,18 +149,44 @@ def dequantize(
     params = _check_params(params)
     q = _array(q, "q", (params.dtype,), "dequantize")
     axis = _channel_axis(params, q.shape)
-    out = _output(out, q.shape, _F32, q)
     scale, zero_point, _ = params.typed(_F32)
-    kern = quant_k.dequantize_tensor if axis is None else quant_k.dequantize_axis
-    name = "dequantize" if axis is None else "dequantize_axis"
-    run = kern.target(use_parallel(q.nbytes + out.nbytes, parallel, (name, params.dtype)))
-    for qv, ov in flat_views((q, out), axis):
-        run(qv, scale, zero_point, ov)
+    return _convert("dequantize", axis, q, params, scale, zero_point, _output(out, q.shape, _F32, q), parallel)
+
+
+# The per-tensor and per-channel kernel of each conversion, and the tuning key each is switched by.
+_CONVERSIONS = {
+    ("quantize", False): (quant_k.quantize_tensor, "quantize"),
+    ("quantize", True): (quant_k.quantize_axis, "quantize_axis"),
+    ("dequantize", False): (quant_k.dequantize_tensor, "dequantize"),
+    ("dequantize", True): (quant_k.dequantize_axis, "dequantize_axis"),
+}
+
+
+def _convert(
+    name: str,
+    axis: int | None,
+    src: np.ndarray,
+    params: QuantParams,
+    scale: Any,
+    zero_point: Any,
+    out: np.ndarray,
+    parallel: bool | None,
+) -> np.ndarray:
+    """quantize's and dequantize's shared path: pick the kernel and its form, run it over contiguous views."""
+    kern, key = _CONVERSIONS[name, axis is not None]
+    run = kern.target(use_parallel(src.nbytes + out.nbytes, parallel, (key, params.dtype)))
+    for sv, ov in flat_views((src, out), axis):
+        run(sv, scale, zero_point, ov)
     return out
 
 
-def _flat(*arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-    return flat_views(arrays, None)
+def _reduce(kern: Any, par: bool, arrays: tuple[np.ndarray, ...], *args: Any) -> Any:
+    """A reduction kernel over the contiguous runs of ``arrays``; parts added as Python numbers (ints exactly)."""
+    run = kern.target(par)
+    parts = [run(*views, *args) for views in flat_views(arrays, None)]
+    if len(parts) == 1:
+        return parts[0]
+    return builtins.sum(float(p) if isinstance(p, (float, np.floating)) else int(p) for p in parts)
 
 
 def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  # noqa: A001 - mirrors numpy.sum
@@ -181,21 +201,16 @@ def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  #
     """
     a = _array(a, "a", SUM_INPUTS, "sum")
     par = use_parallel(a.nbytes, parallel, ("sum", a.dtype))
-    unsigned = a.dtype.kind == "u"
     if a.dtype.kind == "f":
-        run = acc_k.sum_float.target(par)
-        parts = [run(v, _FLOAT_ZERO[a.dtype], FLOAT_BLOCK) for (v,) in _flat(a)]
-        return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
+        return np.float64(_reduce(acc_k.sum_float, par, (a,), _FLOAT_ZERO[a.dtype], FLOAT_BLOCK))
     if a.dtype.itemsize == 4 and a.size >= 1 << 32:
         raise ValueError(f"sum of {a.size} 32-bit values could exceed 64 bits; sum it in chunks below 2**32")
+    unsigned = a.dtype.kind == "u"
     zero = _ZERO_U64 if unsigned else _ZERO_I64
     if a.dtype.itemsize == 4:
-        run = acc_k.sum_wide.target(par)
-        parts = [run(v, zero) for (v,) in _flat(a)]
+        total = _reduce(acc_k.sum_wide, par, (a,), zero)
     else:
-        run = acc_k.sum_lanes.target(par)
-        parts = [run(v, _SUM_LANE[a.dtype], zero) for (v,) in _flat(a)]
-    total = parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts)
+        total = _reduce(acc_k.sum_lanes, par, (a,), _SUM_LANE[a.dtype], zero)
     return np.uint64(total) if unsigned else np.int64(total)
 
 
@@ -244,12 +259,13 @@ def accumulate(
     saturating = overflow == "saturate" and acc.dtype.kind in "iu"
     if saturating and acc.dtype.itemsize > 4:
         raise ValueError(f"overflow='saturate' supports integer acc of up to 32 bits, got {acc.dtype}")
-    for av, xv in _flat(acc, x):
-        if saturating:
-            info = np.iinfo(acc.dtype)
-            acc_k.accumulate_saturate(av, xv, int(repeat), np.int64(info.min), np.int64(info.max), parallel=par)
-        else:
-            acc_k.accumulate_wrap(av, xv, int(repeat), parallel=par)
+    if saturating:
+        info = np.iinfo(acc.dtype)
+        run, bounds = acc_k.accumulate_saturate.target(par), (np.int64(info.min), np.int64(info.max))
+    else:
+        run, bounds = acc_k.accumulate_wrap.target(par), ()
+    for av, xv in flat_views((acc, x), None):
+        run(av, xv, int(repeat), *bounds)
     return acc
 
 
@@ -269,12 +285,8 @@ def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float6
         raise TypeError(f"dot takes two float arrays of one dtype or two 8-bit int arrays; got {a.dtype} and {b.dtype}")
     par = use_parallel(a.nbytes + b.nbytes, parallel, ("dot", a.dtype))
     if floats:
-        run = acc_k.dot_float.target(par)
-        parts = [run(av, bv, _FLOAT_ZERO[a.dtype], FLOAT_BLOCK) for av, bv in _flat(a, b)]
-        return np.float64(parts[0] if len(parts) == 1 else builtins.sum(parts, 0.0))
-    run = acc_k.dot_int8.target(par)
-    parts = [run(av, bv, _DOT_INT8_BLOCK) for av, bv in _flat(a, b)]
-    return np.int64(parts[0] if len(parts) == 1 else builtins.sum(int(p) for p in parts))
+        return np.float64(_reduce(acc_k.dot_float, par, (a, b), _FLOAT_ZERO[a.dtype], FLOAT_BLOCK))
+    return np.int64(_reduce(acc_k.dot_int8, par, (a, b), _DOT_INT8_BLOCK))
 
 
 def float_error_bound(n: int, dtype: Any, *, products: bool = False, parts: int = 1) -> float:

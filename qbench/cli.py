@@ -22,59 +22,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> list[str]:
-    """Print the headline numbers (a cache-sized and a DRAM-sized array); return the failed benchmarks.
+    """Print the run's headline numbers and the report's path; return the failed benchmarks."""
+    from qbench.report import run_summary
 
-    Every share of a ceiling above 100% gets a numbered note saying why it can be (``report.share_note``).
-    """
-    from qbench.regress import one_env_per_commit
-    from qbench.report import (
-        _timings,
-        share_note,
-        share_over_one,
-        side_by_side_pivot,
-        side_by_side_table,
-        summary_table,
-    )
-
-    frame = frame[frame["commit"] == commit]
-    t = _timings(frame)
-    sbs = side_by_side_table(one_env_per_commit(frame))
-    notes: list[str] = []
-
-    def ref(note: str) -> str:
-        if note not in notes:
-            notes.append(note)
-        return f"[{notes.index(note) + 1}]"
-
-    table = summary_table(t, sbs, caches)
-    if not table.empty:
-        sizes = sorted(table["size"].unique())
-        picks = [s for s in (2**14, sizes[-1]) if s in sizes]
-        shown = table[table["size"].isin(picks)]
-        print("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling (side by side)")
-        for r in shown.to_dict("records"):
-            share = "-" if r["% of ceiling"] != r["% of ceiling"] else f"{r['% of ceiling']:.0f}"  # NaN: not measured
-            print(
-                f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
-                f"{share:>7} ({r['ceiling']}){' ' + ref(r['note']) if r['note'] else ''}"
-            )
-    wide = side_by_side_pivot(sbs)
-    if not wide.empty:
-        print("\nside by side, each ratio measured in one process (above 1 qbench is faster):")
-        sizes = [c for c in wide.columns if c.startswith("2**")]
-        print(f"  {'comparison':<44} {'threads':>7} " + " ".join(f"{c:>9}" for c in sizes))
-        for r in wide.to_dict("records"):
-            cells = []
-            for c in sizes:
-                share_over = r["kind"] == "ceiling" and share_over_one(r[c])
-                mark = ref(share_note(r["kernel"], r["dtype"], 2 ** int(c[3:]), caches)) if share_over else ""
-                cells.append(f"{r[c]:.2f}{mark}".rjust(9))
-            name = f"{r['kernel']} {r['dtype']} / {r['against']}"
-            print(f"  {name:<44} {r['threads']:>7} " + " ".join(cells))
-    for i, note in enumerate(notes, 1):
-        print(f"  [{i}] a share of the ceiling above 100%: {note}")
+    for line in run_summary(frame, commit, caches):
+        print(line)
     print(f"\nreport: {out / 'index.html'}")
-    return sorted(frame.loc[frame["status"] == "failed", "benchmark"].unique())
+    current = frame[frame["commit"] == commit]
+    return sorted(current.loc[current["status"] == "failed", "benchmark"].unique())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -158,7 +113,7 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import time
 
-    from qbench.regress import compare_commits
+    from qbench.regress import Verdict, compare_commits
     from qbench.report import build_compare_report
     from qbench.results import ResultsError, machine_info
     from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root
@@ -201,38 +156,22 @@ def _compare(args: argparse.Namespace) -> int:
         factor=args.factor,
         machine=outcome.machine,
     )
-    mine = table[table["impl"] == "qbench"]
-    slower = mine[mine["change"] == "slower"]
-    faster = mine[mine["change"] == "faster"]
+    verdict = Verdict(table, args.factor)
     print(
         f"\ncompared {len(table)} benchmark results, {base[:8]} (base) -> {head[:8]} (head), "
         f"in {outcome.seconds / 60:.1f} min"
     )
-    changed = table[table["change"] != "same"]
-    if len(changed):
-        print(f"{'change':<8} {'ratio':>7} {'before':>11} {'after':>11}  benchmark (parameters)")
-        for r in changed.itertuples(index=False):
-            note = "" if r.impl == "qbench" else "  (a baseline: context, not a verdict)"
-            print(f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}{note}")
-    print(
-        f"{len(slower)} slower, {len(faster)} faster, {len(mine) - len(slower) - len(faster)} unchanged qbench "
-        f"results (factor {args.factor:g}, significant only; {len(table) - len(mine)} baseline results beside them)"
-    )
+    for line in verdict.lines():
+        print(line)
     print(f"report: {page}")
-    if len(slower):
-        kernels = ", ".join(sorted(set(slower["kernel"])))
-        print(f"REGRESSION: {len(slower)} benchmark(s) slower by more than x{args.factor:g} ({kernels})")
-        return 1
-    return 0
+    return verdict.exit_code
 
 
 def _history(args: argparse.Namespace) -> int:
-    import subprocess
-
     from qbench.regress import detect_steps
     from qbench.report import build_history_report
     from qbench.results import ResultsError, machine_info
-    from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root, git
+    from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root, git, publish_asv
 
     try:
         root = checkout_root()
@@ -273,13 +212,9 @@ def _history(args: argparse.Namespace) -> int:
     frame = frame[frame["commit"].isin(hashes) & frame["env"].astype(str).str.startswith("virtualenv")]
     if frame.empty:
         return _fail("no results for these commits (see .asv/qbench-history.log)", 2)
-    published = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=root, capture_output=True, text=True)
-    asv_html = root / ".asv" / "html" if published.returncode == 0 else None
+    asv_html, why = publish_asv(root)
     if asv_html is None:
-        print(
-            f"qbench: warning: asv publish failed, no link to asv's pages: {published.stderr.strip()[-300:]}",
-            file=sys.stderr,
-        )
+        print(f"qbench: warning: asv publish failed, no link to asv's pages: {why}", file=sys.stderr)
     steps = detect_steps(frame, order=hashes)
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     page = build_history_report(
@@ -300,7 +235,7 @@ def _history(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     import numba
 
-    from qbench import cases, tuning
+    from qbench import cases, tune, tuning
 
     if args.show:
         print(tuning.summary())
@@ -317,33 +252,14 @@ def _tune(args: argparse.Namespace) -> int:
         f"timing serial and parallel forms of {len(tuning.TUNED)} kernels at {len(ladder)} sizes "
         f"({ladder[0]:,} to {ladder[-1]:,} bytes touched), {numba.get_num_threads()} threads, side by side:"
     )
-    measured = tuning.measure(tuning.TUNED, ladder, rounds=args.rounds, passes=args.passes, progress=print)
+    measured = tune.measure(tuning.TUNED, ladder, rounds=args.rounds, passes=args.passes, progress=print)
     print(f"tuning written to {tuning.save(measured, file)}")
     if args.no_verify:
         return 0
-    with_quick = [kd for kd in tuning.TUNED if kd[1] in cases.KERNELS[kd[0]].quick_dtypes]
     print("\nchecking parallel=None at the quick grid's sizes against the faster form (and the untuned rule):")
-    checks = tuning.verify(with_quick, cases.SIZES_QUICK, rounds=args.rounds, passes=args.passes, progress=print)
-    print(
-        f"  {'kernel':<16} {'dtype':<17} {'size':>5} {'serial us':>10} {'parallel us':>12} {'tuned':>9} "
-        f"{'1 MiB rule':>10} {'tuned/best':>10} {'rule/best':>10}"
-    )
-    form = {False: "serial", True: "parallel"}
-    for c in checks:
-        print(
-            f"  {c.kernel:<16} {c.dtype:<17} 2**{c.size.bit_length() - 1:<2} {c.serial_s * 1e6:>10.1f} "
-            f"{c.parallel_s * 1e6:>12.1f} {form[c.tuned_parallel]:>9} {form[c.default_parallel]:>10} "
-            f"{c.tuned_over_best:>10.3f} {c.default_over_best:>10.3f}"
-        )
-    worst_tuned = max(checks, key=lambda c: c.tuned_over_best)
-    worst_default = max(checks, key=lambda c: c.default_over_best)
-    differ = sum(c.tuned_parallel != c.default_parallel for c in checks)
-    print(
-        f"the two rules pick different forms at {differ} of {len(checks)} points; worst case: tuned "
-        f"{worst_tuned.tuned_over_best:.3f}x the faster form ({worst_tuned.kernel} {worst_tuned.dtype} at "
-        f"2**{worst_tuned.size.bit_length() - 1}), the untuned 1 MiB rule {worst_default.default_over_best:.3f}x "
-        f"({worst_default.kernel} {worst_default.dtype} at 2**{worst_default.size.bit_length() - 1})"
-    )
+    checks = tune.verify(tune.quick_cases(), cases.SIZES_QUICK, rounds=args.rounds, passes=args.passes, progress=print)
+    for line in tune.check_lines(checks):
+        print(line)
     return 0
 
 
@@ -353,18 +269,29 @@ def tuning_ladder_top() -> int:
     return LADDER[-1]
 
 
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """Flags several subcommands share, defined once (as asv's common_args does)."""
+    select = argparse.ArgumentParser(add_help=False)
+    select.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
+    select.add_argument("--quick", action="store_true", help="the reduced grid and few repeats (a few minutes)")
+    machine = argparse.ArgumentParser(add_help=False)
+    machine.add_argument(
+        "--machine", help="asv machine name (default: this host's name; when reading results, the only one there)"
+    )
+    return {"select": select, "machine": machine}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qbench", description="Measure what quantization buys on this CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
+    shared = _parents()
+    sweep = [shared["select"], shared["machine"]]
 
-    run = sub.add_parser("run", help="run the asv benchmark suite on this checkout and build the report")
-    run.add_argument("--quick", action="store_true", help="reduced grid and few repeats (a few minutes)")
-    run.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
+    run = sub.add_parser("run", parents=sweep, help="run the asv benchmark suite on this checkout and build the report")
     run.add_argument(
         "--out", default="reports/latest", help="report folder, replaced as a whole (default: %(default)s)"
     )
     run.add_argument("--threads", metavar="N[,N...]", help="thread counts to sweep (default: 1 and all cores)")
-    run.add_argument("--machine", help="asv machine name (default: this host's name)")
     run.add_argument(
         "--allow-dirty",
         action="store_true",
@@ -372,10 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    report = sub.add_parser("report", help="build plots and pages from asv result files")
+    report = sub.add_parser("report", parents=[shared["machine"]], help="build plots and pages from asv result files")
     report.add_argument("--results", default=".asv/results", help="asv results folder (default: %(default)s)")
     report.add_argument("--out", default="reports/latest", help="report folder (default: %(default)s)")
-    report.add_argument("--machine", help="machine whose results to use (default: the only one)")
     report.add_argument("--commit", help="commit for the main plots (default: the newest measured)")
     report.add_argument(
         "--readme-table",
@@ -384,11 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=_report)
 
-    compare = sub.add_parser("compare", help="benchmark two commits in their own environments; exit 1 on a regression")
+    compare = sub.add_parser(
+        "compare", parents=sweep, help="benchmark two commits in their own environments; exit 1 on a regression"
+    )
     compare.add_argument("base", help="branch, tag or commit to compare against")
     compare.add_argument("head", nargs="?", default="HEAD", help="branch, tag or commit to test (default: HEAD)")
-    compare.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
-    compare.add_argument("--quick", action="store_true", help="the reduced grid of qbench run --quick")
     compare.add_argument(
         "--factor",
         type=float,
@@ -403,17 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
         "needs at least 4 (default: %(default)s)",
     )
     compare.add_argument("--out", help="report folder (default: reports/compare-<base8>-<head8>)")
-    compare.add_argument("--machine", help="asv machine name (default: this host's name)")
     compare.set_defaults(func=_compare)
 
-    history = sub.add_parser("history", help="benchmark each commit of a range; report steps along history")
+    history = sub.add_parser(
+        "history", parents=sweep, help="benchmark each commit of a range; report steps along history"
+    )
     history.add_argument("range", nargs="?", help="git range, e.g. v0.1..main (default: the last 10 commits)")
     history.add_argument("-n", "--max-count", type=int, default=10, help="commits when no range is given")
-    history.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
-    history.add_argument("--quick", action="store_true", help="the reduced grid of qbench run --quick")
     history.add_argument("--rounds", type=int, default=2, help="rounds per commit (default: %(default)s)")
     history.add_argument("--out", default="reports/history", help="report folder (default: %(default)s)")
-    history.add_argument("--machine", help="asv machine name (default: this host's name)")
     history.set_defaults(func=_history)
 
     tune = sub.add_parser(

@@ -1,6 +1,6 @@
 """The libraries people use for the same job, wrapped as ready-to-time calls: ONNX Runtime and PyTorch.
 
-Both are optional (``pip install -e ".[peers]"``); without them these
+Both are optional (``pip install -e ".[peers]"``; the list of them is ``qbench.cases.PEER_IMPLS``); without them these
 functions raise :class:`PeerUnavailable`, which the suite turns into a skip.
 Each returns a zero-argument callable that does the whole operation, output
 included, the way a user of that library would write it.
@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from qbench.params import QuantParams
-
-PEERS = ("onnxruntime", "torch")
 
 
 class PeerUnavailable(NotImplementedError):

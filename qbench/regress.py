@@ -1,17 +1,21 @@
 """Regression analysis of tidy results: two commits side by side, and steps along a history.
 
-The statistics are asv's own: its Mann-Whitney U test (on per-round medians,
-see :func:`_verdict`), its confidence-interval rule where samples are missing,
-and its piecewise-constant fit for steps (``asv.step_detect.detect_steps``).
+The statistics are asv's own (through :mod:`qbench._asv`): its Mann-Whitney U
+test (on per-round medians, see :func:`_verdict`), its confidence-interval rule
+where samples are missing, and its piecewise-constant fit for steps. What a
+comparison means for a CI job (the exit code) is decided here too: :func:`verdict`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from qbench import _asv, cases
 
 TIMED_KINDS = ("time", "timeraw")
 
@@ -26,7 +30,8 @@ def one_env_per_commit(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[(c, e) in keep for c, e in zip(frame["commit"], frame["env"], strict=True)]]
 
 
-BASELINES = ("numpy", "onnxruntime", "torch")  # measured for context; a qbench change cannot regress them
+#: Measured for context; a qbench change cannot regress them.
+BASELINES = ("numpy", *cases.PEER_IMPLS)
 
 
 def round_medians(samples: Any, rounds: int) -> list[float] | None:
@@ -47,17 +52,14 @@ def _verdict(a: pd.Series, b: pd.Series, rounds: int) -> tuple[float, bool]:
     Mann-Whitney U test on the per-round medians (p < 0.05): with 4 rounds a
     side, only a complete separation of the two sides passes.
     """
-    from asv import _stats
-
     ra, rb = round_medians(a["samples"], rounds), round_medians(b["samples"], rounds)
     if ra is None or rb is None:  # no usable samples: asv's own test on what there is
         stats_a = {"ci_99_a": a["ci_low"], "ci_99_b": a["ci_high"]}
         stats_b = {"ci_99_a": b["ci_low"], "ci_99_b": b["ci_high"]}
         if any(math.isnan(v) for v in (*stats_a.values(), *stats_b.values())):
             return b["value"] / a["value"], False
-        return b["value"] / a["value"], bool(_stats.is_different(None, None, stats_a, stats_b))
-    _, p = _stats.mann_whitney_u(ra, rb)
-    return min(rb) / min(ra), bool(p < 0.05)
+        return b["value"] / a["value"], _asv.is_different(stats_a, stats_b)
+    return min(rb) / min(ra), _asv.mann_whitney_u(ra, rb) < 0.05
 
 
 def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1.10, rounds: int = 1) -> pd.DataFrame:
@@ -124,8 +126,6 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
     the new level), the levels before and after, their ratio, and whether it
     is a regression (slower) or an improvement.
     """
-    from asv.step_detect import detect_steps as asv_steps
-
     timed = one_env_per_commit(history[history["kind"].isin(TIMED_KINDS) & (history["status"] == "ok")])
     measured = set(timed["commit"])
     if order is None:
@@ -139,7 +139,7 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
             y[position[c]] = v
         if sum(v == v for v in y) < 2:
             continue
-        segments = asv_steps(y)
+        segments = _asv.detect_steps(y)
         for prev, nxt in zip(segments, segments[1:], strict=False):
             ratio = nxt[2] / prev[2]
             if abs(ratio - 1) < threshold:
@@ -158,3 +158,49 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
             )
     columns = ["benchmark", "params", "kernel", "commit", "before", "after", "ratio", "change"]
     return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class Verdict:
+    """What a comparison means for a CI job: qbench's own slower and faster results, and the exit code."""
+
+    table: pd.DataFrame
+    factor: float
+
+    @property
+    def mine(self) -> pd.DataFrame:
+        return self.table[~self.table["impl"].isin(BASELINES)]
+
+    @property
+    def slower(self) -> pd.DataFrame:
+        return self.mine[self.mine["change"] == "slower"]
+
+    @property
+    def faster(self) -> pd.DataFrame:
+        return self.mine[self.mine["change"] == "faster"]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any of qbench's own results is significantly slower beyond the factor, else 0."""
+        return 1 if len(self.slower) else 0
+
+    def lines(self) -> list[str]:
+        """The changed rows (baselines marked as context), the counts, and the regression line if any."""
+        out = []
+        changed = self.table[self.table["change"] != "same"]
+        if len(changed):
+            out.append(f"{'change':<8} {'ratio':>7} {'before':>11} {'after':>11}  benchmark (parameters)")
+            for r in changed.itertuples(index=False):
+                note = "" if r.impl not in BASELINES else "  (a baseline: context, not a verdict)"
+                out.append(
+                    f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}{note}"
+                )
+        slower, faster, mine = len(self.slower), len(self.faster), len(self.mine)
+        out.append(
+            f"{slower} slower, {faster} faster, {mine - slower - faster} unchanged qbench results (factor "
+            f"{self.factor:g}, significant only; {len(self.table) - mine} baseline results beside them)"
+        )
+        if slower:
+            kernels = ", ".join(sorted(set(self.slower["kernel"])))
+            out.append(f"REGRESSION: {slower} benchmark(s) slower by more than x{self.factor:g} ({kernels})")
+        return out

@@ -54,6 +54,15 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _kernel_of(cls: str, method: str) -> str:
+    """The kernel a benchmark times: its family in the registry (``cases.BENCHMARK_KERNELS``); for the suites
+    that are not a kernel (calibration, footprint, compile), the class or function, snake_cased, as a label.
+    Bandwidth, memory and side-by-side rows name theirs in a parameter (see :func:`_rows_of_file`)."""
+    if cls in cases.BENCHMARK_KERNELS:
+        return cases.BENCHMARK_KERNELS[cls]
+    return _snake(cls) if cls else method
+
+
 def _literal(text: Any) -> Any:
     try:
         return ast.literal_eval(text)
@@ -113,7 +122,7 @@ def _rows_of_file(path: Path, data: dict, meta: dict[str, dict], machine: str) -
                 "benchmark": name,
                 "suite": suite,
                 "kind": kind.split("_")[0],
-                "kernel": _snake(cls) if cls else kind,
+                "kernel": _kernel_of(cls, kind),
                 "impl": params.get("impl", "qbench"),
                 "dtype": params.get("dtype"),
                 "size": params.get("size"),

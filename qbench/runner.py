@@ -96,8 +96,9 @@ def _stream(cmd: list[str], root: Path, env: dict[str, str], log: Path) -> Itera
             sink.write(line)
             yield line.rstrip("\n")
         proc.wait()
+        sink.flush()  # the tail below is read back from the file
         if proc.returncode not in (0, 2):  # asv exits 2 when some benchmarks failed; those are reported below
-            tail = "".join(open(log).readlines()[-15:])
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
             raise RunError(
                 f"asv run exited with status {proc.returncode} (a build or setup error?); see {log}:\n{tail}"
             )
@@ -264,3 +265,11 @@ def write_machine_info(root: Path, machine: str) -> Path:
     path = folder / "qbench-machine.json"
     path.write_text(json.dumps({"machine": machine, **describe()}, indent=2))
     return path
+
+
+def publish_asv(root: Path) -> tuple[Path | None, str]:
+    """``asv publish``: (asv's HTML folder, "") or (None, why it failed); a report links to it when it exists."""
+    proc = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]
+    return root / ".asv" / "html", ""

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,59 +249,7 @@ def summary() -> str:
     return f"tuned {data['created']} at {data['threads']} threads: {kernels}"
 
 
-# --- measuring -----------------------------------------------------------------------------------
-
-
-def _data(dtype: str, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` values of ``dtype``: a random block tiled (random data for 2**26 values costs seconds)."""
-    rng = np.random.default_rng(seed)
-    block = min(n, 1 << 16)
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        tile = rng.standard_normal(block).astype(dt)
-    else:
-        info = np.iinfo(dt)
-        tile = rng.integers(max(info.min, -100), min(info.max, 100), block, endpoint=True).astype(dt)
-    return np.resize(tile, n)
-
-
-def build_call(kernel: str, dtype: str, n: int) -> Callable[[bool | None], Any]:
-    """``call(parallel)``: one API call of the (kernel, dtype) case on ``n`` elements, data made once."""
-    from qbench import api
-    from qbench.calibrate import calibrate
-
-    if kernel in ("quantize", "quantize_axis", "dequantize", "dequantize_axis"):
-        axis = 0 if kernel.endswith("_axis") else None
-        x = _data("float32", n).reshape((64, -1) if axis == 0 else (n,))
-        p = calibrate(x[:, :4096] if axis == 0 else x[:4096], dtype, axis=axis)
-        if kernel.startswith("quantize"):
-            out = np.empty(x.shape, p.dtype)
-            return lambda par: api.quantize(x, p, out=out, parallel=par)
-        q, back = api.quantize(x, p), np.empty(x.shape, np.float32)
-        return lambda par: api.dequantize(q, p, out=back, parallel=par)
-    if kernel == "sum":
-        a = _data(dtype, n)
-        return lambda par: api.sum(a, parallel=par)
-    if kernel == "dot":
-        a, b = _data(dtype, n), _data(dtype, n, 1)
-        return lambda par: api.dot(a, b, parallel=par)
-    if kernel == "accumulate":
-        acc_t, x_t = dtype.split("+=")
-        acc, x = _data(acc_t, n), _data(x_t, n, 1)
-        return lambda par: api.accumulate(acc, x, parallel=par)
-    raise ValueError(f"no tuning case for kernel {kernel!r}")
-
-
-def _elements(kernel: str, dtype: str, nbytes: int) -> int:
-    from qbench import cases
-
-    n = max(1, nbytes // cases.bytes_moved(kernel, dtype, 1))
-    return n - n % 64 if n >= 128 else n  # whole rows for the per-channel cases (64 channels)
-
-
-def _forms(call: Callable[[bool | None], Any], *choices: bool) -> dict[str, Callable[[], Any]]:
-    names = {False: "serial", True: "parallel"}
-    return {names[c]: (lambda c=c: call(c)) for c in choices}
+# --- storing a measurement (qbench.tune measures) -------------------------------------------------
 
 
 @dataclass
@@ -322,53 +269,6 @@ class Measured:
     def switch(self) -> Switch:
         ratios = [s / p for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
         return Switch.from_ladder(self.nbytes, self.decisions(), ratios)
-
-
-def _best_of_passes(
-    points: list[tuple[str, str, int]], choices: tuple, rounds: int, passes: int, progress
-) -> list[dict[str, float]]:
-    """Seconds per call of each form at each (kernel, dtype, elements), the least over ``passes`` passes.
-
-    Rounds inside one pass alternate the forms; the passes run one after the
-    other over every point, so a burst of load from elsewhere (seconds long on
-    a shared machine) slows one pass of a point, not all of them, and the
-    least time, which interference can only raise, keeps the quiet one.
-    """
-    from qbench.timing import interleaved
-
-    best: list[dict[str, float]] = [{} for _ in points]
-    for p in range(passes):
-        for i, (kernel, dtype, n) in enumerate(points):
-            times = interleaved(_forms(build_call(kernel, dtype, n), *choices), rounds)
-            best[i] = {k: min(v, best[i].get(k, v)) for k, v in times.items()}
-        if progress:
-            progress(f"  pass {p + 1} of {passes} done")
-    return best
-
-
-def measure(
-    cases_: Iterable[tuple[str, str]] = TUNED,
-    ladder: Iterable[int] = LADDER,
-    *,
-    rounds: int = 5,
-    passes: int = 2,
-    progress: Callable[[str], None] | None = None,
-) -> list[Measured]:
-    """Serial and parallel forms of each case, timed alternately in this process at every size of ``ladder``."""
-    ladder = list(ladder)
-    points = [(k, d, _elements(k, d, b)) for k, d in cases_ for b in ladder]
-    times = iter(_best_of_passes(points, (False, True), rounds, passes, progress))
-    results = []
-    for kernel, dtype in dict.fromkeys((k, d) for k, d, _ in points):
-        m = Measured(kernel, dtype, ladder, [], [])
-        for _ in ladder:
-            t = next(times)
-            m.serial_s.append(t["serial"])
-            m.parallel_s.append(t["parallel"])
-        if progress:
-            progress(f"  {kernel} {dtype}: {m.switch().describe()}")
-        results.append(m)
-    return results
 
 
 def save(results: list[Measured], file: Path | None = None) -> Path:
@@ -400,58 +300,6 @@ def save(results: list[Measured], file: Path | None = None) -> Path:
     os.replace(tmp, file)  # never a half-written tuning
     reload()
     return file
-
-
-@dataclass
-class Check:
-    """One grid point of :func:`verify`: both forms timed side by side, and the form each rule picks."""
-
-    kernel: str
-    dtype: str
-    size: int
-    nbytes: int
-    serial_s: float
-    parallel_s: float
-    tuned_parallel: bool  # what parallel=None picks under the tuning in force
-    default_parallel: bool  # what the untuned rule (DEFAULT_MIN_BYTES) picks
-
-    @property
-    def best_s(self) -> float:
-        return min(self.serial_s, self.parallel_s)
-
-    def _over_best(self, parallel: bool) -> float:
-        return (self.parallel_s if parallel else self.serial_s) / self.best_s
-
-    @property
-    def tuned_over_best(self) -> float:
-        """Time of the form the tuning picks over the faster form: 1.0 is ideal, 1.05 is 5% slower."""
-        return self._over_best(self.tuned_parallel)
-
-    @property
-    def default_over_best(self) -> float:
-        """The same for the untuned rule."""
-        return self._over_best(self.default_parallel)
-
-
-def verify(
-    cases_: Iterable[tuple[str, str]], sizes: Iterable[int], *, rounds: int = 5, passes: int = 2, progress=None
-) -> list[Check]:
-    """Time serial and parallel alternately at each (case, size in elements) and judge each rule's pick.
-
-    Both rules are judged on the same two measurements, so where they pick the
-    same form they score the same; the picks are those of the lookup the API
-    makes (:func:`parallel_pays`), which the tests hold to the API's own keys.
-    """
-    from qbench import cases
-
-    points = [(k, d, n) for k, d in cases_ for n in sizes]
-    times = _best_of_passes(points, (False, True), rounds, passes, progress)
-    checks = []
-    for (kernel, dtype, n), t in zip(points, times, strict=True):
-        nbytes = cases.bytes_moved(kernel, dtype, n)
-        tuned, default = parallel_pays(case_key(kernel, dtype), nbytes), DEFAULT(nbytes)
-        checks.append(Check(kernel, dtype, n, nbytes, t["serial"], t["parallel"], tuned, default))
-    return checks
 
 
 reload()

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from qbench import api, cases, tuning
+from qbench import api, cases, tune, tuning
 from qbench.tuning import Measured, Switch
 
 multicore = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
@@ -112,7 +112,7 @@ def test_off_ignores_a_stored_tuning(tuning_file, monkeypatch):
 def test_every_tuned_case_is_the_key_the_api_asks_for(kernel, dtype, monkeypatch):
     # A tuning stored under one key and looked up under another would silently never apply.
     n = 4096
-    call = tuning.build_call(kernel, dtype, n)  # builds its data (dequantize quantizes first)
+    call = tune.build_call(kernel, dtype, n)  # builds its data (dequantize quantizes first)
     asked = []
     real = api.use_parallel
 
@@ -127,7 +127,7 @@ def test_every_tuned_case_is_the_key_the_api_asks_for(kernel, dtype, monkeypatch
 
 def test_verify_judges_each_rules_pick_against_the_faster_form(tuning_file):
     tuning.save([_measured("sum", "uint8", [2.0] * 3)], tuning_file)  # tuned: parallel from 16 KiB
-    (check,) = tuning.verify([("sum", "uint8")], [1 << 16], rounds=1, passes=1)
+    (check,) = tune.verify([("sum", "uint8")], [1 << 16], rounds=1, passes=1)
     assert check.nbytes == 1 << 16 and check.tuned_parallel and not check.default_parallel
     assert check.tuned_over_best == check.parallel_s / min(check.serial_s, check.parallel_s)
     assert check.default_over_best == check.serial_s / min(check.serial_s, check.parallel_s)

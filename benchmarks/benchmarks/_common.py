@@ -1,7 +1,9 @@
-"""Case setup shared by the suite: data, the call to time, and a correctness check.
+"""The timing harness of the suite: thread budgets, building a case from the registry, timing, ratios.
 
-Each case is built once in ``setup`` (outputs preallocated, the JIT warmed by
-the check's own call), so the timed body is the kernel call alone.
+What each kernel is (its data, implementations and check) lives in the case
+registry, ``qbench/cases``; this module only builds a case from it once in
+``setup`` (outputs preallocated, the JIT warmed by the check's own call), so
+the timed body is the kernel call alone.
 """
 
 from __future__ import annotations
@@ -19,39 +21,31 @@ from typing import Any
 import numba
 import numpy as np
 
-from qbench import api, reference
-
-try:  # the suite also measures older commits, from before qbench had its peers module
-    from qbench import peers
-except ImportError:
-    peers = None
-from qbench.calibrate import calibrate
-from qbench.kernels import bandwidth
-
 
 def _suite_cases() -> ModuleType:
-    """The grid module of this checkout, not of the qbench installed for the commit being measured.
+    """The case registry of this checkout, not of the qbench installed for the commit being measured.
 
     asv runs one benchmark tree against many installed commits and files each
     result by parameter index: the grid must come from the tree asv read it
     from, or an older commit's grid would label results with the wrong sizes.
+    The registry calls the library (``qbench.api``, ``qbench.reference``) of
+    the commit measured.
     """
-    path = Path(__file__).resolve().parents[2] / "qbench" / "cases.py"
-    if not path.exists():
+    folder = Path(__file__).resolve().parents[2] / "qbench" / "cases"
+    if not (folder / "__init__.py").exists():
         import qbench.cases
 
         return qbench.cases
-    spec = importlib.util.spec_from_file_location("_qbench_suite_cases", path)
+    spec = importlib.util.spec_from_file_location(
+        "_qbench_suite_cases", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
+    sys.modules[spec.name] = module  # dataclasses and relative imports look their module up here
     spec.loader.exec_module(module)
     return module
 
 
 cases = _suite_cases()
-
-CHECK = 1 << 16  # elements compared at each end of an elementwise output
-AXIS_CHANNELS = 64
 
 
 @dataclass
@@ -80,112 +74,21 @@ def set_threads(threads: int, impl: str) -> None:
     numba.set_num_threads(max(1, threads))
 
 
-PAGE = 4096
-SLOT_OFFSET = 1408  # 22 cache lines: slots 0, 1, 2 start 0, 1408 and 2816 bytes into a page
-
-
-def empty(shape: Any, dtype: Any, slot: int) -> np.ndarray:
-    """An array that starts ``slot * SLOT_OFFSET`` bytes into a page, the same in every process.
-
-    Where an input and an output start relative to 4 KiB pages decides whether
-    their loads and stores alias in the CPU's store-to-load checks: measured
-    here, quantize of 2**16 floats took 17.7 to 25 us depending on it alone.
-    Left to the allocator, that offset changes from process to process and
-    shows up as a 40% "difference" between two runs of the same code.
-    """
-    dt = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dt.itemsize
-    buf = np.empty(nbytes + 2 * PAGE, np.uint8)
-    start = (-buf.ctypes.data) % PAGE + (slot * SLOT_OFFSET) % PAGE
-    return buf[start : start + nbytes].view(dt).reshape(shape)
-
-
-def _random(dtype: str, shape: Any, rng: np.random.Generator, slot: int) -> np.ndarray:
-    dt = np.dtype(dtype)
-    out = empty(shape, dt, slot)
-    if dt.kind == "f":
-        out[...] = rng.standard_normal(shape, dtype=dt)
-    else:
-        info = np.iinfo(dt)
-        out[...] = rng.integers(info.min, info.max, shape, endpoint=True, dtype=dt)
-    return out
-
-
-def _check_ends(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: str) -> None:
-    """Compare both ends of a flat elementwise output with the reference on the same slices."""
-    flat = got.reshape(-1)
-    for part in (slice(0, CHECK), slice(max(0, flat.size - CHECK), flat.size)):
-        want = want_fn(part).reshape(-1)
-        if not np.array_equal(flat[part].view(np.uint8), np.ascontiguousarray(want).view(np.uint8)):
-            raise AssertionError(f"{name} disagrees with the NumPy reference; not timing a wrong kernel")
-
-
 def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
-    """Build the data and the call for one grid point, and check qbench's answer once.
+    """Build one grid point from the registry (``cases.KERNELS``), run it once and check its answer.
 
-    qbench is called with ``parallel=None``: within the thread budget it picks serial or parallel itself.
+    qbench is called with ``parallel=None``: within the thread budget it picks
+    serial or parallel itself. The first call also loads or compiles the kernel,
+    so no timed sample includes compilation.
     """
-    case = _prepare_call(kernel, dtype, size, threads, impl)
-    case.threads = threads
-    return case
-
-
-def _prepare_call(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
     set_threads(threads, impl)
-    rng = np.random.default_rng(size)
-    nbytes = cases.bytes_moved(kernel, dtype, size)
-    mine = impl == "qbench"
-
-    if kernel in ("quantize", "quantize_axis", "dequantize", "dequantize_axis"):
-        return _prepare_conversion(kernel, dtype, size, threads, impl, rng)
-
-    if kernel == "sum":
-        a = _random(dtype, size, rng, 0)
-        run = (lambda: api.sum(a)) if mine else (lambda: reference.sum(a))
-        if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.sum(a)):
-            raise AssertionError("sum: qbench disagrees with the NumPy reference")
-        return Prepared(run, nbytes, 0)
-
-    if kernel == "accumulate":
-        acc_t, x_t = cases.acc_pair(dtype)
-        acc, x = _random(acc_t, size, rng, 0), _random(x_t, size, rng, 1)
-        if mine:
-            head, tail = acc[:CHECK].copy(), acc[-CHECK:].copy()
-            api.accumulate(acc, x)
-            reference.accumulate(head, x[:CHECK])
-            reference.accumulate(tail, x[-CHECK:])
-            if not (np.array_equal(acc[:CHECK], head) and np.array_equal(acc[-CHECK:], tail)):
-                raise AssertionError("accumulate: qbench disagrees with the NumPy reference")
-            return Prepared(lambda: api.accumulate(acc, x), nbytes, 0)
-        return Prepared(lambda: reference.accumulate(acc, x), nbytes, 0)
-
-    if kernel == "dot":
-        a, b = _random(dtype, size, rng, 0), _random(dtype, size, rng, 1)
-        run = (lambda: api.dot(a, b)) if mine else (lambda: reference.dot(a, b))
-        if mine and np.dtype(dtype).kind in "iu" and int(run()) != int(reference.dot(a, b)):
-            raise AssertionError("dot: qbench disagrees with the NumPy reference")
-        return Prepared(run, nbytes, 0)
-
-    if kernel == "qdot":
-        xa, xb = rng.standard_normal((2, size), dtype=np.float32)
-        pa, pb = calibrate(xa[:CHECK], dtype), calibrate(xb[:CHECK], dtype)
-        qa, qb = empty(size, pa.dtype, 0), empty(size, pb.dtype, 1)
-        qa[...], qb[...] = reference.quantize(xa, pa), reference.quantize(xb, pb)
-        if mine:
-            return Prepared(lambda: api.qdot(qa, pa, qb, pb), nbytes, 0)
-        return Prepared(lambda: reference.qdot(qa, pa, qb, pb), nbytes, 0)
-
+    buffers = cases.Buffers(seed=size)
     if kernel in cases.BANDWIDTH_OPS:
-        src, dst = empty(size, np.float32, 0), empty(size, np.float32, 1)
-        src[...] = 1.0
-        calls = {
-            "copy": lambda p: lambda: bandwidth.copy(src, dst, parallel=p),
-            "read": lambda p: lambda: bandwidth.read(src, parallel=p),
-            "write": lambda p: lambda: bandwidth.write(dst, np.float32(1), parallel=p),
-        }
-        return _fastest(calls[kernel], nbytes, threads)
-
-    raise ValueError(f"unknown kernel {kernel!r}")
+        return _fastest(cases.bandwidth_call(kernel, size, buffers), cases.bytes_moved(kernel, dtype, size), threads)
+    family = cases.family(kernel)
+    run, data = family.build(dtype, size, impl, threads, buffers)
+    family.check(data, impl, run())
+    return Prepared(run, cases.bytes_moved(kernel, dtype, size), family.allocates(data, impl), threads)
 
 
 def _fastest(call: Callable[[bool], Callable[[], Any]], nbytes: int, threads: int) -> Prepared:
@@ -197,88 +100,12 @@ def _fastest(call: Callable[[bool], Callable[[], Any]], nbytes: int, threads: in
 def prepare_probe(kernel: str, dtype: str, size: int, threads: int) -> Prepared:
     """The pattern probe of a kernel (``cases.CEILINGS``): its arrays as unsigned ints, moved with no arithmetic."""
     set_threads(threads, "qbench")
-    probe = cases.KERNELS[kernel].ceiling
+    probe = cases.family(kernel).ceiling
     if probe == "read":
         return prepare("read", "float32", cases.ceiling_size(kernel, dtype, size), threads, "qbench")
-    (src_t, _), (dst_t, _) = sorted(cases.probe_streams(kernel, dtype), key=lambda s: s[1] != cases.READ)
-    # Random bits like the kernel's data, in the same page slots as the kernel's arrays.
-    rng = np.random.default_rng(size)
-    src, dst = _random(src_t, size, rng, 0), _random(dst_t, size, rng, 1)
-    if probe == "update":
-        if not hasattr(bandwidth, "update"):  # the suite also measures older commits
-            raise NotImplementedError("this qbench version has no update probe; its ceiling is not measured")
-        call = lambda p: lambda: bandwidth.update(dst, src, parallel=p)  # noqa: E731
-    else:
-        call = lambda p: lambda: bandwidth.copy(src, dst, parallel=p)  # noqa: E731
+    buffers = cases.Buffers(seed=size)
+    call = cases.pattern_probe_call(cases.probe_operands(kernel, dtype, size), probe == "update", buffers)
     return _fastest(call, cases.bytes_moved(kernel, dtype, size), threads)
-
-
-def _prepare_conversion(
-    kernel: str, dtype: str, size: int, threads: int, impl: str, rng: np.random.Generator
-) -> Prepared:
-    """quantize / dequantize (per tensor or per axis) by qbench, the NumPy reference or a peer library."""
-    per_axis = kernel.endswith("_axis")
-    shape = (AXIS_CHANNELS, size // AXIS_CHANNELS) if per_axis else (size,)
-    x = _random("float32", shape, rng, 0)
-    p = calibrate(x[:, :4096] if per_axis else x[:CHECK], dtype, axis=0 if per_axis else None)
-    flat_x = x.reshape(-1)
-    if kernel.startswith("quantize"):
-        out = empty(shape, p.dtype, 1)
-        calls = {
-            "qbench": lambda: lambda: api.quantize(x, p, out=out),
-            "numpy": lambda: lambda: reference.quantize(x, p),
-            "onnxruntime": lambda: peers.onnxruntime_quantize(x, p, out, threads),
-            "torch": lambda: peers.torch_quantize(x, p, threads),
-        }
-        want = lambda s: reference.quantize(flat_x[s], _flat_params(p, shape, s))  # noqa: E731
-    else:
-        q = empty(shape, p.dtype, 0)
-        q[...] = reference.quantize(x, p)
-        out = empty(shape, np.float32, 1)
-        calls = {
-            "qbench": lambda: lambda: api.dequantize(q, p, out=out),
-            "numpy": lambda: lambda: reference.dequantize(q, p),
-            "onnxruntime": lambda: peers.onnxruntime_dequantize(q, p, out, threads),
-            "torch": lambda: peers.torch_dequantize(q, p, threads),
-        }
-        flat_q = q.reshape(-1)
-        want = lambda s: reference.dequantize(flat_q[s], _flat_params(p, shape, s))  # noqa: E731
-    if peers is None and impl != "qbench" and impl != "numpy":
-        raise NotImplementedError(f"this qbench version has no peers module; {impl} is not measured")
-    run = calls[impl]()
-    result = np.asarray(run()) if peers is None else peers.to_numpy(run())
-    if impl == "torch":
-        _check_close(result, want, kernel, impl)  # PyTorch rounds its own way (see qbench.peers)
-    elif impl != "numpy":
-        _check_ends(result, want, f"{kernel} ({impl})")
-    allocates = 0 if impl in ("qbench", "onnxruntime") else out.nbytes
-    return Prepared(run, cases.bytes_moved(kernel, dtype, size), allocates)
-
-
-def _check_close(got: np.ndarray, want_fn: Callable[[slice], np.ndarray], name: str, impl: str) -> None:
-    """Close to the ONNX reference: integers within one step, differing almost nowhere (ties); floats within
-    a few units in the last place of the data's magnitude."""
-    flat = got.reshape(-1)
-    part = slice(0, min(CHECK, flat.size))
-    want = want_fn(part).reshape(-1)
-    if flat.dtype.kind == "f":
-        # Near zero, q * scale - zero_point * scale (PyTorch's vector form) loses relative precision.
-        ok = np.allclose(flat[part], want, rtol=2.0**-21, atol=float(np.abs(want).max(initial=0)) * 2.0**-20)
-    else:
-        diff = np.abs(flat[part].astype(np.int64) - want.astype(np.int64))
-        ok = diff.max(initial=0) <= 1 and np.count_nonzero(diff) <= max(1, diff.size // 1000)
-    if not ok:
-        raise AssertionError(f"{name} ({impl}) differs from the ONNX reference beyond its own rounding")
-
-
-def _flat_params(p: Any, shape: tuple[int, ...], part: slice) -> Any:
-    """Parameters for a flat slice of an array of ``shape``: per-axis expands to one scale per element."""
-    if p.axis is None:
-        return p
-    from qbench.params import QuantParams
-
-    channel = np.arange(int(np.prod(shape)))[part] // shape[1]
-    return QuantParams(p.scale[channel], p.zero_point[channel], p.dtype, axis=0)
 
 
 _PREPARED: dict[tuple, Any] = {}
@@ -409,6 +236,11 @@ class _KernelBench(_Timed):
     """
 
     kernel = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__ != cases.family(cls.kernel).benchmark:  # results name the kernel by its class
+            raise TypeError(f"the benchmark of {cls.kernel!r} must be named {cases.family(cls.kernel).benchmark}")
 
     def setup(self, size: int, dtype: str, threads: int, impl: str) -> None:
         self.case = prepared(self.kernel, dtype, size, threads, impl)

@@ -1,0 +1,77 @@
+"""The sweep's axes: sizes, thread counts, the quick/full switch, calibration grids and test data.
+
+Environment variables shape the grid, read when the suite is imported:
+``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``,
+``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores)
+and ``QBENCH_SIZES=1024,65536`` the sizes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+#: 2**10 ... 2**26 elements in steps of x4: from L1-resident to DRAM-sized.
+SIZES_FULL = tuple(2**k for k in range(10, 27, 2))
+#: The quick grid keeps one size per memory level (2**14 and 2**24 among them).
+SIZES_QUICK = (2**10, 2**14, 2**18, 2**20, 2**24)
+
+IMPLS = ("qbench", "numpy")
+#: Optional peer libraries (the ``peers`` extra); absent ones are skipped, not failed. The one list of them.
+PEER_IMPLS = ("onnxruntime", "torch")
+WITH_PEERS = IMPLS + PEER_IMPLS
+
+#: Calibration timing and accuracy grids.
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+DISTRIBUTIONS = ("normal", "uniform", "laplace", "outliers")
+ACCURACY_DTYPES = ("uint8", "int8")
+ACCURACY_SIZE = 2**16
+MEMORY_SIZE = 2**20
+
+
+def quick() -> bool:
+    return os.environ.get("QBENCH_QUICK", "") == "1"
+
+
+def sizes() -> tuple[int, ...]:
+    """Sizes to sweep: ``QBENCH_SIZES`` (comma-separated element counts) if set, else the grid of the mode."""
+    spec = os.environ.get("QBENCH_SIZES", "")
+    if spec:
+        return tuple(sorted({int(s) for s in spec.split(",") if s.strip()}))
+    return SIZES_QUICK if quick() else SIZES_FULL
+
+
+def all_cores() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def thread_counts() -> tuple[int, ...]:
+    """Thread counts to sweep: ``QBENCH_THREADS`` if set, else 1 and all cores."""
+    spec = os.environ.get("QBENCH_THREADS", "")
+    counts = [int(t) for t in spec.split(",") if t.strip()] if spec else [1, all_cores()]
+    return tuple(sorted(set(counts)))
+
+
+def calibration_sizes() -> tuple[int, ...]:
+    return (2**14, 2**18) if quick() else (2**14, 2**18, 2**22)
+
+
+def make_distribution(name: str, size: int, seed: int = 0) -> np.ndarray:
+    """float32 test data: ``normal``, ``uniform``, ``laplace``, or ``outliers`` (normal plus 0.1% at 50 sigma)."""
+    rng = np.random.default_rng(seed)
+    if name == "normal":
+        x = rng.standard_normal(size)
+    elif name == "uniform":
+        x = rng.uniform(-1.0, 1.0, size)
+    elif name == "laplace":
+        x = rng.laplace(size=size)
+    elif name == "outliers":
+        x = rng.standard_normal(size)
+        idx = rng.choice(size, max(1, size // 1000), replace=False)
+        x[idx] = 50.0 * rng.choice([-1.0, 1.0], idx.size)
+    else:
+        raise ValueError(f"unknown distribution {name!r}; accepted: {', '.join(DISTRIBUTIONS)}")
+    return x.astype(np.float32)

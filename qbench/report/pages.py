@@ -1,0 +1,268 @@
+"""Report folders: the main report, the compare and history pages, the README table, the run summary.
+
+Every folder is written whole into a fresh directory that then replaces the
+old one (:func:`publish`), so a failed build never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qbench.regress import one_env_per_commit
+
+from . import plots_ratios, plots_speed  # noqa: F401 - registers their figures
+from .figures import FIGURES, ReportData
+from .plots_ratios import plot_ratios
+from .plots_speed import plot_history
+from .render import machine_lines, markdown, render_html, render_markdown
+from .tables import (
+    accuracy_table,
+    calibration_table,
+    commit_view,
+    compile_table,
+    memory_table,
+    peers_table,
+    pow2,
+    share_note,
+    share_over_one,
+    side_by_side_pivot,
+    side_by_side_table,
+    speedup_table,
+    summary_table,
+    thread_table,
+    timings,
+)
+
+
+def publish(out_dir: Path, fill: Callable[[Path], None]) -> None:
+    """Write a report folder: ``fill`` writes into a fresh folder, which then replaces ``out_dir`` (and only it)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for reading
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> ReportData:
+    """Everything the main page shows, derived once from the results of every commit."""
+    current = frame[frame["commit"] == commit]
+    t_all = timings(one_env_per_commit(frame))
+    t = t_all[t_all["commit"] == commit] if not t_all.empty else t_all
+    return ReportData(current, t, t_all, side_by_side_table(one_env_per_commit(current)), caches)
+
+
+def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
+    """(heading, table) of the main page, in order; empty tables are left out."""
+    tables = [
+        (
+            "Throughput (1 thread, qbench): GB/s, multiple of the NumPy reference, share of the bandwidth ceiling "
+            "(side by side, against a probe with the kernel's streams)",
+            summary_table(data.t, data.sbs, data.caches),
+        ),
+        ("8-bit over float32 (elements/s ratio)", speedup_table(data.t)),
+        ("Side by side: ratios measured in one process (above 1 qbench is faster)", side_by_side_pivot(data.sbs)),
+        ("Thread scaling (elements/s over 1 thread)", thread_table(data.t)),
+        ("Accuracy: SQNR (dB) of the round trip", accuracy_table(data.current)),
+        ("Memory per call at 2**20 elements", memory_table(data.current)),
+        ("Calibration time (seconds)", calibration_table(data.current)),
+        ("JIT cost, measured on its own (seconds)", compile_table(data.current)),
+    ]
+    failed = data.current[data.current["status"] == "failed"]
+    tables.append(("Failed benchmarks", failed[["benchmark", "params"]].drop_duplicates()))
+    # The throughput table stays even when empty: it says "no data" where a reader looks first.
+    return [tables[0]] + [(h, tb) for h, tb in tables[1:] if not tb.empty]
+
+
+def build_report(
+    frame: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    commit: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Write plots, report.md, index.html and results.csv into ``out_dir`` (replaced as a whole)."""
+    out_dir = Path(out_dir)
+    commit, current = commit_view(frame, commit)
+    machine = str(current["machine"].iloc[0])
+    data = report_data(frame, commit, info.get("caches", {}))
+
+    def fill(tmp: Path) -> None:
+        figures = []
+        for spec in FIGURES:
+            progress(f"  plotting {spec.kind}")
+            fig = None if spec.needs_timings and data.t.empty else spec.draw(data, tmp)
+            if fig:
+                figures.append(fig)
+        frame.to_csv(tmp / "results.csv", index=False)
+        tables = report_tables(data)
+        header = machine_lines(info, machine, commit, current["date"].iloc[0])
+        (tmp / "report.md").write_text(render_markdown("qbench report", header, figures, tables))
+        (tmp / "index.html").write_text(render_html("qbench report", header, figures, tables, tmp))
+        (tmp / "report.json").write_text(
+            json.dumps({"commit": commit, "machine": machine, "figures": [f.file for f in figures]}, indent=2)
+        )
+
+    publish(out_dir, fill)
+    return out_dir / "index.html"
+
+
+def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None = None) -> str:
+    """The peers comparison as a Markdown table for the README, with the machine named beside it."""
+    try:
+        commit, current = commit_view(frame, commit)
+    except ValueError:
+        return f"_no results for commit {commit}_\n"
+    sbs = side_by_side_table(one_env_per_commit(current))
+    table = peers_table(sbs)
+    if table.empty:
+        return "_no side-by-side peer results: install the peers extra and run the suite_\n"
+    table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
+    over = [
+        f"- {r.kernel} {r.dtype} at {pow2(r.size)}: {r.ratio:.2f} of its ceiling, "
+        + share_note(r.kernel, r.dtype, int(r.size), info.get("caches", {}))
+        for r in sbs.itertuples(index=False)
+        if r.kind == "ceiling"
+        and r.threads == 1
+        and r.size >= 2**14
+        and share_over_one(r.ratio)
+        and r.kernel in set(table["kernel"])
+    ]
+    table["size"] = [pow2(v) for v in table["size"]]
+    cpu = info.get("cpu", "unknown CPU")
+    note = (
+        f"qbench throughput as a multiple of each library's (higher is better) and as a share of this machine's "
+        f"bandwidth for the same streams (a probe moving the kernel's arrays with no arithmetic), 1 thread, each "
+        f"ratio measured side by side in one process, on {cpu} ({info.get('cores', '?')} cores, "
+        f"{', '.join(info.get('simd', []))}), qbench {commit[:8]}, Numba {info.get('numba', '?')}.\n\n"
+    )
+    explained = "\nShares of the ceiling above 1:\n" + "\n".join(over) + "\n" if over else ""
+    return note + markdown(table, "{:.2f}") + explained
+
+
+def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> list[str]:
+    """The terminal summary of a run: a cache-sized and the largest size per kernel, then every side-by-side ratio.
+
+    Every share of a ceiling above 100% gets a numbered note saying why it can be (:func:`share_note`).
+    """
+    frame = frame[frame["commit"] == commit]
+    sbs = side_by_side_table(one_env_per_commit(frame))
+    lines: list[str] = []
+    notes: list[str] = []
+
+    def ref(note: str) -> str:
+        if note not in notes:
+            notes.append(note)
+        return f"[{notes.index(note) + 1}]"
+
+    table = summary_table(timings(frame), sbs, caches)
+    if not table.empty:
+        sizes = sorted(table["size"].unique())
+        picks = [s for s in (2**14, sizes[-1]) if s in sizes]
+        lines.append("\nkernel           dtype              size       GB/s   x NumPy  % of ceiling (side by side)")
+        for r in table[table["size"].isin(picks)].to_dict("records"):
+            share = "-" if r["% of ceiling"] != r["% of ceiling"] else f"{r['% of ceiling']:.0f}"  # NaN: not measured
+            lines.append(
+                f"{r['kernel']:<16} {r['dtype']:<18} {r['size']:>10,} {r['GB/s']:>8.2f} {r['x NumPy']:>8.1f} "
+                f"{share:>7} ({r['ceiling']}){' ' + ref(r['note']) if r['note'] else ''}"
+            )
+    wide = side_by_side_pivot(sbs)
+    if not wide.empty:
+        lines.append("\nside by side, each ratio measured in one process (above 1 qbench is faster):")
+        sizes = [c for c in wide.columns if c.startswith("2**")]
+        lines.append(f"  {'comparison':<44} {'threads':>7} " + " ".join(f"{c:>9}" for c in sizes))
+        for r in wide.to_dict("records"):
+            cells = []
+            for c in sizes:
+                share_over = r["kind"] == "ceiling" and share_over_one(r[c])
+                mark = ref(share_note(r["kernel"], r["dtype"], 2 ** int(c[3:]), caches)) if share_over else ""
+                cells.append(f"{r[c]:.2f}{mark}".rjust(9))
+            name = f"{r['kernel']} {r['dtype']} / {r['against']}"
+            lines.append(f"  {name:<44} {r['threads']:>7} " + " ".join(cells))
+    lines += [f"  [{i}] a share of the ceiling above 100%: {note}" for i, note in enumerate(notes, 1)]
+    return lines
+
+
+def build_compare_report(
+    table: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    base: str,
+    head: str,
+    factor: float,
+    machine: str,
+) -> Path:
+    """compare.md, compare.html (with the ratio chart) and compare.csv for two commits."""
+    header = [
+        ("machine", machine),
+        ("CPU", str(info.get("cpu", "unknown"))),
+        ("base", base),
+        ("head", head),
+        (
+            "rule",
+            f"slower: time ratio (best round of head over best round of base) > {factor:g} and significant "
+            "(Mann-Whitney U on the per-round medians, p < 0.05); only qbench's own results decide, baselines "
+            "(numpy, onnxruntime, torch) are context",
+        ),
+    ]
+    changed = table[table["change"] != "same"]
+
+    def fill(tmp: Path) -> None:
+        figures = [f for f in (plot_ratios(table, factor, tmp),) if f]
+        tables = [("Changed benchmarks", changed), ("All compared benchmarks", table)]
+        title = f"qbench compare {base[:8]}..{head[:8]}"
+        (tmp / "compare.md").write_text(render_markdown(title, header, figures, tables))
+        (tmp / "compare.html").write_text(render_html(title, header, figures, tables, tmp))
+        table.to_csv(tmp / "compare.csv", index=False)
+
+    publish(Path(out_dir), fill)
+    return Path(out_dir) / "compare.html"
+
+
+def build_history_report(
+    frame: pd.DataFrame,
+    steps: pd.DataFrame,
+    info: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    machine: str,
+    commits: list[str],
+    asv_html: Path | None = None,
+) -> Path:
+    """index.html and report.md of kernel times along commits, with detected steps marked and listed."""
+    t = timings(one_env_per_commit(frame))
+    header = [
+        ("machine", machine),
+        ("CPU", str(info.get("cpu", "unknown"))),
+        ("commits", f"{len(commits)}, oldest {commits[0][:8]}, newest {commits[-1][:8]}"),
+    ]
+    out_dir = Path(out_dir)
+
+    def fill(tmp: Path) -> None:
+        figures = [f for f in (plot_history(t, tmp, steps, commits),) if f]
+        tables = [("Detected steps (the commit named is the first at the new level)", steps)]
+        links: tuple = ()
+        if asv_html is not None and (asv_html / "index.html").exists():
+            links = (("asv's interactive graphs (asv publish)", os.path.relpath(asv_html / "index.html", out_dir)),)
+        (tmp / "report.md").write_text(render_markdown("qbench history", header, figures, tables, links))
+        (tmp / "index.html").write_text(render_html("qbench history", header, figures, tables, tmp, links))
+        steps.to_csv(tmp / "steps.csv", index=False)
+
+    publish(out_dir, fill)
+    return out_dir / "index.html"

@@ -20,3 +20,13 @@ def rng():
 def mid_zero_point(dtype: str) -> int:
     lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
     return (lo + hi) // 2
+
+
+@pytest.fixture(autouse=True)
+def _restore_numba_threads():
+    """Benchmark cases set Numba's thread count (a thread budget); no test leaves its budget to the next."""
+    import numba
+
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)

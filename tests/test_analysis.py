@@ -1,0 +1,203 @@
+"""The analysis layer without asv: tables, pages and the run summary on the result files of a real quick run.
+
+``tests/data/quick-run`` holds the asv results of one ``qbench run --quick`` (2 threads, with the peers),
+so every table and page is built here from what the suite really writes, in seconds.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qbench import cases, report
+from qbench.report import tables
+from qbench.results import load_results, machine_info
+
+DATA = Path(__file__).parent / "data"
+RESULTS = DATA / "quick-run"
+COMMIT = "40a340561acd87377b88a297de3cde5b1a63b3a1"
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return load_results(RESULTS)
+
+
+@pytest.fixture(scope="module")
+def info():
+    return machine_info(RESULTS, "box")
+
+
+def _time(frame, bench, **params):
+    rows = frame[frame["benchmark"] == bench]
+    for k, v in params.items():
+        rows = rows[rows[k] == v]
+    (value,) = rows["value"]
+    return value
+
+
+def test_select_is_the_one_row_filter(frame):
+    ok = frame["status"] == "ok"
+    assert len(tables.select(frame, "time_run")) == (frame["benchmark"].str.endswith(".time_run") & ok).sum()
+    memory = tables.select(frame, cls="Memory")
+    assert set(memory["benchmark"].str.split(".").str[1]) == {"Memory"} and memory["status"].eq("ok").all()
+    assert set(tables.select(frame, module="bench_compile")["benchmark"]) == {
+        "bench_compile.timeraw_first_quantize_cached",
+        "bench_compile.timeraw_import_qbench",
+        "bench_compile.track_compile_quantize_seconds",
+    }
+    skipped = tables.select(frame, "time_run", status="skipped")
+    assert len(skipped) and skipped["value"].isna().all()
+
+
+def test_timings_count_bytes_from_the_arrays(frame):
+    t = tables.timings(frame)
+    row = t[(t["kernel"] == "quantize") & (t["dtype"] == "uint8") & (t["size"] == 2**14) & (t["impl"] == "qbench")]
+    row = row[row["threads"] == 1].iloc[0]
+    # float32 in (4 bytes) and uint8 out (1 byte) per element; the working set is the same two arrays.
+    assert row["bytes"] == 5 * 2**14 and row["footprint"] == 5 * 2**14
+    assert row["gbps"] == pytest.approx(5 * 2**14 / row["value"] / 1e9)
+    assert row["elements_per_s"] == pytest.approx(2**14 / row["value"])
+    acc = t[(t["kernel"] == "accumulate") & (t["dtype"] == "float32+=uint8")].iloc[0]
+    assert acc["bytes"] == acc["size"] * (4 + 4 + 1)  # acc read and written, x read
+    assert set(t["kernel"]) == set(cases.KERNELS) | set(cases.BANDWIDTH_OPS)
+
+
+def test_summary_speedup_and_thread_tables_agree_with_the_raw_rows(frame, info):
+    t = tables.timings(frame)
+    sbs = tables.side_by_side_table(frame)
+    summary = tables.summary_table(t, sbs, info["caches"]).set_index(["kernel", "dtype", "size"])
+    bench = "bench_quantize.Dequantize.time_run"
+    mine = _time(frame, bench, size=2**20, dtype="int8", threads=1, impl="qbench")
+    ref = _time(frame, bench, size=2**20, dtype="int8", threads=1, impl="numpy")
+    assert summary.loc[("dequantize", "int8", 2**20), "x NumPy"] == pytest.approx(ref / mine)
+    share = _time(
+        frame,
+        "bench_side_by_side.SideBySide.track_ratio",
+        size=2**20,
+        threads=1,
+        param_comparison="dequantize int8 / stream",
+    )
+    assert summary.loc[("dequantize", "int8", 2**20), "% of ceiling"] == pytest.approx(100 * share)
+    over = summary[summary["% of ceiling"].round(0) > 100]
+    assert (over["note"] != "").all() and (summary.loc[summary["% of ceiling"] < 99, "note"] == "").all()
+
+    speed = tables.speedup_table(t).set_index(["kernel", "size", "threads"])
+    f32 = _time(frame, "bench_accumulate.Sum.time_run", size=2**24, dtype="float32", threads=1, impl="qbench")
+    u8 = _time(frame, "bench_accumulate.Sum.time_run", size=2**24, dtype="uint8", threads=1, impl="qbench")
+    assert speed.loc[("sum", 2**24, 1), "speedup"] == pytest.approx(f32 / u8)
+
+    scaling = tables.thread_table(t).set_index(["kernel", "dtype", "size", "threads"])
+    one = _time(frame, "bench_accumulate.Dot.time_run", size=2**24, dtype="int8", threads=1, impl="qbench")
+    two = _time(frame, "bench_accumulate.Dot.time_run", size=2**24, dtype="int8", threads=2, impl="qbench")
+    assert scaling.loc[("dot", "int8", 2**24, 2), "scaling"] == pytest.approx(one / two)
+
+
+def test_memory_accuracy_calibration_and_compile_tables(frame):
+    current = frame[frame["commit"] == COMMIT]
+    mem = tables.memory_table(current).set_index(["kernel", "dtype"])
+    assert mem.loc[("quantize", "uint8"), "bytes_per_element (qbench)"] == 5
+    acc = tables.accuracy_table(current)
+    assert set(acc["method"]) == set(cases.CALIBRATION_METHODS) and set(cases.DISTRIBUTIONS) <= set(acc.columns)
+    sqnr = frame[frame["benchmark"].str.endswith("track_sqnr_db")]
+    pick = sqnr[(sqnr["param_method"] == "mse") & (sqnr["param_distribution"] == "laplace") & (sqnr["dtype"] == "int8")]
+    assert acc.set_index(["dtype", "method"]).loc[("int8", "mse"), "laplace"] == pick["value"].iloc[0]
+    cal = tables.calibration_table(current)
+    assert list(cal["param_method"]) == sorted(cases.CALIBRATION_METHODS)
+    assert set(tables.compile_table(current)["benchmark"]) == {
+        "timeraw_first_quantize_cached",
+        "timeraw_import_qbench",
+        "track_compile_quantize_seconds",
+    }
+
+
+def test_a_report_from_canned_results(frame, info, tmp_path):
+    lines = []
+    index = report.build_report(frame, info, tmp_path / "out", progress=lines.append)
+    folder = index.parent
+    meta = json.loads((folder / "report.json").read_text())
+    assert meta["commit"] == COMMIT and meta["machine"] == "box"
+    # One commit: every figure of the page but history, each written and inlined in the page.
+    kinds = [spec.kind for spec in report.FIGURES]
+    assert lines == [f"  plotting {k}" for k in kinds]
+    assert meta["figures"] == [
+        f"{k}.png" for k in ("throughput", "speedup", "memory", "accuracy", "threads", "side_by_side")
+    ]
+    page = index.read_text()
+    assert page.count("data:image/png;base64,") == len(meta["figures"])
+    assert "AMD EPYC" in page and "avx512_vnni" in page
+    assert len(pd.read_csv(folder / "results.csv")) == len(frame)
+    md = (folder / "report.md").read_text()
+    for heading, _ in report.report_tables(report.report_data(frame, COMMIT, info["caches"])):
+        assert f"## {heading}" in md
+    with pytest.raises(ValueError, match="no results for commit ffff"):
+        report.build_report(frame, info, tmp_path / "none", commit="ffff")
+
+
+def test_publish_replaces_only_on_success(tmp_path):
+    out = tmp_path / "page"
+    report.publish(out, lambda d: (d / "a.txt").write_text("first"))
+
+    def broken(d):
+        (d / "a.txt").write_text("half")
+        raise RuntimeError("plot failed")
+
+    with pytest.raises(RuntimeError):
+        report.publish(out, broken)
+    assert (out / "a.txt").read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["page"]
+
+
+def test_run_summary_and_readme_table(frame, info):
+    lines = report.run_summary(frame, COMMIT, info["caches"])
+    text = "\n".join(lines)
+    for kernel in cases.KERNELS:  # 2**14 and the largest size of every kernel, then every comparison
+        assert f"\n{kernel:<16} " in "\n" + text
+    assert all(c.name in text for c in cases.comparisons() if c.kernel != "quantize" or c.against != "1 thread")
+    notes = [line for line in lines if line.startswith("  [")]
+    marks = sum(text.count(f"[{i}]") for i in range(1, len(notes) + 1))
+    assert marks >= 2 * len(notes)  # each note is referenced at least once besides its own line
+    md = report.readme_table(frame, info)
+    assert "| kernel | dtype | size | x onnxruntime | x torch | x numpy | share of ceiling |" in md
+    assert "| quantize | uint8 | 2**14 |" in md and "| 2**10 |" not in md
+    assert report.readme_table(frame, info, "ffff") == "_no results for commit ffff_\n"
+
+
+def test_figures_registry_is_ordered_and_complete():
+    kinds = [spec.kind for spec in report.FIGURES]
+    assert kinds == ["throughput", "speedup", "memory", "accuracy", "threads", "side by side", "history"]
+    assert [s.order for s in report.FIGURES] == sorted(s.order for s in report.FIGURES)
+
+
+def copy_results(tmp_path: Path, machine: str = "box") -> Path:
+    results = tmp_path / ".asv" / "results"
+    shutil.copytree(RESULTS, results)
+    if machine != "box":
+        shutil.move(results / "box", results / machine)
+    return results
+
+
+def shifted_result(results: Path, commit: str, factor: float, bench: str, started_at: int) -> None:
+    """A copy of the canned result file as ``commit``, with ``bench`` (all parameters) ``factor`` times slower."""
+    src = next((results / "box").glob("40a34056-*.json"))
+    data = json.loads(src.read_text())
+    data["commit_hash"] = commit
+    cols = data["result_columns"]
+    for name, entry in data["results"].items():
+        entry[cols.index("started_at")] = started_at
+        if name == bench:
+            for col in ("result", "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75"):
+                entry[cols.index(col)] = [v * factor if v is not None else None for v in entry[cols.index(col)]]
+    (results / "box" / f"{commit[:8]}-existing-py_usr_bin_python3.json").write_text(json.dumps(data))
+
+
+def test_shares_above_one_in_the_canned_run_are_explained(frame, info):
+    sbs = tables.side_by_side_table(frame)
+    over = sbs[(sbs["kind"] == "ceiling") & sbs["ratio"].map(tables.share_over_one)]
+    for r in over.itertuples():
+        note = tables.share_note(r.kernel, r.dtype, r.size, info["caches"])
+        private = cases.footprint(r.kernel, r.dtype, r.size) <= info["caches"]["L2"]
+        assert note.startswith("in cache") == private
+    assert np.isfinite(sbs["ratio"]).all()

@@ -1,0 +1,161 @@
+"""The subcommands in process, with asv replaced by canned results: exit codes, messages and pages."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from qbench import cli, runner
+from tests.test_analysis import COMMIT, RESULTS, copy_results, shifted_result
+from tests.test_runner import _git
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A folder holding the canned results under .asv/results, taken as the checkout root."""
+    copy_results(tmp_path)
+    monkeypatch.setattr(runner, "checkout_root", lambda start=None: tmp_path)
+    return tmp_path
+
+
+def _outcome(commit=COMMIT, failed=(), machine="box"):
+    return runner.RunOutcome(commit, machine, list(failed), 90.0)
+
+
+def test_run_builds_the_report_and_prints_the_summary(checkout, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "run_suite", lambda **kw: _outcome())
+    assert cli.main(["run", "--quick", "--out", "out"]) == 0
+    out = capsys.readouterr().out
+    assert "suite finished in 1.5 min" in out and f"report: {checkout / 'out' / 'index.html'}" in out
+    assert "side by side, each ratio measured in one process" in out
+    assert (checkout / "out" / "index.html").exists()
+
+
+def test_run_exits_non_zero_naming_failed_benchmarks(checkout, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "run_suite", lambda **kw: _outcome(failed=["bench_x.X.time_run"]))
+    assert cli.main(["run", "--out", "out"]) == 1
+    assert "benchmarks failed: bench_x.X.time_run" in capsys.readouterr().err
+    assert (checkout / "out" / "index.html").exists()  # built from the rest
+
+
+def test_run_reports_a_run_error(checkout, monkeypatch, capsys):
+    def refuse(**kw):
+        raise runner.RunError("the working tree has uncommitted changes")
+
+    monkeypatch.setattr(runner, "run_suite", refuse)
+    assert cli.main(["run"]) == 1
+    assert "qbench: error: the working tree has uncommitted changes" in capsys.readouterr().err
+
+
+def test_report_and_readme_table(tmp_path, capsys):
+    out = tmp_path / "page"
+    assert cli.main(["report", "--results", str(RESULTS), "--out", str(out)]) == 0
+    assert (out / "report.md").exists() and f"wrote {out / 'index.html'}" in capsys.readouterr().out
+    assert cli.main(["report", "--results", str(RESULTS), "--readme-table"]) == 0
+    assert "| quantize | uint8 | 2**14 |" in capsys.readouterr().out
+    assert cli.main(["report", "--results", str(RESULTS), "--commit", "ffff", "--out", str(out)]) == 1
+    assert "no results for commit ffff" in capsys.readouterr().err
+    assert cli.main(["report", "--results", str(tmp_path / "none")]) == 1
+    assert "no results folder" in capsys.readouterr().err
+
+
+def test_report_asks_which_machine(tmp_path, capsys):
+    results = copy_results(tmp_path)
+    (results / "other").mkdir()
+    for f in (results / "box").iterdir():
+        (results / "other" / f.name).write_text(f.read_text())
+    assert cli.main(["report", "--results", str(results), "--out", str(tmp_path / "o")]) == 1
+    assert "several machines (box, other); pick one with --machine" in capsys.readouterr().err
+    assert cli.main(["report", "--results", str(results), "--machine", "other", "--out", str(tmp_path / "o")]) == 0
+
+
+def _compare_with(checkout, monkeypatch, factor: float, bench: str):
+    base, head = "a" * 40, "b" * 40
+    now = int(time.time() * 1000) + 5000
+    results = checkout / ".asv" / "results"
+    shifted_result(results, base, 1.0, bench, now)
+    shifted_result(results, head, factor, bench, now)
+    monkeypatch.setattr(runner, "benchmark_commits", lambda revs, **kw: _outcome(f"{base},{head}"))
+    return base, head
+
+
+def test_compare_flags_a_slower_kernel(checkout, monkeypatch, capsys):
+    base, head = _compare_with(checkout, monkeypatch, 3.0, "bench_accumulate.Sum.time_run")
+    assert cli.main(["compare", "--quick", "-b", "time_run", base, head]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION:" in out and "(sum)" in out
+    page = checkout / "reports" / f"compare-{base[:8]}-{head[:8]}" / "compare.csv"
+    assert page.exists()
+
+
+def test_compare_passes_the_same_code(checkout, monkeypatch, capsys):
+    base, head = _compare_with(checkout, monkeypatch, 1.0, "bench_accumulate.Sum.time_run")
+    assert cli.main(["compare", base, head, "--out", "cmp"]) == 0
+    assert "0 slower, 0 faster" in capsys.readouterr().out and (checkout / "cmp" / "compare.html").exists()
+
+
+def test_compare_usage_errors(checkout, monkeypatch, capsys):
+    assert cli.main(["compare", "main", "--rounds", "3"]) == 2
+    assert "--rounds must be at least 4" in capsys.readouterr().err
+
+    def unknown(revs, **kw):
+        raise runner.UsageError("unknown revision 'nope'")
+
+    monkeypatch.setattr(runner, "benchmark_commits", unknown)
+    assert cli.main(["compare", "nope"]) == 2
+    assert "unknown revision 'nope'" in capsys.readouterr().err
+    monkeypatch.setattr(runner, "benchmark_commits", lambda revs, **kw: _outcome(f"{'c' * 40},{'d' * 40}"))
+    assert cli.main(["compare", "c", "d"]) == 2  # nothing measured in this run at either commit
+    assert "no benchmark was measured at both commits" in capsys.readouterr().err
+
+
+def test_history_marks_a_step(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "t@example.com")
+    _git(root, "config", "user.name", "t")
+    for i in range(4):
+        _git(root, "commit", "-q", "--allow-empty", "-m", f"c{i}")
+    hashes = subprocess.run(["git", "rev-list", "--reverse", "HEAD"], cwd=root, capture_output=True, text=True)
+    hashes = hashes.stdout.split()
+    results = copy_results(root)
+    for i, h in enumerate(hashes):
+        shifted_result(results, h, 1.0 if i < 2 else 3.0, "bench_accumulate.Sum.time_run", 0)
+        path = results / "box" / f"{h[:8]}-existing-py_usr_bin_python3.json"
+        data = json.loads(path.read_text())
+        data["env_name"] = "virtualenv-py3.11"
+        path.write_text(json.dumps(data))
+    monkeypatch.setattr(runner, "checkout_root", lambda start=None: root)
+    monkeypatch.setattr(runner, "benchmark_commits", lambda revs, **kw: _outcome(",".join(revs)))
+    monkeypatch.setattr(runner, "publish_asv", lambda root: (None, "asv publish is not run in this test"))
+    assert cli.main(["history", "-n", "4", "--out", "hist"]) == 0
+    captured = capsys.readouterr()
+    assert "asv publish failed" in captured.err
+    steps = [line for line in captured.out.splitlines() if line.startswith("regression")]
+    assert steps and all(hashes[2][:8] in line and "Sum.time_run" in line for line in steps)
+    assert (root / "hist" / "steps.csv").exists()
+    assert cli.main(["history", "nope..main"]) == 2
+    assert "cannot list commits" in capsys.readouterr().err
+
+
+def test_tune_refusals_and_show(monkeypatch, capsys):
+    assert cli.main(["tune", "--show"]) == 0
+    assert "tuning file: none (QBENCH_TUNING=off)" in capsys.readouterr().out
+    assert cli.main(["tune", "--max-bytes", "10"]) == 1
+    assert "below the smallest size" in capsys.readouterr().err
+    import numba
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert cli.main(["tune"]) == 1
+    assert "nothing to tune" in capsys.readouterr().err
+
+
+def test_shared_flags_are_defined_once():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for name in ("run", "compare", "history"):
+        flags = {s for a in sub[name]._actions for s in a.option_strings}
+        assert {"-b", "--bench", "--quick", "--machine"} <= flags
+    assert "--machine" in {s for a in sub["report"]._actions for s in a.option_strings}

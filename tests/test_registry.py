@@ -1,0 +1,127 @@
+"""The case registry: every grid point builds at a small size and passes its check, and a wrong answer fails it."""
+
+import numpy as np
+import pytest
+
+from benchmarks.benchmarks import _common
+from qbench import api, cases, peers
+from qbench.cases import Buffers
+
+N = 4096  # 64 whole rows for the per-channel cases
+POINTS = [(k, d, impl) for k, fam in cases.KERNELS.items() for d in fam.dtypes for impl in fam.impls]
+
+
+@pytest.mark.parametrize("kernel,dtype,impl", POINTS)
+def test_every_grid_point_builds_and_agrees_with_its_reference(kernel, dtype, impl):
+    fam = cases.family(kernel)
+    try:
+        run, data = fam.build(dtype, N, impl, 1, Buffers(seed=N))
+        result = run()
+    except peers.PeerUnavailable as exc:
+        pytest.skip(str(exc))
+    fam.check(data, impl, result)  # raises on a wrong answer
+    # Nothing, or its output (when it does not write into the preallocated one).
+    output = sum(o.nbytes for o in cases.operands(kernel, dtype, N) if o.mode == cases.WRITE)
+    assert fam.allocates(data, impl) in (0, output)
+
+
+def _corrupt(result, data):
+    """The same answer, one bit off."""
+    if isinstance(result, np.ndarray):
+        wrong = result.copy()
+        wrong.reshape(-1)[:1].view(np.uint8)[0] ^= 1
+        return wrong
+    return type(result)(result + 1)
+
+
+@pytest.mark.parametrize(
+    "kernel,dtype",
+    [
+        ("quantize", "uint8"),
+        ("quantize_axis", "int8"),
+        ("dequantize", "int16"),
+        ("dequantize_axis", "uint8"),
+        ("sum", "uint8"),
+        ("sum", "int32"),
+        ("dot", "int8"),
+    ],
+)
+def test_a_wrong_answer_fails_the_check(kernel, dtype):
+    fam = cases.family(kernel)
+    run, data = fam.build(dtype, N, "qbench", 1, Buffers(seed=N))
+    result = run()
+    fam.check(data, "qbench", result)
+    with pytest.raises(AssertionError):
+        fam.check(data, "qbench", _corrupt(result, data))
+
+
+def test_a_wrong_accumulate_fails_the_check():
+    fam = cases.family("accumulate")
+    run, data = fam.build("uint8+=uint8", N, "qbench", 1, Buffers(seed=N))
+    fam.check(data, "qbench", run())
+    data.acc[-1] ^= 1
+    with pytest.raises(AssertionError):
+        fam.check(data, "qbench", data.acc)
+    run, data = fam.build("float32+=uint8", N, "qbench", 1, Buffers(seed=N))
+    run()
+    run()  # two calls where the check replays one
+    with pytest.raises(AssertionError):
+        fam.check(data, "qbench", data.acc)
+
+
+def test_a_wrong_qdot_fails_the_check(monkeypatch):
+    fam = cases.family("qdot")
+    run, data = fam.build("uint8", N, "qbench", 1, Buffers(seed=N))
+    fam.check(data, "qbench", run())
+    real = api.qdot
+    monkeypatch.setattr(api, "qdot", lambda *a, **k: real(*a, **k) * (1 + 2.0**-10))
+    with pytest.raises(AssertionError, match="qdot"):
+        fam.check(data, "qbench", run())
+
+
+@pytest.mark.parametrize("comparison", [c.name for c in cases.comparisons()])
+def test_every_comparison_builds_its_pair(comparison):
+    c = cases.Comparison.parse(comparison)
+    threads = 2 if c.kind == "threads" else 1
+    if threads > cases.all_cores():
+        pytest.skip("needs two Numba threads")
+    try:
+        mine, base = _common.prepared_pair(comparison, N, threads)
+    except NotImplementedError as exc:
+        pytest.skip(str(exc))
+    assert mine.nbytes == cases.bytes_moved(c.kernel, c.dtype, N) and mine.threads == threads
+    if c.kind == "ceiling":
+        assert base.nbytes == cases.bytes_moved(c.kernel, c.dtype, N) or c.against == "read"
+    assert _common.side_by_side(mine, base, per_byte=c.kind == "ceiling", rounds=1, timer=lambda p: 1.0) > 0
+
+
+@pytest.mark.parametrize("op", list(cases.BANDWIDTH_OPS))
+def test_bandwidth_probes(op):
+    probe = _common.prepare(op, "float32", N, 1, "qbench")
+    assert probe.nbytes == N * 4 * len(cases.BANDWIDTH_OPS[op])
+    probe.run()
+
+
+def test_buffers_are_page_placed_and_seeded():
+    a = Buffers(seed=1).random("int8", 100_000, 1)
+    b = Buffers(seed=1).random("int8", 100_000, 1)
+    assert np.array_equal(a, b) and a.ctypes.data % Buffers.PAGE == Buffers.SLOT_OFFSET
+    assert a.min() == -128 and a.max() == 127  # the whole range of the type
+    # Past the first tile the values repeat it: the array is filled without a temporary of its size.
+    assert np.array_equal(a[Buffers.TILE :], a[: a.size - Buffers.TILE])
+    with pytest.raises(ValueError, match="no implementation 'cuda'"):
+        cases.family("sum").build("uint8", 10, "cuda", 1, Buffers())
+    with pytest.raises(ValueError, match="unknown kernel 'fft'"):
+        cases.family("fft")
+
+
+def test_results_name_each_family_by_its_benchmark_class():
+    import benchmarks.benchmarks.bench_accumulate as acc
+    import benchmarks.benchmarks.bench_quantize as quant
+
+    classes = {name: getattr(m, name) for m in (acc, quant) for name in dir(m) if hasattr(getattr(m, name), "kernel")}
+    named = {cls.kernel: name for name, cls in classes.items() if cls.kernel}
+    assert named == {k: fam.benchmark for k, fam in cases.KERNELS.items()}
+    assert cases.BENCHMARK_KERNELS == {v: k for k, v in named.items()}
+    with pytest.raises(TypeError, match="must be named QuantizeAxis"):
+        type("PerChannel", (_common._KernelBench,), {"kernel": "quantize_axis"})

@@ -1,0 +1,138 @@
+"""``qbench.runner`` without asv: the progress parser on a real asv log, the asv arguments, git and machine checks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qbench import runner
+
+LOG = Path(__file__).parent / "data" / "asv-run.log"
+
+
+def _git(root, *args):
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A git checkout with an asv.conf.json and one commit."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "t@example.com")
+    _git(root, "config", "user.name", "t")
+    (root / "asv.conf.json").write_text("{}")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "one")
+    return root
+
+
+def test_progress_parser_on_an_asv_log(monkeypatch, tmp_path):
+    lines = LOG.read_text().splitlines()
+    monkeypatch.setattr(runner, "_stream", lambda cmd, root, env, log: iter(lines))
+    echoed = []
+    failed, seconds = runner.run_asv(["--quick"], tmp_path, {}, "x.log", echo=echoed.append)
+    finished = [line for line in lines if line.rstrip().endswith((" ok", " failed"))]
+    assert failed == ["bench_calibrate.Calibrate.time_calibrate"] and seconds >= 0
+    assert "29 benchmarks to run" in echoed
+    progress = [e for e in echoed if e.startswith("[")]
+    assert progress[-1].startswith(f"[{float(finished[-1][1:7]):5.1f}%] {len(finished)}/29 done")
+    assert "estimating" in progress[0] and "left" in progress[-1]  # no estimate before 5%
+    assert not any("=====" in e for e in echoed)  # asv's tables stay in the log
+    assert any(e.endswith("For qbench commit 40a34056 <main>:") for e in echoed)
+
+
+def test_stream_writes_the_log_and_reports_a_failed_asv(tmp_path):
+    log = tmp_path / "a.log"
+    ok = [sys.executable, "-c", "print('one'); print('two')"]
+    assert list(runner._stream(ok, tmp_path, None, log)) == ["one", "two"] and log.read_text() == "one\ntwo\n"
+    some_failed = [sys.executable, "-c", "print('x'); raise SystemExit(2)"]
+    assert list(runner._stream(some_failed, tmp_path, None, log)) == ["x"]  # asv's "some benchmarks failed"
+    broken = [sys.executable, "-c", "print('boom'); raise SystemExit(3)"]
+    with pytest.raises(runner.RunError, match=r"(?s)status 3 .*boom"):
+        list(runner._stream(broken, tmp_path, None, log))
+
+
+def test_checkout_checks(repo, tmp_path):
+    assert runner.checkout_root(repo) == repo
+    bare = tmp_path / "plain"
+    bare.mkdir()
+    with pytest.raises(runner.RunError, match="not inside a git checkout"):
+        runner.checkout_root(bare)
+    (repo / "asv.conf.json").unlink()
+    with pytest.raises(runner.RunError, match="has no asv.conf.json"):
+        runner.checkout_root(repo)
+
+
+def test_dirty_tree_is_refused_unless_allowed(repo, monkeypatch):
+    (repo / "new file.txt").write_text("x")
+    assert runner.dirty_files(repo) == ["new file.txt"]
+    with pytest.raises(runner.RunError, match="uncommitted changes \\(new file.txt\\).*--allow-dirty"):
+        runner.run_suite(quick=True, bench=None, threads=None, allow_dirty=False, root=repo)
+    calls = {}
+    monkeypatch.setattr(runner, "_prepare", lambda root, machine: (root, "box"))
+
+    def fake_asv(args, root, env, log, echo):
+        calls.update(args=args, env=env)
+        return [], 1.0
+
+    monkeypatch.setattr(runner, "run_asv", fake_asv)
+    out = runner.run_suite(quick=True, bench="Sum", threads="1,2", allow_dirty=True, root=repo, echo=lambda s: None)
+    head = runner.git(repo, "rev-parse", "HEAD")
+    assert out.commit == head and out.machine == "box" and out.failed == []
+    assert calls["args"] == ["--python=same", f"--set-commit-hash={head}", "--machine", "box", "--bench", "Sum"]
+    assert calls["env"]["QBENCH_QUICK"] == "1" and calls["env"]["QBENCH_THREADS"] == "1,2"
+
+
+def test_benchmark_commits_interleaves_rounds_with_fixed_samples(repo, monkeypatch):
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "two")
+    calls = {}
+    monkeypatch.setattr(runner, "_prepare", lambda root, machine: (root, "box"))
+    monkeypatch.setattr(runner, "run_asv", lambda args, root, env, log, echo: calls.update(args=args) or ([], 2.0))
+    out = runner.benchmark_commits(["HEAD~1", "main"], quick=True, bench="Sum", rounds=5, root=repo)
+    hashes = out.commit.split(",")
+    assert hashes == [runner.git(repo, "rev-parse", r) for r in ("HEAD~1", "HEAD")]
+    args = calls["args"]
+    assert args[0] == f"HASHFILE:{repo / '.asv' / 'qbench-hashes.txt'}"
+    assert (repo / ".asv" / "qbench-hashes.txt").read_text().split() == hashes
+    assert "--interleave-rounds" in args and "--record-samples" in args
+    assert args[args.index("rounds=5") - 1] == "-a" and f"repeat={runner.SAMPLES_PER_ROUND}" in args
+    with pytest.raises(runner.UsageError, match="unknown revision 'nope'"):
+        runner.benchmark_commits(["nope"], quick=True, bench=None, rounds=2, root=repo)
+
+
+def test_machine_registration(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".asv-machine.json").write_text(json.dumps({"known": {}}))
+    ran = []
+
+    def fake_run(cmd, **kw):
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1 if "bad" in cmd else 0, "", "asv says no")
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    runner.ensure_machine(tmp_path, "known")
+    assert ran == []
+    runner.ensure_machine(tmp_path, "new")
+    assert ran[-1][-4:] == ["machine", "--yes", "--machine", "new"]
+    with pytest.raises(runner.RunError, match="asv says no"):
+        runner.ensure_machine(tmp_path, "bad")
+    assert runner.publish_asv(tmp_path) == (tmp_path / ".asv" / "html", "")
+    monkeypatch.setattr(
+        runner.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no results")
+    )
+    assert runner.publish_asv(tmp_path) == (None, "no results")
+
+
+def test_machine_info_is_recorded_beside_the_results(tmp_path):
+    path = runner.write_machine_info(tmp_path, "box")
+    data = json.loads(path.read_text())
+    assert path == tmp_path / ".asv" / "results" / "box" / "qbench-machine.json"
+    assert data["machine"] == "box" and data["cores"] >= 1 and "parallel_switch" in data
+
+
+def test_clock():
+    assert runner._clock(0) == "00:00" and runner._clock(61.9) == "01:01" and runner._clock(3600) == "60:00"

@@ -23,13 +23,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> list[str]:
     """Print the run's headline numbers and the report's path; return the failed benchmarks."""
-    from qbench.report import run_summary
+    from qbench.report import run_summary, select
 
     for line in run_summary(frame, commit, caches):
         print(line)
     print(f"\nreport: {out / 'index.html'}")
-    current = frame[frame["commit"] == commit]
-    return sorted(current.loc[current["status"] == "failed", "benchmark"].unique())
+    return sorted(select(frame[frame["commit"] == commit], status="failed")["benchmark"].unique())
 
 
 def _run(args: argparse.Namespace) -> int:

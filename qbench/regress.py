@@ -20,6 +20,11 @@ from qbench import _asv, cases
 TIMED_KINDS = ("time", "timeraw")
 
 
+def timed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The time rows that succeeded, one environment per commit: what comparisons and steps are made of."""
+    return one_env_per_commit(frame[frame["kind"].isin(TIMED_KINDS) & (frame["status"] == "ok")])
+
+
 def one_env_per_commit(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep one environment's results per commit (the one with most rows), so no point is counted twice."""
     if frame.empty:
@@ -70,11 +75,10 @@ def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1
     significant, else "same". ``regression`` marks the slower rows of qbench's
     own code (baselines are reported, never a regression).
     """
-    timed = frame[frame["kind"].isin(TIMED_KINDS) & (frame["status"] == "ok")]
-    timed = one_env_per_commit(timed[timed["commit"].isin([base, head])])
+    rows = timed(frame[frame["commit"].isin([base, head])])
     key = ["benchmark", "params"]
-    before = timed[timed["commit"] == base].set_index(key)
-    after = timed[timed["commit"] == head].set_index(key)
+    before = rows[rows["commit"] == base].set_index(key)
+    after = rows[rows["commit"] == head].set_index(key)
     rows = []
     for idx in before.index.intersection(after.index):
         a, b = before.loc[idx], after.loc[idx]
@@ -126,14 +130,14 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
     the new level), the levels before and after, their ratio, and whether it
     is a regression (slower) or an improvement.
     """
-    timed = one_env_per_commit(history[history["kind"].isin(TIMED_KINDS) & (history["status"] == "ok")])
-    measured = set(timed["commit"])
+    rows = timed(history)
+    measured = set(rows["commit"])
     if order is None:
-        order = timed.drop_duplicates("commit").sort_values("date")["commit"].tolist()
+        order = rows.drop_duplicates("commit").sort_values("date")["commit"].tolist()
     order = [c for c in order if c in measured]
     position = {c: i for i, c in enumerate(order)}
-    rows = []
-    for (bench, params), g in timed.groupby(["benchmark", "params"]):
+    steps = []
+    for (bench, params), g in rows.groupby(["benchmark", "params"]):
         y = [np.nan] * len(order)
         for c, v in zip(g["commit"], g["value"], strict=True):
             y[position[c]] = v
@@ -144,7 +148,7 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
             ratio = nxt[2] / prev[2]
             if abs(ratio - 1) < threshold:
                 continue
-            rows.append(
+            steps.append(
                 {
                     "benchmark": bench,
                     "params": params,
@@ -157,7 +161,7 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
                 }
             )
     columns = ["benchmark", "params", "kernel", "commit", "before", "after", "ratio", "change"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(steps, columns=columns)
 
 
 @dataclass

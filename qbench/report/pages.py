@@ -31,6 +31,7 @@ from .tables import (
     memory_table,
     peers_table,
     pow2,
+    select,
     share_note,
     share_over_one,
     side_by_side_pivot,
@@ -82,7 +83,7 @@ def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
         ("Calibration time (seconds)", calibration_table(data.current)),
         ("JIT cost, measured on its own (seconds)", compile_table(data.current)),
     ]
-    failed = data.current[data.current["status"] == "failed"]
+    failed = select(data.current, status="failed")
     tables.append(("Failed benchmarks", failed[["benchmark", "params"]].drop_duplicates()))
     # The throughput table stays even when empty: it says "no data" where a reader looks first.
     return [tables[0]] + [(h, tb) for h, tb in tables[1:] if not tb.empty]

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from qbench import cases
-from qbench.regress import one_env_per_commit
 
 
 def select(
@@ -262,26 +261,3 @@ def commit_view(frame: pd.DataFrame, commit: str | None) -> tuple[str, pd.DataFr
         raise ValueError(f"no results for commit {commit}")
     commit = str(matches["commit"].iloc[0])
     return commit, frame[frame["commit"] == commit]
-
-
-__all__ = [
-    "accuracy_table",
-    "calibration_table",
-    "commit_view",
-    "compile_table",
-    "fmt_bytes",
-    "latest_commit",
-    "memory_table",
-    "one_env_per_commit",
-    "peers_table",
-    "pow2",
-    "select",
-    "share_note",
-    "share_over_one",
-    "side_by_side_pivot",
-    "side_by_side_table",
-    "speedup_table",
-    "summary_table",
-    "thread_table",
-    "timings",
-]

@@ -139,7 +139,7 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
     axis = _channel_axis(params, x.shape)
     scale, _, zero_point = params.typed(x.dtype)
-    return _convert("quantize", axis, x, params, scale, zero_point, _output(out, x.shape, params.dtype, x), parallel)
+    return _convert(_QUANTIZE, axis, x, params, scale, zero_point, _output(out, x.shape, params.dtype, x), parallel)
 
 
 def dequantize(
@@ -150,20 +150,16 @@ def dequantize(
     q = _array(q, "q", (params.dtype,), "dequantize")
     axis = _channel_axis(params, q.shape)
     scale, zero_point, _ = params.typed(_F32)
-    return _convert("dequantize", axis, q, params, scale, zero_point, _output(out, q.shape, _F32, q), parallel)
+    return _convert(_DEQUANTIZE, axis, q, params, scale, zero_point, _output(out, q.shape, _F32, q), parallel)
 
 
-# The per-tensor and per-channel kernel of each conversion, and the tuning key each is switched by.
-_CONVERSIONS = {
-    ("quantize", False): (quant_k.quantize_tensor, "quantize"),
-    ("quantize", True): (quant_k.quantize_axis, "quantize_axis"),
-    ("dequantize", False): (quant_k.dequantize_tensor, "dequantize"),
-    ("dequantize", True): (quant_k.dequantize_axis, "dequantize_axis"),
-}
+# (per-tensor, per-channel) kernel of each conversion, with the tuning key each is switched by.
+_QUANTIZE = ((quant_k.quantize_tensor, "quantize"), (quant_k.quantize_axis, "quantize_axis"))
+_DEQUANTIZE = ((quant_k.dequantize_tensor, "dequantize"), (quant_k.dequantize_axis, "dequantize_axis"))
 
 
 def _convert(
-    name: str,
+    kernels: tuple,
     axis: int | None,
     src: np.ndarray,
     params: QuantParams,
@@ -173,7 +169,7 @@ def _convert(
     parallel: bool | None,
 ) -> np.ndarray:
     """quantize's and dequantize's shared path: pick the kernel and its form, run it over contiguous views."""
-    kern, key = _CONVERSIONS[name, axis is not None]
+    kern, key = kernels[axis is not None]
     run = kern.target(use_parallel(src.nbytes + out.nbytes, parallel, (key, params.dtype)))
     for sv, ov in flat_views((src, out), axis):
         run(sv, scale, zero_point, ov)

@@ -46,8 +46,10 @@ _SUM_LANE = {
 _ZERO_U64, _ZERO_I64 = np.uint64(0), np.int64(0)
 # A 32-bit lane of the int8 dot holds 2**15 8-bit products (|p| <= 65025).
 _DOT_INT8_BLOCK = 1 << 15
-#: Values per block of the float sum and dot: added in the input's type, blocks then added in float64.
-FLOAT_BLOCK = 1 << 12
+#: Values per block of the float sum and dot: added in the input's type, each block's sum then flushed into
+#: float64. 256 keeps a float32 sum within 2**-16 of sum(|a|) (the bound, below) and cost 0 to 6% over blocks
+#: of 4096 when measured side by side.
+FLOAT_BLOCK = 1 << 8
 
 
 def _names(dtypes: frozenset[np.dtype] | tuple[np.dtype, ...]) -> str:
@@ -186,12 +188,12 @@ def _reduce(kern: Any, par: bool, arrays: tuple[np.ndarray, ...], *args: Any) ->
 
 
 def sum(a: Any, *, parallel: bool | None = None) -> np.integer | np.floating:  # noqa: A001 - mirrors numpy.sum
-    """Exact sum with a widening accumulator.
+    """Sum with a widening accumulator: exact for integers, bounded for floats.
 
     Unsigned ints (up to 32 bits) sum to uint64, signed ints to int64, exact
     for any length that fits in memory. float32 and float64 sum to float64:
     blocks of :data:`FLOAT_BLOCK` values are added in the input's type in any
-    order (vector lanes), the block sums in float64, so the error is at most
+    order (vector lanes), each block's sum flushed into float64, so the error is at most
     ``float_error_bound(n, dtype) * sum(|a|)``, not a few ulps of the result
     (cancellation makes ``|sum|`` much smaller than ``sum(|a|)``).
     """
@@ -265,8 +267,19 @@ def accumulate(
     return acc
 
 
+def _vectors(what: str, a: np.ndarray, b: np.ndarray) -> None:
+    """Two 1-D arrays of one length, or a ValueError that says why not."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(
+            f"{what} takes two 1-D arrays (vectors); got shapes {a.shape} and {b.shape} "
+            "(for a matrix, pass a row or a raveled view)"
+        )
+    if a.shape != b.shape:
+        raise ValueError(f"{what} needs arrays of one shape; got {a.shape} and {b.shape}")
+
+
 def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float64:
-    """Dot product of two arrays of one shape (flattened).
+    """Dot product of two 1-D arrays of one length.
 
     Float32/float64 (both the same): reassociated float lanes, float64 result,
     within ``float_error_bound(n, dtype, products=True) * sum(|a * b|)``.
@@ -274,8 +287,7 @@ def dot(a: Any, b: Any, *, parallel: bool | None = None) -> np.int64 | np.float6
     """
     a = _array(a, "a", DOT_INPUTS, "dot")
     b = _array(b, "b", DOT_INPUTS, "dot")
-    if a.shape != b.shape:
-        raise ValueError(f"dot needs arrays of one shape; got {a.shape} and {b.shape}")
+    _vectors("dot", a, b)
     floats = a.dtype in FLOAT_INPUTS
     if floats != (b.dtype in FLOAT_INPUTS) or (floats and a.dtype != b.dtype):
         raise TypeError(f"dot takes two float arrays of one dtype or two 8-bit int arrays; got {a.dtype} and {b.dtype}")
@@ -322,8 +334,7 @@ def qdot(qa: Any, pa: QuantParams, qb: Any, pb: QuantParams, *, parallel: bool |
             raise TypeError(f"qdot takes uint8/int8 quantized data, got params for {p.dtype.name}")
     qa = _array(qa, "qa", (pa.dtype,), "qdot")
     qb = _array(qb, "qb", (pb.dtype,), "qdot")
-    if qa.shape != qb.shape:
-        raise ValueError(f"qdot needs arrays of one shape; got {qa.shape} and {qb.shape}")
+    _vectors("qdot", qa, qb)
     za, zb = pa.zero_point, pb.zero_point
     integer = (
         int(dot(qa, qb, parallel=parallel))

@@ -15,6 +15,8 @@ import numpy as np
 from qbench.params import QuantParams, quant_dtype, quant_range
 
 _TINY = float(np.finfo(np.float32).tiny)
+#: What calibrate (like quantize) takes as data.
+FLOAT_DATA = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def params_from_range(
@@ -40,7 +42,8 @@ def params_from_range(
     else:
         zero_point = np.rint(qmin - rmin / scale)
     zero_point = np.clip(zero_point, qmin, qmax).astype(np.int64)
-    return scale.astype(np.float32), zero_point
+    with np.errstate(over="ignore"):  # a scale beyond float32 becomes inf; calibrate says so
+        return scale.astype(np.float32), zero_point
 
 
 def _minmax(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, float]:
@@ -48,9 +51,7 @@ def _minmax(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, 
 
 
 def _percentile(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, float]:
-    p = float(options.get("percentile", 99.999))
-    if not 50.0 < p <= 100.0:
-        raise ValueError(f"percentile must be in (50, 100], got {p}")
+    p = options["percentile"]
     lo, hi = np.percentile(x, [100.0 - p, p])
     return float(lo), float(hi)
 
@@ -62,7 +63,7 @@ def _entropy(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float,
     |x|, candidate thresholds at every bin edge from the number of quantized
     levels up, outliers folded into the last kept bin.
     """
-    bins = int(options.get("bins", 2048))
+    bins = options["bins"]
     absx = np.abs(x)
     absmax = float(absx.max())
     if absmax == 0.0:
@@ -101,7 +102,7 @@ def _entropy(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float,
 
 def _mse(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, float]:
     """Clipping range (a shrunk [min, max]) with the lowest quantize/dequantize MSE."""
-    steps = int(options.get("steps", 100))
+    steps = options["steps"]
     sample = x if x.size <= 1 << 16 else np.random.default_rng(0).choice(x, 1 << 16, replace=False)
     lo, hi = float(sample.min()), float(sample.max())
     best = (np.inf, lo, hi)
@@ -121,6 +122,47 @@ METHODS: dict[str, Callable[[np.ndarray, int, int, dict], tuple[float, float]]] 
     "entropy": _entropy,
     "mse": _mse,
 }
+
+
+#: Each method's options: name -> (default, type, range check given (qmin, qmax), what is accepted).
+OPTIONS: dict[str, dict[str, tuple[Any, str, Callable[[Any, int, int], bool], str]]] = {
+    "percentile": {"percentile": (99.999, "number", lambda v, lo, hi: 50.0 < v <= 100.0, "in (50, 100]")},
+    "entropy": {
+        "bins": (
+            2048,
+            "int",
+            lambda v, lo, hi: v > hi - lo + 1,
+            "above the number of quantized levels ({levels}): the threshold search starts there",
+        )
+    },
+    "mse": {"steps": (100, "int", lambda v, lo, hi: v >= 2, ">= 2 (candidate ranges to try)")},
+}
+
+
+def _is(kind: str, v: Any) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    return isinstance(v, (int, np.integer) if kind == "int" else (int, float, np.integer, np.floating))
+
+
+def _options(method: str, given: dict[str, Any], qmin: int, qmax: int) -> dict[str, Any]:
+    """``given`` checked against the method's options, defaults filled in; a clear error otherwise."""
+    allowed = OPTIONS.get(method, {})
+    unknown = set(given) - set(allowed)
+    if unknown:
+        raise TypeError(
+            f"method {method!r} takes no option(s) {sorted(unknown)}; it accepts {sorted(allowed) or 'none'}"
+        )
+    out = {}
+    for name, (default, kind, in_range, accepted) in allowed.items():
+        value = given.get(name, default)
+        if not _is(kind, value):
+            raise TypeError(f"{name} must be {'an int' if kind == 'int' else 'a number'}, got {value!r}")
+        if not in_range(value, qmin, qmax):
+            source = "" if name in given else " (the default)"
+            raise ValueError(f"{name} must be {accepted.format(levels=qmax - qmin + 1)}; got {value!r}{source}")
+        out[name] = value
+    return out
 
 
 def calibrate(
@@ -143,22 +185,23 @@ def calibrate(
     dt = quant_dtype(dtype)
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; accepted: {', '.join(METHODS)}")
-    allowed = {"percentile": {"percentile"}, "entropy": {"bins"}, "mse": {"steps"}}.get(method, set())
-    unknown = set(options) - allowed
-    if unknown:
-        raise TypeError(
-            f"method {method!r} takes no option(s) {sorted(unknown)}; it accepts {sorted(allowed) or 'none'}"
-        )
+    for name, flag in (("symmetric", symmetric), ("reduce_range", reduce_range)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    qmin, qmax = quant_range(dt, symmetric=symmetric, reduce_range=reduce_range)
+    options = _options(method, options, qmin, qmax)
     arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"calibrate expects real numbers, got dtype {arr.dtype}")
+    if arr.dtype not in FLOAT_DATA:
+        raise TypeError(
+            f"calibrate expects float32 or float64 data, as quantize does; got {arr.dtype} "
+            "(convert with .astype(np.float32))"
+        )
     if arr.size == 0:
         raise ValueError("calibrate needs data: got an empty array")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = "NaN" if np.isnan(arr).any() else "inf"
         raise ValueError(f"calibrate got non-finite data ({bad}); remove or replace it before calibrating")
 
-    qmin, qmax = quant_range(dt, symmetric=symmetric, reduce_range=reduce_range)
     find_range = METHODS[method]
     if axis is None:
         rows = [arr.ravel()]
@@ -169,6 +212,12 @@ def calibrate(
         rows = list(moved.reshape(moved.shape[0], -1))
     ranges = np.array([find_range(row.astype(np.float64), qmin, qmax, options) for row in rows])
     scale, zero_point = params_from_range(ranges[:, 0], ranges[:, 1], qmin, qmax, symmetric=symmetric)
+    if not np.all(np.isfinite(scale)):
+        i = int(np.argmin(np.isfinite(scale)))
+        raise ValueError(
+            f"the data's range [{ranges[i, 0]:.6g}, {ranges[i, 1]:.6g}] needs a scale beyond float32's largest "
+            f"value ({float(np.finfo(np.float32).max):.3g}) to fit {dt.name}; scale the data down before quantizing"
+        )
     if axis is None:
         return QuantParams(scale[0], int(zero_point[0]), dt)
     return QuantParams(scale, zero_point, dt, axis=axis)

@@ -80,6 +80,8 @@ class QuantParams:
             if value.ndim != wanted_ndim:
                 kind = "a scalar for per-tensor (axis=None)" if self.axis is None else "a 1-D array for per-axis"
                 raise ValueError(f"{name} must be {kind}, got shape {value.shape}")
+        if self.axis is not None and scale.size == 0:
+            raise ValueError("per-axis parameters need one scale per channel; got none (an empty scale)")
         if scale.shape != zero_point.shape:
             raise ValueError(f"scale and zero_point lengths differ: {scale.shape} vs {zero_point.shape}")
 

@@ -190,3 +190,23 @@ def test_qdot_equals_dot_of_dequantized(n, ta, tb, seed):
     # The reference dequantizes to float32 first (ONNX); qdot is exact until the
     # final scaling, so they differ by float32 rounding of each product at most.
     assert abs(qbench.qdot(qa, pa, qb, pb) - want) <= 4 * float(np.finfo(np.float32).eps) * max(scale, 1e-30)
+
+
+def test_float32_sum_is_flushed_into_float64_per_block():
+    # Ten million copies of float32(0.1): float32 lanes over 4096 values were off by 0.6 here.
+    x = np.full(10_000_000, np.float32(0.1))
+    exact = math.fsum([float(np.float32(0.1))] * 1000) * 10_000
+    bound = qbench.float_error_bound(x.size, "float32") * exact
+    assert bound < 2.0**-16 * exact  # what blocks of 256 values promise
+    for parallel in (False, True):
+        assert abs(float(qbench.sum(x, parallel=parallel)) - exact) <= bound
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 2, 2), ()])
+def test_dot_takes_vectors_only(shape):
+    a = np.ones(shape, np.int8)
+    with pytest.raises(ValueError, match="takes two 1-D arrays"):
+        qbench.dot(a, a)
+    p = qbench.QuantParams(0.5, 0, "int8")
+    with pytest.raises(ValueError, match="qdot takes two 1-D arrays"):
+        qbench.qdot(a, p, a, p)

@@ -133,3 +133,52 @@ def test_bad_arguments():
         qbench.calibrate(x, axis=3)
     with pytest.raises(ValueError, match="percentile must be in"):
         qbench.calibrate(x, method="percentile", percentile=20)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,msg",
+    [
+        ({"method": "entropy", "bins": 0}, ValueError, r"bins must be above the number of quantized levels \(256\)"),
+        ({"method": "entropy", "bins": 256}, ValueError, "got 256"),  # no threshold left to search
+        ({"method": "entropy", "bins": "x"}, TypeError, "bins must be an int, got 'x'"),
+        ({"method": "entropy", "bins": 2048.0}, TypeError, "bins must be an int"),
+        ({"method": "mse", "steps": -5}, ValueError, r"steps must be >= 2"),
+        ({"method": "mse", "steps": 0}, ValueError, r"steps must be >= 2"),
+        ({"method": "mse", "steps": 1}, ValueError, r"steps must be >= 2"),
+        ({"method": "percentile", "percentile": "99"}, TypeError, "percentile must be a number"),
+        ({"method": "percentile", "percentile": True}, TypeError, "percentile must be a number"),
+        ({"symmetric": "yes"}, TypeError, "symmetric must be True or False, got 'yes'"),
+        ({"reduce_range": 1}, TypeError, "reduce_range must be True or False"),
+        ({"dtype": "uint16", "method": "entropy"}, ValueError, r"levels \(65536\).*got 2048 \(the default\)"),
+    ],
+)
+def test_option_values_get_qbench_messages(kwargs, error, msg):
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    with pytest.raises(error, match=msg):
+        qbench.calibrate(x, **kwargs)
+
+
+def test_fewest_bins_accepted_still_search():
+    # 257 bins for 256 levels leave one candidate below the maximum: on outliers it clips, unlike minmax.
+    x = np.random.default_rng(1).standard_normal(100_000).astype(np.float32)
+    x[:5] = 60.0
+    assert qbench.calibrate(x, "uint8", method="entropy", bins=257).scale < qbench.calibrate(x, "uint8").scale
+
+
+@pytest.mark.parametrize("data", [np.array([1, 2, 3]), np.ones(3, np.float16), [1, 2], np.ones(3, np.int8)])
+def test_calibrate_takes_what_quantize_takes(data):
+    with pytest.raises(TypeError, match="float32 or float64 data, as quantize does"):
+        qbench.calibrate(data)
+    with pytest.raises(TypeError, match="quantize expects x of dtype float32, float64"):
+        qbench.quantize(data, qbench.QuantParams(1.0, 0, "uint8"))
+
+
+def test_a_range_beyond_float32_says_so():
+    with pytest.raises(ValueError, match=r"range \[-1e\+300, 1e\+300\] needs a scale beyond float32"):
+        qbench.calibrate(np.array([1e300, -1e300]))
+    assert qbench.calibrate(np.array([1e30, -1e30])).scale == np.float32(2e30 / 255)
+
+
+def test_empty_per_axis_parameters_are_refused():
+    with pytest.raises(ValueError, match="one scale per channel; got none"):
+        qbench.QuantParams([], [], "uint8", axis=0)

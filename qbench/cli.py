@@ -6,7 +6,48 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (what was wrong, what is accepted) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _thread_list(text: str) -> str:
+    """An argparse type: thread counts ``N[,N...]``, each a whole number >= 1, as asv's environment wants them."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected thread counts like 1,4,16 (whole numbers >= 1), got {text!r}")
+    return ",".join(str(n) for n in sorted({int(p) for p in parts}))
+
+
+def _factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time ratio above 1 such as 1.10, got {text!r}") from None
+    if not value > 1.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a time ratio above 1 such as 1.10, got {text}")
+    return value
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -17,7 +58,10 @@ def _fail(message: str, code: int = 1) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from qbench.demo import run_demo
 
-    run_demo(size=args.size)
+    try:
+        run_demo(size=args.size)
+    except MemoryError:
+        return _fail(f"not enough memory for --size {args.size:,} (the demo holds about 14 bytes per element)")
     return 0
 
 
@@ -270,10 +314,10 @@ def tuning_ladder_top() -> int:
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """Flags several subcommands share, defined once (as asv's common_args does)."""
-    select = argparse.ArgumentParser(add_help=False)
+    select = _Parser(add_help=False)
     select.add_argument("-b", "--bench", metavar="REGEX", help="only benchmarks whose name matches REGEX")
     select.add_argument("--quick", action="store_true", help="the reduced grid and few repeats (a few minutes)")
-    machine = argparse.ArgumentParser(add_help=False)
+    machine = _Parser(add_help=False)
     machine.add_argument(
         "--machine", help="asv machine name (default: this host's name; when reading results, the only one there)"
     )
@@ -281,8 +325,11 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qbench", description="Measure what quantization buys on this CPU.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from qbench import __version__
+
+    parser = _Parser(prog="qbench", description="Measure what quantization buys on this CPU.")
+    parser.add_argument("--version", action="version", version=f"qbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     shared = _parents()
     sweep = [shared["select"], shared["machine"]]
 
@@ -290,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", default="reports/latest", help="report folder, replaced as a whole (default: %(default)s)"
     )
-    run.add_argument("--threads", metavar="N[,N...]", help="thread counts to sweep (default: 1 and all cores)")
+    run.add_argument(
+        "--threads", metavar="N[,N...]", type=_thread_list, help="thread counts to sweep (default: 1 and all cores)"
+    )
     run.add_argument(
         "--allow-dirty",
         action="store_true",
@@ -316,13 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("head", nargs="?", default="HEAD", help="branch, tag or commit to test (default: HEAD)")
     compare.add_argument(
         "--factor",
-        type=float,
+        type=_factor,
         default=1.10,
         help="slower than this time ratio, and significant, is a regression (default: %(default)s)",
     )
     compare.add_argument(
         "--rounds",
-        type=int,
+        type=_whole(1),
         default=5,
         help="rounds, each in fresh processes, interleaved across the two commits; the significance test "
         "needs at least 4 (default: %(default)s)",
@@ -334,8 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
         "history", parents=sweep, help="benchmark each commit of a range; report steps along history"
     )
     history.add_argument("range", nargs="?", help="git range, e.g. v0.1..main (default: the last 10 commits)")
-    history.add_argument("-n", "--max-count", type=int, default=10, help="commits when no range is given")
-    history.add_argument("--rounds", type=int, default=2, help="rounds per commit (default: %(default)s)")
+    history.add_argument("-n", "--max-count", type=_whole(1), default=10, help="commits when no range is given")
+    history.add_argument("--rounds", type=_whole(1), default=2, help="rounds per commit (default: %(default)s)")
     history.add_argument("--out", default="reports/history", help="report folder (default: %(default)s)")
     history.set_defaults(func=_history)
 
@@ -344,14 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--max-bytes",
-        type=int,
+        type=_whole(1),
         default=tuning_ladder_top(),
         help="largest call measured, in bytes touched; larger calls take its decision (default: %(default)s)",
     )
-    tune.add_argument("--rounds", type=int, default=5, help="interleaved rounds per size (default: %(default)s)")
+    tune.add_argument("--rounds", type=_whole(1), default=5, help="interleaved rounds per size (default: %(default)s)")
     tune.add_argument(
         "--passes",
-        type=int,
+        type=_whole(1),
         default=2,
         help="passes over all sizes; the least time of each counts (default: %(default)s)",
     )
@@ -361,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=_tune)
 
     demo = sub.add_parser("demo", help="quantize one random tensor; print error, memory and speed ratios")
-    demo.add_argument("--size", type=int, default=1 << 22, help="number of float32 elements (default 2**22)")
+    demo.add_argument("--size", type=_whole(1), default=1 << 22, help="number of float32 elements (default 2**22)")
     demo.set_defaults(func=_demo)
     return parser
 

@@ -6,27 +6,49 @@ import numpy as np
 
 from qbench import api, metrics, reference
 from qbench.calibrate import calibrate
-from qbench.timing import first_call_seconds, median_seconds
+from qbench.timing import first_call_seconds, interleaved_rounds, median, round_ratios
+
+#: Rounds of the speed comparison: each times every call once, in alternating order.
+ROUNDS = 9
 
 
-def run_demo(size: int = 1 << 22, seed: int = 0) -> dict[str, float]:
-    """Quantize a normal(0, 1) float32 tensor to uint8; measure, print and return the numbers."""
+def run_demo(size: int = 1 << 22, seed: int = 0, rounds: int = ROUNDS) -> dict[str, float]:
+    """Quantize a normal(0, 1) float32 tensor to uint8; measure, print and return the numbers.
+
+    Speed is measured as the suite measures it: the calls compared are timed in
+    alternating order round after round, each ratio taken within a round (both
+    sides saw the same machine), and the median over rounds reported with the
+    range of the rounds beside it.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a whole number of elements >= 1, got {size!r}")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(size, dtype=np.float32)
     params = calibrate(x, "uint8")
     out = np.empty(size, np.uint8)
     compile_s = first_call_seconds(api.quantize, x, params, out=out)
-    q = api.quantize(x, params, out=out)
+    q = api.quantize(x, params, out=out).copy()
     back = api.dequantize(q, params)
     if not np.array_equal(q, reference.quantize(x, params)):
         raise AssertionError("qbench.quantize disagrees with the NumPy reference")
 
-    t_qbench = median_seconds(api.quantize, x, params, out=out)
-    t_numpy = median_seconds(reference.quantize, x, params, repeat=5)
-    t_copy = median_seconds(np.copyto, np.empty_like(x), x)
-    t_sum_f32 = median_seconds(api.sum, x)
-    t_sum_u8 = median_seconds(api.sum, q)
-    results = {
+    copy_to = np.empty_like(x)
+    times = interleaved_rounds(
+        {
+            "quantize": lambda: api.quantize(x, params, out=out),
+            "numpy_quantize": lambda: reference.quantize(x, params),
+            "copy": lambda: np.copyto(copy_to, x),
+            "sum_float32": lambda: api.sum(x),
+            "sum_uint8": lambda: api.sum(q),
+        },
+        rounds=rounds,
+    )
+    ratios = {
+        "quantize_vs_numpy": round_ratios(times, "numpy_quantize", "quantize"),
+        "quantize_vs_copy": round_ratios(times, "copy", "quantize"),
+        "sum_uint8_vs_float32": round_ratios(times, "sum_float32", "sum_uint8"),
+    }
+    results: dict[str, float] = {
         "elements": float(size),
         "sqnr_db": metrics.sqnr_db(x, back),
         "mse": metrics.mse(x, back),
@@ -36,15 +58,16 @@ def run_demo(size: int = 1 << 22, seed: int = 0) -> dict[str, float]:
         "quantized_bytes": float(q.nbytes),
         "memory_ratio": x.nbytes / q.nbytes,
         "first_call_s": compile_s,
-        "quantize_s": t_qbench,
-        "numpy_quantize_s": t_numpy,
-        "copy_s": t_copy,
-        "sum_float32_s": t_sum_f32,
-        "sum_uint8_s": t_sum_u8,
-        "quantize_vs_numpy": t_numpy / t_qbench,
-        "quantize_vs_copy": t_copy / t_qbench,
-        "sum_uint8_vs_float32": t_sum_f32 / t_sum_u8,
+        "rounds": float(rounds),
     }
+    results.update({f"{name}_s": median(t) for name, t in times.items()})
+    for name, per_round in ratios.items():
+        results[name] = median(per_round)
+        results[f"{name}_low"], results[f"{name}_high"] = min(per_round), max(per_round)
+
+    def spread(name: str) -> str:
+        return f"(rounds: {results[name + '_low']:.2f} to {results[name + '_high']:.2f})"
+
     print(f"qbench demo: {size:,} float32 values from N(0, 1) -> uint8 ({params})")
     print(
         f"  accuracy : SQNR {results['sqnr_db']:.2f} dB, MSE {results['mse']:.3g}, "
@@ -54,13 +77,17 @@ def run_demo(size: int = 1 << 22, seed: int = 0) -> dict[str, float]:
         f"  memory   : {x.nbytes / 2**20:.1f} MiB float32 -> {q.nbytes / 2**20:.1f} MiB uint8 "
         f"({results['memory_ratio']:.1f}x smaller)"
     )
+    print(f"  speed    : medians of {rounds} interleaved rounds, each ratio taken within a round")
     print(
-        f"  speed    : quantize {results['quantize_vs_numpy']:.1f}x the NumPy reference, "
-        f"{results['quantize_vs_copy']:.2f}x the element rate of np.copyto on the float32 array"
+        f"             quantize {results['quantize_vs_numpy']:.1f}x the NumPy reference {spread('quantize_vs_numpy')}"
+    )
+    print(
+        f"             quantize {results['quantize_vs_copy']:.2f}x the element rate of np.copyto on the float32 "
+        f"array {spread('quantize_vs_copy')}"
     )
     print(
         f"             sum of uint8 {results['sum_uint8_vs_float32']:.2f}x as fast as sum of float32 "
-        f"(medians, same run)"
+        f"{spread('sum_uint8_vs_float32')}"
     )
     print(f"  first call (compile or cache load): {compile_s * 1e3:.0f} ms, not included above")
     return results

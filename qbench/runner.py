@@ -79,8 +79,11 @@ def ensure_machine(root: Path, machine: str) -> None:
 
 
 _PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]\s+·+\s+(.*)$")
-_FINISHED = re.compile(r"^(\S+)\s+(ok|failed|skipped|\d+/\d+ failed)$")
-_TOTAL = re.compile(r"Running (\d+) total benchmarks")
+# A finished benchmark: its dotted name, then "ok"/"failed" (parameterized) or its value ("174±6ms").
+_FINISHED = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+)+)\s+(\S.*)$")
+_TOTAL = re.compile(
+    r"Running (\d+) total benchmarks(?: \((\d+) commits? \* (\d+) environments? \* (\d+) benchmarks?\))?"
+)
 _COMMIT = re.compile(r"^For \S+ commit ")  # "For qbench commit 1a2b3c4d <main> (round 1/2):"
 
 
@@ -120,6 +123,74 @@ def _suite_env(quick: bool, threads: str | None) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Progress:
+    """What a run has done and has left, in benchmarks and in parameter sets.
+
+    asv starts one process per parameter set, and a set costs about as much as
+    another (build the case, time it), so sets, not benchmarks, say how far a
+    run is: the side-by-side benchmark alone holds a fifth of a quick run's.
+    """
+
+    weights: dict[str, int]  # parameter sets of each benchmark that runs
+    repeats: int = 1  # commits x environments x interleaved rounds
+    done: int = 0
+    done_sets: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.weights) * self.repeats
+
+    @property
+    def total_sets(self) -> int:
+        return sum(self.weights.values()) * self.repeats
+
+    def finish(self, name: str) -> None:
+        self.done += 1
+        # asv may shorten a long name in its log; such a benchmark counts as an average one.
+        average = self.total_sets / max(self.total, 1)
+        self.done_sets += self.weights.get(name, average)
+
+    def line(self, elapsed: float, what: str) -> str:
+        share = min(self.done_sets / self.total_sets, 1.0) if self.total_sets else 0.0
+        left = f"~{_clock(elapsed * (1 - share) / share)} left" if share >= 0.02 else "estimating time left"
+        return (
+            f"[{100 * share:5.1f}%] {self.done}/{self.total} benchmarks ({self.done_sets:.0f}/{self.total_sets} "
+            f"parameter sets), {_clock(elapsed)} elapsed, {left}  {what}"
+        )
+
+
+def parameter_sets(root: Path, patterns: list[str]) -> dict[str, int]:
+    """Parameter sets of each benchmark asv will run (``--bench`` patterns select, as asv does), from the
+    ``benchmarks.json`` asv writes when it discovers the suite; empty when there is none to read."""
+    try:
+        meta = json.loads((root / ".asv" / "results" / "benchmarks.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    sets = {}
+    for name, info in meta.items():
+        if not isinstance(info, dict) or (patterns and not any(re.search(p, name) for p in patterns)):
+            continue
+        count = 1
+        for values in info.get("params") or []:
+            count *= max(len(values), 1)
+        sets[name] = count
+    return sets
+
+
+def _progress_for(total_line: re.Match, root: Path, args: list[str]) -> Progress:
+    """The run's :class:`Progress` from asv's "Running N total benchmarks (C commits * E environments * B ...)"."""
+    total = int(total_line.group(1))
+    patterns = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--bench", "-b")]
+    rounds = next((int(a.split("=", 1)[1]) for a in args if a.startswith("rounds=")), 1)
+    interleaved = rounds if "--interleave-rounds" in args else 1
+    weights = parameter_sets(root, patterns)
+    per_run = int(total_line.group(4)) if total_line.group(4) else total
+    if len(weights) != per_run:  # not the suite asv discovered (an older tree?): count benchmarks alone
+        weights = {f"#{i}": 1 for i in range(per_run)}
+    return Progress(weights, repeats=max(total // max(per_run, 1), 1) * interleaved)
+
+
 def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, echo=print) -> tuple[list[str], float]:
     """Run ``asv run ARGS``, echo progress (benchmark, how many done, elapsed, time left); return failures, seconds."""
     # The fork server imports the suite once and forks a process per parameter set: about 4x faster than
@@ -130,11 +201,11 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
     echo(f"asv's full output: {log}")
     start = time.monotonic()
     failed: list[str] = []
-    total, done = 0, 0
+    progress = Progress({})
     for line in _stream(cmd, root, env, log):
         if m := _TOTAL.search(line):
-            total = int(m.group(1))
-            echo(f"{total} benchmarks to run")
+            progress = _progress_for(m, root, args)
+            echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets")
             continue
         if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
             echo(f"{_clock(time.monotonic() - start)} {line.lstrip('· ')}")
@@ -143,17 +214,15 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
         if not m:
             continue
         what = m.group(2).strip()
-        finished = _FINISHED.match(what)
+        finished = None if what.startswith(("Running", "For ")) else _FINISHED.match(what)
         if not (finished or what.startswith("Running") or _COMMIT.match(what)):
             continue  # asv's tables and per-parameter notes stay in the log
         if finished:
-            done += 1
+            progress.finish(finished.group(1))
             if "failed" in finished.group(2):
                 failed.append(finished.group(1))  # asv may shorten the name; the results have it whole
-        pct, elapsed = float(m.group(1)), time.monotonic() - start
-        left = f"~{_clock(elapsed * (100 - pct) / pct)} left" if pct >= 5 else "estimating"
-        count = f"{done}/{total}" if total else f"{done}"
-        echo(f"[{pct:5.1f}%] {count} done, {_clock(elapsed)} elapsed, {left}  {what}")
+            what = f"{finished.group(1)} {finished.group(2).strip()}"
+        echo(progress.line(time.monotonic() - start, what))
     return failed, time.monotonic() - start
 
 

@@ -159,3 +159,51 @@ def test_shared_flags_are_defined_once():
         flags = {s for a in sub[name]._actions for s in a.option_strings}
         assert {"-b", "--bench", "--quick", "--machine"} <= flags
     assert "--machine" in {s for a in sub["report"]._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["run", "--threads", "abc"], "argument --threads: expected thread counts like 1,4,16"),
+        (["run", "--threads", "2,0"], "expected thread counts like 1,4,16"),
+        (["demo", "--size", "-5"], "argument --size: expected a whole number >= 1, got -5"),
+        (["demo", "--size", "0"], "expected a whole number >= 1, got 0"),
+        (["demo", "--size", "1e6"], "expected a whole number >= 1, got '1e6'"),
+        (["compare", "main", "--factor", "0.9"], "argument --factor: expected a time ratio above 1"),
+        (["compare", "main", "--factor", "inf"], "expected a time ratio above 1"),
+        (["compare", "main", "--rounds", "x"], "argument --rounds: expected a whole number"),
+        (["history", "-n", "0"], "argument -n/--max-count: expected a whole number >= 1"),
+        (["tune", "--passes", "0"], "argument --passes"),
+        (["tune", "--max-bytes", "-1"], "argument --max-bytes"),
+    ],
+)
+def test_bad_arguments_are_refused_in_one_line_before_anything_starts(argv, msg, monkeypatch, capsys):
+    def must_not_run(**kw):
+        raise AssertionError("started work on a bad argument")
+
+    for name in ("run_suite", "benchmark_commits", "checkout_root"):
+        monkeypatch.setattr(runner, name, must_not_run)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_thread_counts_are_normalized_and_version_is_printed(capsys):
+    assert cli.build_parser().parse_args(["run", "--threads", "4, 1,4"]).threads == "1,4"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    from qbench import __version__
+
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"qbench {__version__}"
+
+
+def test_demo_without_memory_says_so(monkeypatch, capsys):
+    import qbench.demo
+
+    def no_memory(size):
+        raise MemoryError
+
+    monkeypatch.setattr(qbench.demo, "run_demo", no_memory)
+    assert cli.main(["demo", "--size", str(10**13)]) == 1
+    assert "not enough memory for --size 10,000,000,000,000" in capsys.readouterr().err

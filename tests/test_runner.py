@@ -1,10 +1,13 @@
 """``qbench.runner`` without asv: the progress parser on a real asv log, the asv arguments, git and machine checks."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qbench import runner
@@ -32,17 +35,37 @@ def repo(tmp_path):
 
 def test_progress_parser_on_an_asv_log(monkeypatch, tmp_path):
     lines = LOG.read_text().splitlines()
+    shutil.copytree(Path(__file__).parent / "data" / "quick-run", tmp_path / ".asv" / "results")
     monkeypatch.setattr(runner, "_stream", lambda cmd, root, env, log: iter(lines))
     echoed = []
     failed, seconds = runner.run_asv(["--quick"], tmp_path, {}, "x.log", echo=echoed.append)
-    finished = [line for line in lines if line.rstrip().endswith((" ok", " failed"))]
+    meta = json.loads((tmp_path / ".asv" / "results" / "benchmarks.json").read_text())
+    sets = {n: int(np.prod([len(p) for p in b["params"]])) for n, b in meta.items() if isinstance(b, dict)}
     assert failed == ["bench_calibrate.Calibrate.time_calibrate"] and seconds >= 0
-    assert "29 benchmarks to run" in echoed
+    assert f"29 benchmarks to run, {sum(sets.values())} parameter sets" in echoed
     progress = [e for e in echoed if e.startswith("[")]
-    assert progress[-1].startswith(f"[{float(finished[-1][1:7]):5.1f}%] {len(finished)}/29 done")
-    assert "estimating" in progress[0] and "left" in progress[-1]  # no estimate before 5%
+    # Every benchmark finishes, the parameterized ones with "ok", the others with their value.
+    assert progress[-1].startswith(f"[100.0%] 29/29 benchmarks ({sum(sets.values())}/{sum(sets.values())} parameter")
+    assert "estimating" in progress[0] and "left" in progress[-1]
+    after_compile = next(e for e in progress if "bench_compile.track_compile_quantize_seconds" in e)
+    done = sum(sets[n] for n in sets if n < "bench_compile.u")  # the log runs benchmarks in name order
+    assert f"({done}/" in after_compile and "568ms" in after_compile
     assert not any("=====" in e for e in echoed)  # asv's tables stay in the log
+    assert not any(re.search(r"\[\s*\d+\.\d+%\] ·", e) for e in echoed)  # asv's own percentages too
     assert any(e.endswith("For qbench commit 40a34056 <main>:") for e in echoed)
+
+
+def test_progress_counts_interleaved_rounds_and_a_bench_filter(tmp_path):
+    shutil.copytree(Path(__file__).parent / "data" / "quick-run", tmp_path / ".asv" / "results")
+    line = runner._TOTAL.search("Running 4 total benchmarks (2 commits * 1 environments * 2 benchmarks)")
+    args = ["HASHFILE:x", "-a", "rounds=5", "--interleave-rounds", "--bench", r"Quantize\."]
+    progress = runner._progress_for(line, tmp_path, args)
+    # Quantize's time_run and track_gbps (not Dequantize's, not QuantizeAxis'): 5 sizes x 2 dtypes x 2 threads
+    # x 2 impls each, for 2 commits and 5 rounds.
+    assert set(progress.weights) == {"bench_quantize.Quantize.time_run", "bench_quantize.Quantize.track_gbps"}
+    assert progress.total == 2 * 2 * 5 and progress.total_sets == (40 + 40) * 2 * 5
+    unknown = runner._progress_for(line, tmp_path / "elsewhere", args)
+    assert unknown.total == 20 and unknown.total_sets == 20  # no benchmarks.json: benchmarks alone
 
 
 def test_stream_writes_the_log_and_reports_a_failed_asv(tmp_path):

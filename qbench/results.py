@@ -42,6 +42,9 @@ COLUMNS = [
     "q75",
     "unit",
     "status",
+    "rounds_low",
+    "rounds_high",
+    "rounds",
 ]
 _STATS = {"ci_low": "stats_ci_99_a", "ci_high": "stats_ci_99_b", "q25": "stats_q_25", "q75": "stats_q_75"}
 
@@ -156,6 +159,22 @@ def _rows_of_file(path: Path, data: dict, meta: dict[str, dict], machine: str) -
     return rows
 
 
+def _rounds(machine_dir: Path) -> dict[tuple, list[float]]:
+    """Per-round ratios of side-by-side points that ``qbench run`` kept (``qbench-rounds-<commit8>.jsonl``),
+    keyed by (commit prefix, comparison, size, threads); a later line for a point replaces an earlier one."""
+    found: dict[tuple, list[float]] = {}
+    for path in sorted(machine_dir.glob("qbench-rounds-*.jsonl")):
+        prefix = path.stem.removeprefix("qbench-rounds-")
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                entry = json.loads(line)
+                key = (prefix, str(entry["comparison"]), int(entry["size"]), int(entry["threads"]))
+                found[key] = [float(r) for r in entry["ratios"]]
+            except (ValueError, KeyError, TypeError):
+                warnings.warn(f"skipping line {number} of {path}: not a side-by-side record", stacklevel=3)
+    return found
+
+
 def load_results(
     results_dir: str | Path = ".asv/results", *, machine: str | None = None, commit: str | None = None
 ) -> pd.DataFrame:
@@ -172,6 +191,7 @@ def load_results(
     for machine_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         if machine is not None and machine_dir.name != machine:
             continue
+        rounds = _rounds(machine_dir)
         for path in sorted(machine_dir.glob("*.json")):
             if path.name == "machine.json" or path.name.startswith("qbench-"):
                 continue
@@ -184,9 +204,12 @@ def load_results(
             if commit is not None and not str(data.get("commit_hash", "")).startswith(commit):
                 continue
             try:
-                rows.extend(_rows_of_file(path, data, meta, machine_dir.name))
+                found = _rows_of_file(path, data, meta, machine_dir.name)
             except (TypeError, KeyError, IndexError, AttributeError) as exc:
                 warnings.warn(f"skipping malformed result file {path}: {exc!r}", stacklevel=2)
+                continue
+            _add_rounds(found, rounds)
+            rows.extend(found)
     if not rows:
         what = " for machine " + machine if machine else ""
         what += " at commit " + commit if commit else ""
@@ -198,6 +221,15 @@ def load_results(
     frame["date"] = pd.to_datetime(frame["date"], unit="ms", errors="coerce")
     rest = [c for c in frame.columns if c not in COLUMNS]
     return frame[COLUMNS + rest]
+
+
+def _add_rounds(rows: list[dict], rounds: dict[tuple, list[float]]) -> None:
+    """The spread over rounds of each side-by-side row whose rounds were kept: lowest, highest, how many."""
+    for row in rows:
+        comparison = row.get("param_comparison")
+        ratios = comparison and rounds.get((str(row["commit"])[:8], comparison, row["size"], row["threads"]))
+        if ratios:
+            row["rounds_low"], row["rounds_high"], row["rounds"] = min(ratios), max(ratios), len(ratios)
 
 
 def machine_info(results_dir: str | Path, machine: str) -> dict[str, Any]:

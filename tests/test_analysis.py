@@ -66,7 +66,7 @@ def test_timings_count_bytes_from_the_arrays(frame):
     assert set(t["kernel"]) == set(cases.KERNELS) | set(cases.BANDWIDTH_OPS)
 
 
-def test_summary_speedup_and_thread_tables_agree_with_the_raw_rows(frame, info):
+def test_summary_table_agrees_with_the_raw_rows(frame, info):
     t = tables.timings(frame)
     sbs = tables.side_by_side_table(frame)
     summary = tables.summary_table(t, sbs, info["caches"]).set_index(["kernel", "dtype", "size"])
@@ -85,15 +85,162 @@ def test_summary_speedup_and_thread_tables_agree_with_the_raw_rows(frame, info):
     over = summary[summary["% of ceiling"].round(0) > 100]
     assert (over["note"] != "").all() and (summary.loc[summary["% of ceiling"] < 99, "note"] == "").all()
 
-    speed = tables.speedup_table(t).set_index(["kernel", "size", "threads"])
-    f32 = _time(frame, "bench_accumulate.Sum.time_run", size=2**24, dtype="float32", threads=1, impl="qbench")
-    u8 = _time(frame, "bench_accumulate.Sum.time_run", size=2**24, dtype="uint8", threads=1, impl="qbench")
-    assert speed.loc[("sum", 2**24, 1), "speedup"] == pytest.approx(f32 / u8)
 
-    scaling = tables.thread_table(t).set_index(["kernel", "dtype", "size", "threads"])
-    one = _time(frame, "bench_accumulate.Dot.time_run", size=2**24, dtype="int8", threads=1, impl="qbench")
-    two = _time(frame, "bench_accumulate.Dot.time_run", size=2**24, dtype="int8", threads=2, impl="qbench")
-    assert scaling.loc[("dot", "int8", 2**24, 2), "scaling"] == pytest.approx(one / two)
+def test_headline_answers_per_memory_level_from_the_side_by_side_rows(frame, info):
+    sbs = tables.side_by_side_table(frame)
+    head = tables.headline_table(sbs, info["caches"]).set_index(["kernel", "level"])
+    caches = info["caches"]
+    # Each row's working set lies in its level, and it is the largest size measured there.
+    for (kernel, level), r in head.iterrows():
+        fp = cases.footprint(kernel, r["dtype"], int(r["size"]))
+        assert tables.level_of(fp, caches) == level
+        bigger = [n for n in set(sbs["size"]) if n > r["size"]]
+        assert all(tables.level_of(cases.footprint(kernel, r["dtype"], n), caches) != level for n in bigger)
+    assert head.loc[("sum", "L1"), "size"] == 2**14  # 16 KiB of uint8 in a 32 KiB L1; 2**18 is 256 KiB
+    assert tables.level_of(caches["L3"] + 1, caches) == "DRAM" and tables.level_of(1, caches) == "L1"
+    f32 = _time(
+        frame,
+        "bench_side_by_side.SideBySide.track_ratio",
+        size=2**24,
+        threads=1,
+        param_comparison="sum uint8 / float32",
+    )
+    assert head.loc[("sum", "L3"), "8-bit / float32"] == f32
+    ort = _time(
+        frame,
+        "bench_side_by_side.SideBySide.track_ratio",
+        size=2**24,
+        threads=1,
+        param_comparison="quantize uint8 / onnxruntime",
+    )
+    assert head.loc[("quantize", "DRAM"), "x onnxruntime"] == ort
+    shown = tables.headline_display(head.reset_index())
+    assert list(shown.columns) == [
+        "operation",
+        "data in",
+        "size",
+        "8-bit / float32",
+        "share of ceiling",
+        "x ONNX Runtime",
+        "x PyTorch",
+    ]
+    assert "2**24 (80 MiB)" in set(shown["size"]) and f"{ort:.2f}" in set(shown["x ONNX Runtime"])
+    not_installed = tables.headline_display(head.reset_index(), missing_peers=("torch",))
+    assert set(not_installed["x PyTorch"]) == {"not installed", "-"}
+
+
+def test_verdicts_say_where_the_data_sits(frame, info):
+    sbs = tables.side_by_side_table(frame)
+    lines = tables.verdicts(tables.headline_table(sbs, info["caches"]), info["caches"])
+    assert [line.split(":")[0] for line in lines] == list(tables.HEADLINE_NAMES.values())
+    sum_line = next(line for line in lines if line.startswith("sum uint8"))
+    # 2**24 uint8 values (16 MiB) sit in a 32 MiB L3; the float32 twin (64 MiB) does not.
+    assert "with the 8-bit data in L3 (the float32 data in DRAM)" in sum_line
+
+
+def test_flags_name_what_cannot_be_right(info):
+    base = {"footprint": 0, "low": np.nan, "high": np.nan}
+    rows = pd.DataFrame(
+        [
+            {
+                **base,
+                "kind": "dtype",
+                "kernel": "sum",
+                "dtype": "uint8",
+                "against": "float32",
+                "size": 2**24,
+                "threads": 1,
+                "ratio": 7.8,
+            },
+            {
+                **base,
+                "kind": "dtype",
+                "kernel": "sum",
+                "dtype": "uint8",
+                "against": "float32",
+                "size": 2**12,
+                "threads": 1,
+                "ratio": 4.5,
+            },
+            {
+                **base,
+                "kind": "dtype",
+                "kernel": "sum",
+                "dtype": "uint8",
+                "against": "float32",
+                "size": 2**12,
+                "threads": 1,
+                "ratio": 3.9,
+            },
+            {
+                **base,
+                "kind": "threads",
+                "kernel": "quantize",
+                "dtype": "uint8",
+                "against": "1 thread",
+                "size": 2**10,
+                "threads": 2,
+                "ratio": 0.0019,
+            },
+            {
+                **base,
+                "kind": "threads",
+                "kernel": "quantize",
+                "dtype": "uint8",
+                "against": "1 thread",
+                "size": 2**20,
+                "threads": 2,
+                "ratio": 2.5,
+            },
+            {
+                **base,
+                "kind": "peer",
+                "kernel": "quantize",
+                "dtype": "uint8",
+                "against": "torch",
+                "size": 2**14,
+                "threads": 1,
+                "ratio": 1.3,
+                "low": 0.7,
+                "high": 1.6,
+            },
+            {
+                **base,
+                "kind": "peer",
+                "kernel": "quantize",
+                "dtype": "uint8",
+                "against": "torch",
+                "size": 2**16,
+                "threads": 1,
+                "ratio": 1.3,
+                "low": 1.1,
+                "high": 1.6,
+            },
+            {
+                **base,
+                "kind": "ceiling",
+                "kernel": "quantize",
+                "dtype": "uint8",
+                "against": "stream",
+                "size": 2**10,
+                "threads": 1,
+                "ratio": 1.2,
+            },
+        ]
+    )
+    got = tables.flags(rows, info["caches"])
+    keys = zip(got["kind"], got["size"], got["ratio"], strict=True)
+    why = dict(zip(keys, got["why"], strict=True))
+    assert why[("dtype", 2**24, 7.8)].startswith("beyond the 4x its bytes allow: the uint8 data sits in L3")
+    assert "with both in L1: suspect the measurement" in why[("dtype", 2**12, 4.5)]
+    assert "more than twice as slow as one" in why[("threads", 2**10, 0.0019)]
+    assert why[("threads", 2**20, 2.5)] == "faster than 2 threads can be"
+    assert why[("peer", 2**14, 1.3)] == "the rounds disagree on which side is faster (0.70 to 1.60)"
+    assert why[("ceiling", 2**10, 1.2)].startswith("in cache")
+    assert len(got) == 6  # 3.9x within the bytes, and a spread entirely above 1, are not flagged
+    lines = tables.flag_lines(got)
+    assert lines[0].startswith("[1] sum uint8 / float32 at 2**24, 1 thr: 7.80")
+    assert sum(line.count("[") for line in lines) == 6
 
 
 def test_memory_accuracy_calibration_and_compile_tables(frame):
@@ -106,12 +253,9 @@ def test_memory_accuracy_calibration_and_compile_tables(frame):
     pick = sqnr[(sqnr["param_method"] == "mse") & (sqnr["param_distribution"] == "laplace") & (sqnr["dtype"] == "int8")]
     assert acc.set_index(["dtype", "method"]).loc[("int8", "mse"), "laplace"] == pick["value"].iloc[0]
     cal = tables.calibration_table(current)
-    assert list(cal["param_method"]) == sorted(cases.CALIBRATION_METHODS)
-    assert set(tables.compile_table(current)["benchmark"]) == {
-        "timeraw_first_quantize_cached",
-        "timeraw_import_qbench",
-        "track_compile_quantize_seconds",
-    }
+    assert list(cal["method"]) == sorted(cases.CALIBRATION_METHODS)
+    assert list(cal.columns[1:]) == [f"2**{k} values" for k in (14, 18)]
+    assert set(tables.compile_table(current)["what"]) == set(tables.COMPILE_LABELS.values())
 
 
 def test_a_report_from_canned_results(frame, info, tmp_path):
@@ -201,3 +345,30 @@ def test_shares_above_one_in_the_canned_run_are_explained(frame, info):
         private = cases.footprint(r.kernel, r.dtype, r.size) <= info["caches"]["L2"]
         assert note.startswith("in cache") == private
     assert np.isfinite(sbs["ratio"]).all()
+
+
+def test_rounds_kept_by_a_run_become_the_spread(tmp_path, monkeypatch, info):
+    from benchmarks.benchmarks import _common
+
+    results = copy_results(tmp_path)
+    rounds = results / "box" / f"qbench-rounds-{COMMIT[:8]}.jsonl"
+    monkeypatch.setenv(_common.ROUNDS_FILE, str(rounds))
+    _common.record_rounds("quantize uint8 / torch", 2**14, 1, [0.5, 0.9, 0.7])
+    _common.record_rounds("quantize uint8 / torch", 2**14, 1, [0.6, 0.8, 0.7])  # a later run of the point wins
+    rounds.open("a").write("not json\n")
+    with pytest.warns(UserWarning, match="line 3 of .*not a side-by-side record"):
+        frame = load_results(results)
+    sbs = tables.side_by_side_table(frame).set_index(["kernel", "dtype", "against", "size", "threads"])
+    point = sbs.loc[("quantize", "uint8", "torch", 2**14, 1)]
+    assert (point["low"], point["high"]) == (0.6, 0.8)
+    assert np.isnan(sbs.loc[("quantize", "uint8", "torch", 2**18, 1), "low"])  # a point with no rounds kept
+    shown = tables.headline_display(tables.headline_table(tables.side_by_side_table(frame), info["caches"]))
+    assert any(cell.endswith("(0.60 to 0.80)") for cell in shown["x PyTorch"])
+
+
+def test_peers_not_installed_are_named(frame):
+    assert tables.missing_peers(frame) == ()
+    skipped = frame.copy()
+    torch_rows = skipped["param_comparison"].astype(str).str.endswith(" / torch")
+    skipped.loc[torch_rows, "status"] = "skipped"
+    assert tables.missing_peers(skipped) == ("torch",)

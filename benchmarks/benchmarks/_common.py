@@ -9,6 +9,8 @@ the timed body is the kernel call alone.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import sys
 import time
 import tracemalloc
@@ -160,10 +162,10 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
     return _once(("pair", comparison, size, threads), build)
 
 
-def side_by_side(
+def side_by_side_rounds(
     mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int, timer: Callable[[Prepared], float] | None = None
-) -> float:
-    """qbench's rate over the baseline's, timed alternately in this process: the median of per-round ratios.
+) -> list[float]:
+    """qbench's rate over the baseline's in each round, the two timed alternately in this process.
 
     Each round times both (in alternating order, so a drift favours neither)
     with ``timer`` (:func:`median_rate`), whose warm-up also refills the caches
@@ -179,7 +181,29 @@ def side_by_side(
         for case in (mine, base) if r % 2 == 0 else (base, mine):
             seconds[case is mine] = timer(case)
         ratios.append((work_mine / seconds[True]) / (work_base / seconds[False]))
-    return float(np.median(ratios))
+    return ratios
+
+
+def side_by_side(mine: Prepared, base: Prepared, *, per_byte: bool, rounds: int, timer=None) -> float:
+    """The median of :func:`side_by_side_rounds`: the ratio a side-by-side benchmark reports."""
+    return float(np.median(side_by_side_rounds(mine, base, per_byte=per_byte, rounds=rounds, timer=timer)))
+
+
+#: Where ``qbench run`` asks the suite to keep each side-by-side point's per-round ratios (asv keeps one number).
+ROUNDS_FILE = "QBENCH_ROUNDS_FILE"
+
+
+def record_rounds(comparison: str, size: int, threads: int, ratios: list[float]) -> None:
+    """Append one point's per-round ratios to :data:`ROUNDS_FILE`, if set: the spread the report shows.
+
+    One short line per write, appended: points run one process after another.
+    """
+    path = os.environ.get(ROUNDS_FILE)
+    if not path:
+        return
+    line = json.dumps({"comparison": comparison, "size": size, "threads": threads, "ratios": ratios})
+    with open(path, "a") as sink:
+        sink.write(line + "\n")
 
 
 def extra_allocation(prepared: Prepared) -> int:

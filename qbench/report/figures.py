@@ -7,6 +7,7 @@ decorator, nothing else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ class ReportData:
     t_all: pd.DataFrame  # timings of every commit (history)
     sbs: pd.DataFrame  # its side-by-side ratios (:func:`tables.side_by_side_table`)
     caches: dict[str, int]
+    flags: pd.DataFrame  # ratios that cannot be right as they stand (:func:`tables.flags`), numbered in order
+    missing_peers: tuple[str, ...] = ()  # peers not installed where the suite ran
 
 
 @dataclass(frozen=True)
@@ -103,22 +106,45 @@ def mark_caches(ax: Any, caches: dict[str, int], bytes_per_element: dict[str, fl
             ax.text(x, 0.98, text, transform=ax.get_xaxis_transform(), va="top", fontsize=6, color="0.4", rotation=90)
 
 
-def log2_axis(ax: Any, xlabel: str = "elements (log scale)") -> None:
+def log2_axis(ax: Any, xlabel: str = "elements (log scale)", *, in_bytes: bool = False) -> None:
+    """A log2 x axis labelled plainly: sizes as 2**k elements, or as bytes (16 KiB, 64 MiB)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    from .tables import fmt_bytes
+
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(LogLocator(base=4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v) if in_bytes else f"2**{round(math.log2(v))}"))
     ax.set_xlabel(xlabel)
     ax.grid(True, which="major", alpha=0.3)
 
 
-def kernel_axes(count: int, row_height: float) -> tuple[Any, list]:
+def plain_log_y(ax: Any) -> None:
+    """A log y axis with plain numbers (0.5, 2, 10), not 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=30))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def series_colors(keys: list) -> dict:
+    """A distinct colour for each key, in order (up to 20 before any repeats)."""
+    palette = [plt().get_cmap("tab20")(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    return {k: palette[i % len(palette)] for i, k in enumerate(keys)}
+
+
+def legend_outside(ax: Any, fontsize: float = 6.5) -> None:
+    """The legend beside the axes, where it covers no data."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def kernel_axes(count: int, row_height: float, width: float = 12) -> tuple[Any, list]:
     """A two-column grid with one axes per kernel (the spare cell removed)."""
     nrows = (count + 1) // 2
-    fig, axes = plt().subplots(nrows, 2, figsize=(12, row_height * nrows), squeeze=False)
+    fig, axes = plt().subplots(nrows, 2, figsize=(width, row_height * nrows), squeeze=False)
     flat = list(axes.flat)
     for ax in flat[count:]:
         ax.remove()
     return fig, flat[:count]
-
-
-def dtype_color(dtype: str) -> str | None:
-    """The colour of a dtype, or of the added array of ``acc+=x``."""
-    return DTYPE_COLORS.get(str(dtype).split("+=")[-1])

@@ -16,19 +16,26 @@ from typing import Any
 
 import pandas as pd
 
+from qbench import cases
 from qbench.regress import one_env_per_commit
 
 from . import plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .plots_ratios import plot_ratios
 from .plots_speed import plot_history
-from .render import machine_lines, markdown, render_html, render_markdown
+from .render import Lead, machine_lines, markdown, render_html, render_markdown
 from .tables import (
+    PEER_NAMES,
     accuracy_table,
     calibration_table,
     commit_view,
     compile_table,
+    flag_lines,
+    flags,
+    headline_display,
+    headline_table,
     memory_table,
+    missing_peers,
     peers_table,
     pow2,
     select,
@@ -36,10 +43,10 @@ from .tables import (
     share_over_one,
     side_by_side_pivot,
     side_by_side_table,
-    speedup_table,
     summary_table,
-    thread_table,
     timings,
+    verdicts,
+    with_sizes,
 )
 
 
@@ -64,7 +71,26 @@ def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> Rep
     current = frame[frame["commit"] == commit]
     t_all = timings(one_env_per_commit(frame))
     t = t_all[t_all["commit"] == commit] if not t_all.empty else t_all
-    return ReportData(current, t, t_all, side_by_side_table(one_env_per_commit(current)), caches)
+    sbs = side_by_side_table(one_env_per_commit(current))
+    return ReportData(current, t, t_all, sbs, caches, flags(sbs, caches), missing_peers(current))
+
+
+def headline(data: ReportData, info: dict[str, Any]) -> Lead:
+    """The page's answers first: per operation and memory level, what 8-bit buys, how near the ceiling, how it
+    stands against the peers, in a table and in words; then every ratio that cannot be right as it stands."""
+    table = headline_table(data.sbs, data.caches)
+    machine = f"{info.get('cpu', 'unknown CPU')}, {info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}"
+    lines = verdicts(table, data.caches) if not table.empty else ["no side-by-side results for this commit"]
+    if data.missing_peers:
+        names = " and ".join(PEER_NAMES[p] for p in data.missing_peers)
+        lines.append(f'{names}: not installed where the suite ran, so not compared (pip install -e ".[peers]").')
+    return Lead(
+        f"The answers, 1 thread, measured side by side ({machine})",
+        headline_display(table, data.missing_peers),
+        lines,
+        "Ratios that cannot be right as they stand (ringed and numbered on the plots):",
+        flag_lines(data.flags),
+    )
 
 
 def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
@@ -73,13 +99,15 @@ def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
         (
             "Throughput (1 thread, qbench): GB/s, multiple of the NumPy reference, share of the bandwidth ceiling "
             "(side by side, against a probe with the kernel's streams)",
-            summary_table(data.t, data.sbs, data.caches),
+            with_sizes(summary_table(data.t, data.sbs, data.caches)),
         ),
-        ("8-bit over float32 (elements/s ratio)", speedup_table(data.t)),
-        ("Side by side: ratios measured in one process (above 1 qbench is faster)", side_by_side_pivot(data.sbs)),
-        ("Thread scaling (elements/s over 1 thread)", thread_table(data.t)),
-        ("Accuracy: SQNR (dB) of the round trip", accuracy_table(data.current)),
-        ("Memory per call at 2**20 elements", memory_table(data.current)),
+        (
+            "Side by side: every ratio measured in one process (above 1 qbench, the 8-bit kernel or N threads is "
+            "faster)",
+            side_by_side_pivot(data.sbs),
+        ),
+        ("Accuracy: SQNR (dB) of the round trip, by calibration method and data", accuracy_table(data.current)),
+        (f"Memory per call at {pow2(cases.MEMORY_SIZE)} elements", memory_table(data.current)),
         ("Calibration time (seconds)", calibration_table(data.current)),
         ("JIT cost, measured on its own (seconds)", compile_table(data.current)),
     ]
@@ -113,8 +141,9 @@ def build_report(
         frame.to_csv(tmp / "results.csv", index=False)
         tables = report_tables(data)
         header = machine_lines(info, machine, commit, current["date"].iloc[0])
-        (tmp / "report.md").write_text(render_markdown("qbench report", header, figures, tables))
-        (tmp / "index.html").write_text(render_html("qbench report", header, figures, tables, tmp))
+        lead = headline(data, info)
+        (tmp / "report.md").write_text(render_markdown("qbench report", header, figures, tables, lead=lead))
+        (tmp / "index.html").write_text(render_html("qbench report", header, figures, tables, tmp, lead=lead))
         (tmp / "report.json").write_text(
             json.dumps({"commit": commit, "machine": machine, "figures": [f.file for f in figures]}, indent=2)
         )
@@ -163,7 +192,8 @@ def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> lis
     """
     frame = frame[frame["commit"] == commit]
     sbs = side_by_side_table(one_env_per_commit(frame))
-    lines: list[str] = []
+    answers = headline_table(sbs, caches)
+    lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(answers, caches)]
     notes: list[str] = []
 
     def ref(note: str) -> str:

@@ -1,4 +1,4 @@
-"""Figures of kernel speed: throughput against the working set, 8-bit over float32, threads, history."""
+"""Figures of kernel speed in absolute terms: throughput against the working set, and time along history."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from qbench import cases
 
 from .figures import (
     BYTES_AXIS,
-    ELEMENT_FOOTPRINTS,
     IMPL_STYLE,
     Figure,
     ReportData,
-    dtype_color,
     figure,
     kernel_axes,
+    legend_outside,
     log2_axis,
     mark_caches,
-    plt,
+    plain_log_y,
     save,
+    series_colors,
 )
-from .tables import speedup_table, thread_table
 
 #: The bandwidth line drawn beside each kernel in the throughput plot (the share itself is measured side by side).
 BANDWIDTH_LINE = {"stream": "copy", "update": "copy", "read": "read"}
@@ -36,12 +35,13 @@ def plot_throughput(data: ReportData, out: Path) -> Figure | None:
     kernels = [k for k in cases.KERNELS if k in set(single["kernel"])]
     if not kernels:
         return None
-    fig, axes = kernel_axes(len(kernels), row_height=3.6)
+    fig, axes = kernel_axes(len(kernels), row_height=3.6, width=16)
     for ax, kernel in zip(axes, kernels, strict=True):
         sub = single[single["kernel"] == kernel]
+        colors = series_colors(sorted(set(sub["dtype"])))
         for (dtype, impl), g in sub.groupby(["dtype", "impl"], sort=True):
             g = g.sort_values("footprint")
-            color = dtype_color(dtype)
+            color = colors[dtype]
             ax.plot(
                 g["footprint"],
                 g["gbps"],
@@ -57,11 +57,11 @@ def plot_throughput(data: ReportData, out: Path) -> Figure | None:
         if not line.empty:
             ax.plot(line["footprint"], line["gbps"], color="black", ls=(0, (1, 1)), lw=1.5, label=f"float32 {probe}")
         mark_caches(ax, caches)
-        log2_axis(ax, BYTES_AXIS)
-        ax.set_yscale("log")
+        log2_axis(ax, BYTES_AXIS, in_bytes=True)
+        plain_log_y(ax)
         ax.set_ylabel("throughput (GB/s, bytes moved)")
         ax.set_title(f"{kernel}: {cases.KERNELS[kernel].summary}", fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
+        legend_outside(ax)
     fig.suptitle(
         "Throughput vs working set, 1 thread (bands: interquartile range; dotted verticals: this machine's caches)",
         fontsize=11,
@@ -82,73 +82,6 @@ def plot_throughput(data: ReportData, out: Path) -> Figure | None:
     )
 
 
-@figure("speedup", order=20)
-def plot_speedup(data: ReportData, out: Path) -> Figure | None:
-    table, caches = speedup_table(data.t), data.caches
-    if table.empty:
-        return None
-    pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(9, 4.5))
-    for (kernel, pair, threads), g in table.groupby(["kernel", "pair", "threads"]):
-        g = g.sort_values("size")
-        ax.plot(
-            g["size"],
-            g["speedup"],
-            "-" if threads == 1 else "--",
-            marker="o",
-            ms=3,
-            label=f"{kernel}: {pair}, {threads} thread{'s' if threads > 1 else ''}",
-        )
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.axhline(4.0, color="0.5", lw=0.8, ls="--")
-    ax.text(ax.get_xlim()[0], 4.0, " 4x: float32 / uint8 bytes", va="bottom", fontsize=7, color="0.4")
-    mark_caches(ax, caches, ELEMENT_FOOTPRINTS)
-    log2_axis(ax)
-    ax.set_ylabel("speedup (elements/s, 8-bit over float32)")
-    ax.set_title("What 8-bit buys: speedup of the 8-bit kernel over its float32 twin (qbench)")
-    ax.legend(fontsize=7)
-    return save(
-        fig,
-        out,
-        "speedup",
-        "uint8 over float32 speedup",
-        "Elements per second of the 8-bit kernel divided by its float32 twin, same run; above 1 the "
-        "8-bit data is faster. The float32 sum and dot are reassociated (vectorized), a fair baseline.",
-    )
-
-
-@figure("threads", order=50)
-def plot_threads(data: ReportData, out: Path) -> Figure | None:
-    table, caches = thread_table(data.t), data.caches
-    if table.empty:
-        return None
-    pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(9, 4.5))
-    first_dtype = table.groupby("kernel")["dtype"].first()
-    for (kernel, threads), g in table.groupby(["kernel", "threads"]):
-        g = g[g["dtype"] == first_dtype[kernel]].sort_values("footprint")
-        ax.plot(
-            g["footprint"], g["scaling"], marker="o", ms=3, label=f"{kernel} ({first_dtype[kernel]}), {threads} threads"
-        )
-    ax.axhline(1.0, color="black", lw=0.8)
-    for n in sorted(table["threads"].unique()):
-        ax.axhline(n, color="0.6", lw=0.8, ls="--")
-    mark_caches(ax, caches)
-    log2_axis(ax, BYTES_AXIS)
-    ax.set_ylabel("speedup over 1 thread")
-    ax.set_title("Thread scaling: qbench with an N-thread budget over 1 thread (it picks serial or parallel)")
-    ax.legend(fontsize=7, ncol=2)
-    return save(
-        fig,
-        out,
-        "threads",
-        "Thread scaling",
-        "Elements per second with a budget of N threads (numba.set_num_threads(N), parallel=None) divided by one "
-        "thread, from separate processes; below the size where the parallel form pays (see the machine's parallel "
-        "switch above) qbench stays serial and the ratio is 1. Dashed lines: perfect scaling.",
-    )
-
-
 def plot_history(
     t: pd.DataFrame, out: Path, steps: pd.DataFrame | None = None, commits: list[str] | None = None
 ) -> Figure | None:
@@ -166,6 +99,7 @@ def plot_history(
         sub = mine[mine["kernel"] == kernel]
         size = sub.groupby("size")["commit"].nunique().idxmax()
         sub = sub[sub["size"] == size]
+        colors = series_colors(sorted(set(sub["dtype"])))
         for dtype, g in sub.groupby("dtype"):
             g = g.assign(x=g["commit"].map(order)).sort_values("x")
             yerr = (
@@ -185,7 +119,7 @@ def plot_history(
                 ms=3,
                 capsize=2,
                 label=str(dtype),
-                color=dtype_color(dtype),
+                color=colors[dtype],
             )
         if steps is not None and not steps.empty:
             for commit, change in steps.loc[steps["kernel"] == kernel, ["commit", "change"]].drop_duplicates().values:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,58 @@ def machine_lines(info: dict[str, Any], machine: str, commit: str, date: Any) ->
     ]
 
 
+@dataclass
+class Lead:
+    """What a page says before anything else: a heading, a table of the answers, and lines in words."""
+
+    heading: str
+    table: pd.DataFrame
+    lines: list[str]
+    notes_heading: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A table as shown: columns with no value anywhere left out."""
+    return table.dropna(axis=1, how="all") if not table.empty else table
+
+
 def render_markdown(
-    title: str, header: list[tuple[str, str]], figures: list[Figure], tables: list, links: tuple = ()
+    title: str,
+    header: list[tuple[str, str]],
+    figures: list[Figure],
+    tables: list,
+    links: tuple = (),
+    lead: Lead | None = None,
 ) -> str:
-    parts = [f"# {title}\n", "| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header)]
+    parts = [f"# {title}\n"]
+    if lead is not None:
+        parts.append(f"\n## {lead.heading}\n\n{markdown(lead.table, '{:.2f}')}\n")
+        parts += [f"- {line}\n" for line in lead.lines]
+        if lead.notes:
+            parts.append(f"\n{lead.notes_heading}\n\n" + "".join(f"- {n}\n" for n in lead.notes))
+    parts.append("\n| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header))
     parts += [f"\n[{text}]({href})\n" for text, href in links]
     for f in figures:
         parts.append(f"\n## {f.title}\n\n![{f.title}]({f.file})\n\n{f.caption}\n")
     for heading, table in tables:
-        parts.append(f"\n## {heading}\n\n{markdown(table)}")
+        parts.append(f"\n## {heading}\n\n{markdown(_shown(table))}")
     return "".join(parts)
+
+
+#: Marks an image the browser could not decode, and counts those it could (``data-images-loaded``).
+_IMAGE_CHECK = (
+    "<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
+    "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0){ok++;}else{"
+    "var p=document.createElement('p');p.className='broken';p.textContent='This image did not load: '+im[i].alt;"
+    "im[i].after(p);}}document.body.setAttribute('data-images-loaded',ok+'/'+im.length);});</script>"
+)
+
+
+def _html_table(table: pd.DataFrame, css: str = "") -> str:
+    return _shown(table).to_html(
+        index=False, float_format=lambda v: f"{v:.3g}", na_rep="", classes=css or None, border=0
+    )
 
 
 def render_html(
@@ -68,6 +111,7 @@ def render_html(
     tables: list,
     folder: Path,
     links: tuple = (),
+    lead: Lead | None = None,
 ) -> str:
     def img(f: Figure) -> str:
         data = base64.b64encode((folder / f.file).read_bytes()).decode()
@@ -77,21 +121,33 @@ def render_html(
         )
 
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
-    body = [f"<h1>{html.escape(title)}</h1><table class='meta'>{rows}</table>"]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if lead is not None:
+        body.append(
+            f"<section id='headline'><h2>{html.escape(lead.heading)}</h2>{_html_table(lead.table, 'headline')}"
+            "<ul class='verdicts'>" + "".join(f"<li>{html.escape(x)}</li>" for x in lead.lines) + "</ul>"
+        )
+        if lead.notes:
+            body.append(
+                f"<p class='flags-heading'>{html.escape(lead.notes_heading)}</p><ul class='flags'>"
+                + "".join(f"<li>{html.escape(n)}</li>" for n in lead.notes)
+                + "</ul>"
+            )
+        body.append("</section>")
+    body.append(f"<table class='meta'>{rows}</table>")
     body += [f"<p><a href='{html.escape(href)}'>{html.escape(text)}</a></p>" for text, href in links]
     body += [img(f) for f in figures]
     for heading, table in tables:
-        body.append(
-            f"<section><h2>{html.escape(heading)}</h2>"
-            f"{table.to_html(index=False, float_format=lambda v: f'{v:.3g}', na_rep='')}</section>"
-        )
+        body.append(f"<section><h2>{html.escape(heading)}</h2>{_html_table(table)}</section>")
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
         "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}table.meta td,table.meta th{text-align:left}"
-        "h2{margin-top:1.6em}"
+        "table.headline{font-size:0.95em}table.headline td:first-child{text-align:left}"
+        "ul.verdicts{font-size:1.05em;line-height:1.5}ul.flags,p.flags-heading{color:#a11}"
+        ".broken{color:#a11;font-weight:bold}h2{margin-top:1.6em}"
     )
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+        f"<style>{style}</style></head><body>{''.join(body)}{_IMAGE_CHECK}</body></html>"
     )

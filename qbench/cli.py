@@ -78,7 +78,7 @@ def _print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> lis
 def _run(args: argparse.Namespace) -> int:
     from qbench import tuning
     from qbench.results import ResultsError
-    from qbench.runner import RunError, checkout_root, run_suite
+    from qbench.runner import RunError, UsageError, checkout_root, run_suite
 
     if tuning.load() is None:
         print(f"note: this machine is not tuned; qbench's parallel switch is {tuning.summary()}")
@@ -86,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         outcome = run_suite(
             quick=args.quick, bench=args.bench, threads=args.threads, allow_dirty=args.allow_dirty, machine=args.machine
         )
+    except UsageError as exc:
+        return _fail(str(exc), 2)
     except RunError as exc:
         return _fail(str(exc))
     root = checkout_root()

@@ -224,12 +224,14 @@ def load_results(
 
 
 def _add_rounds(rows: list[dict], rounds: dict[tuple, list[float]]) -> None:
-    """The spread over rounds of each side-by-side row whose rounds were kept: lowest, highest, how many."""
+    """The spread over rounds of each side-by-side row whose rounds were kept: the interquartile range of its
+    per-round ratios (one disturbed round out of five moves neither end), and how many rounds."""
     for row in rows:
         comparison = row.get("param_comparison")
         ratios = comparison and rounds.get((str(row["commit"])[:8], comparison, row["size"], row["threads"]))
         if ratios:
-            row["rounds_low"], row["rounds_high"], row["rounds"] = min(ratios), max(ratios), len(ratios)
+            low, high = np.percentile(ratios, [25, 75])
+            row["rounds_low"], row["rounds_high"], row["rounds"] = float(low), float(high), len(ratios)
 
 
 def machine_info(results_dir: str | Path, machine: str) -> dict[str, Any]:

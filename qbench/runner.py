@@ -117,9 +117,16 @@ def _prepare(root: Path | None, machine: str | None) -> tuple[Path, str]:
 
 
 def _suite_env(quick: bool, threads: str | None) -> dict[str, str]:
+    """The environment the suite reads its grid from, checked here so a bad value never reaches asv."""
+    from qbench.cases.grid import check_environment
+
     env = {**os.environ, "QBENCH_QUICK": "1" if quick else "0"}
     if threads:
         env["QBENCH_THREADS"] = threads
+    try:
+        check_environment(env)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return env
 
 
@@ -245,11 +252,11 @@ def run_suite(
             f"the working tree has uncommitted changes ({listed}); results are recorded under the "
             "commit hash, so commit or stash them first, or pass --allow-dirty to measure them anyway"
         )
+    env = _suite_env(quick, threads)  # a bad grid variable stops here, before anything starts
     root, machine = _prepare(root, machine)
     commit = git(root, "rev-parse", "HEAD")
     echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}'")
     args = ["--python=same", f"--set-commit-hash={commit}", "--machine", machine]
-    env = _suite_env(quick, threads)
     rounds = rounds_file(root, machine, commit)
     if not bench:  # a whole run replaces the spread of every side-by-side point; a partial one adds to it
         rounds.unlink(missing_ok=True)
@@ -305,6 +312,7 @@ def benchmark_commits(
     """
     root = checkout_root(root)
     hashes = [resolve(root, r) for r in revs]
+    env = _suite_env(quick, None)
     root, machine = _prepare(root, machine)
     hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
     # A fixed number of samples per round lets the comparison split them back into rounds.
@@ -324,7 +332,7 @@ def benchmark_commits(
         args.append("--skip-existing-commits")
     if bench:
         args += ["--bench", bench]
-    failed, seconds = run_asv(args, root, _suite_env(quick, None), log_name, echo)
+    failed, seconds = run_asv(args, root, env, log_name, echo)
     return RunOutcome(",".join(hashes), machine, failed, seconds)
 
 

@@ -159,3 +159,20 @@ def test_machine_info_is_recorded_beside_the_results(tmp_path):
 
 def test_clock():
     assert runner._clock(0) == "00:00" and runner._clock(61.9) == "01:01" and runner._clock(3600) == "60:00"
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [("QBENCH_SIZES", "abc"), ("QBENCH_SIZES", "1024,-5"), ("QBENCH_THREADS", "0"), ("QBENCH_THREADS", "1.5")],
+)
+def test_a_bad_grid_variable_stops_before_anything_starts(repo, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+
+    def must_not_start(*a, **k):
+        raise AssertionError("started on a bad grid variable")
+
+    monkeypatch.setattr(runner, "_prepare", must_not_start)
+    with pytest.raises(runner.UsageError, match=f"{variable} must list .* whole numbers >= 1.*{value!r}"):
+        runner.run_suite(quick=True, bench=None, threads=None, allow_dirty=True, root=repo)
+    with pytest.raises(runner.UsageError, match=variable):
+        runner.benchmark_commits(["HEAD"], quick=True, bench=None, rounds=2, root=repo)

@@ -9,6 +9,7 @@ and ``QBENCH_SIZES=1024,65536`` the sizes.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,12 +35,26 @@ def quick() -> bool:
     return os.environ.get("QBENCH_QUICK", "") == "1"
 
 
+def _counts(variable: str, what: str, environ: Mapping[str, str] = os.environ) -> tuple[int, ...] | None:
+    """Whole numbers >= 1 from a comma-separated environment variable; None when it is unset or empty."""
+    spec = environ.get(variable, "")
+    if not spec.strip():
+        return None
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise ValueError(f"{variable} must list {what} as whole numbers >= 1, like 1024,65536; got {spec!r}")
+    return tuple(sorted({int(p) for p in parts}))
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise ValueError, saying what is wrong, if the grid variables in ``environ`` cannot be read."""
+    _counts("QBENCH_SIZES", "element counts", environ)
+    _counts("QBENCH_THREADS", "thread counts", environ)
+
+
 def sizes() -> tuple[int, ...]:
     """Sizes to sweep: ``QBENCH_SIZES`` (comma-separated element counts) if set, else the grid of the mode."""
-    spec = os.environ.get("QBENCH_SIZES", "")
-    if spec:
-        return tuple(sorted({int(s) for s in spec.split(",") if s.strip()}))
-    return SIZES_QUICK if quick() else SIZES_FULL
+    return _counts("QBENCH_SIZES", "element counts") or (SIZES_QUICK if quick() else SIZES_FULL)
 
 
 def all_cores() -> int:
@@ -50,9 +65,7 @@ def all_cores() -> int:
 
 def thread_counts() -> tuple[int, ...]:
     """Thread counts to sweep: ``QBENCH_THREADS`` if set, else 1 and all cores."""
-    spec = os.environ.get("QBENCH_THREADS", "")
-    counts = [int(t) for t in spec.split(",") if t.strip()] if spec else [1, all_cores()]
-    return tuple(sorted(set(counts)))
+    return _counts("QBENCH_THREADS", "thread counts") or tuple(sorted({1, all_cores()}))
 
 
 def calibration_sizes() -> tuple[int, ...]:

@@ -85,7 +85,7 @@ def headline(data: ReportData, info: dict[str, Any]) -> Lead:
         names = " and ".join(PEER_NAMES[p] for p in data.missing_peers)
         lines.append(f'{names}: not installed where the suite ran, so not compared (pip install -e ".[peers]").')
     return Lead(
-        f"The answers, 1 thread, measured side by side ({machine})",
+        f"The answers, 1 thread, measured side by side: median of the rounds (their interquartile range) ({machine})",
         headline_display(table, data.missing_peers),
         lines,
         "Ratios that cannot be right as they stand (ringed and numbered on the plots):",

@@ -37,9 +37,9 @@ _KIND_TITLES = {
 }
 _MEASURED = (
     "Each point is one ratio measured in one process, qbench and the baseline timed alternately: the median of the "
-    "per-round ratios, its bar the range of the rounds (where the run kept them), so the drift of a shared machine "
-    "between processes does not enter it. Numbered red rings: ratios that cannot be right as they stand, explained "
-    "under the headline."
+    "per-round ratios, its bar their interquartile range (where the run kept them), so the drift of a shared "
+    "machine between processes does not enter it. Numbered red rings: ratios that cannot be right as they stand, "
+    "explained under the headline."
 )
 
 

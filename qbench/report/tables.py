@@ -74,7 +74,8 @@ def fmt_bytes(n: float) -> str:
 def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The side-by-side ratios (``bench_side_by_side``): one row per comparison, size and thread count.
 
-    ``low`` and ``high`` are the extremes of its per-round ratios where the run kept them (``qbench run``).
+    ``low`` and ``high`` are the interquartile range of its per-round ratios where the run kept them
+    (``qbench run``).
     """
     cols = ["kind", "kernel", "dtype", "against", "size", "threads", "ratio", "low", "high", "footprint"]
     rows = select(frame, "track_ratio", cls="SideBySide")
@@ -294,7 +295,8 @@ def _point(sbs: pd.DataFrame, kernel: str, dtype: str, against: str, size: int) 
 
 def headline_table(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
     """Per operation and memory level (1 thread): 8-bit over float32, share of the ceiling, qbench over each
-    peer, each as (median, lowest round, highest round), at the largest size whose working set fits the level."""
+    peer, each as (median, interquartile range of the rounds), at the largest size whose working set fits the
+    level."""
     single = sbs[sbs["threads"] == 1] if not sbs.empty else sbs
     rows = []
     for kernel, dtype in HEADLINE_CASES.items():
@@ -327,7 +329,7 @@ def _spread(value: float, low: float, high: float, fmt: str) -> str:
 
 
 def headline_display(table: pd.DataFrame, missing_peers: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The headline as a reader sees it: sizes as powers of two, each ratio with its rounds' range."""
+    """The headline as a reader sees it: sizes as powers of two, each ratio with its rounds' interquartile range."""
     if table.empty:
         return table
     shown = pd.DataFrame({"operation": table["operation"], "data in": table["level"]})
@@ -410,13 +412,15 @@ def flags(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
                     else f"beyond the {allowed:.0f}x its bytes allow with both in {mine}: suspect the measurement"
                 )
         elif r.kind == "threads" and (r.ratio < 0.5 or r.ratio > r.threads * 1.1):
+            private = r.threads * caches.get("L2", 0)
             why = (
                 f"{r.threads} threads more than twice as slow as one: interference, or the wrong serial/parallel form"
                 if r.ratio < 0.5
-                else f"faster than {r.threads} threads can be"
+                else f"more than {r.threads}x from {r.threads} threads, which only data that now fits their private "
+                f"caches together ({fmt_bytes(private)}) would explain"
             )
         if not why and r.low == r.low and r.low < 1.0 < r.high and abs(r.ratio - 1) > 0.05:
-            why = f"the rounds disagree on which side is faster ({r.low:.2f} to {r.high:.2f})"
+            why = f"the middle half of the rounds disagrees on which side is faster ({r.low:.2f} to {r.high:.2f})"
         if why:
             out.append({**r._asdict(), "why": why})
     columns = [*sbs.columns, "why"]

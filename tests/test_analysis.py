@@ -372,3 +372,11 @@ def test_peers_not_installed_are_named(frame):
     torch_rows = skipped["param_comparison"].astype(str).str.endswith(" / torch")
     skipped.loc[torch_rows, "status"] = "skipped"
     assert tables.missing_peers(skipped) == ("torch",)
+
+
+def test_a_share_above_one_that_every_middle_round_agrees_on_questions_the_probe(info):
+    caches = info["caches"]
+    spread = tables.share_note("quantize", "uint8", 2**24, caches, low=0.97)
+    agreed = tables.share_note("quantize", "uint8", 2**24, caches, low=1.09)
+    assert "measurement spread" in spread and "the ceiling, not the kernel, is in question" in agreed
+    assert tables.share_note("quantize", "uint8", 2**10, caches, low=1.2).startswith("in cache")

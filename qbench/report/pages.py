@@ -165,7 +165,7 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
     table = table[(table["threads"] == 1) & (table["size"] >= 2**14)].drop(columns="threads")
     over = [
         f"- {r.kernel} {r.dtype} at {pow2(r.size)}: {r.ratio:.2f} of its ceiling, "
-        + share_note(r.kernel, r.dtype, int(r.size), info.get("caches", {}))
+        + share_note(r.kernel, r.dtype, int(r.size), info.get("caches", {}), r.low)
         for r in sbs.itertuples(index=False)
         if r.kind == "ceiling"
         and r.threads == 1

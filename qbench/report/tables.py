@@ -138,7 +138,7 @@ def share_over_one(share: float) -> bool:
     return round(float(share), 2) > 1.0
 
 
-def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> str:
+def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int], low: float = float("nan")) -> str:
     """Why a share of a bandwidth ceiling measured above 1 can be: the probe was bound by something else.
 
     A kernel's ceiling moves its exact streams (widths, reads, writes) with no
@@ -146,12 +146,18 @@ def share_note(kernel: str, dtype: str, size: int, caches: dict[str, int]) -> st
     two meet the same limit and a share cannot pass 1 by more than the spread
     between rounds. In a private cache a probe is bound by its own instructions
     (a truncating move, one float32 add per four bytes), which a kernel's
-    loop can beat.
+    loop can beat. Outside them, when even the lower quartile of the rounds
+    (``low``) is above 1, the rounds agree: the probe is what is slow there.
     """
     fp = cases.footprint(kernel, dtype, size)
     private = max((v for k, v in caches.items() if k in ("L1", "L2")), default=0)
     if fp <= private:
         return f"in cache ({fmt_bytes(fp)} <= L2): the probe is bound by its own instructions there, not by memory"
+    if low > 1.0:
+        return (
+            "outside the private caches, and the middle half of the rounds is above 1 too: on this machine the probe "
+            "moves these streams slower than the kernel does, so the ceiling, not the kernel, is in question here"
+        )
     return (
         "outside the private caches the probe moves the same bytes the same way, so read this as measurement "
         "spread until a run with more rounds (without --quick) confirms it"
@@ -174,7 +180,9 @@ def summary_table(
     mine = single[(single["impl"] == "qbench") & single["kernel"].isin(list(cases.KERNELS))]
     ref = single[single["impl"] == "numpy"].set_index(["kernel", "dtype", "size"])["value"]
     ceiling = sbs[(sbs["kind"] == "ceiling") & (sbs["threads"] == 1)] if not sbs.empty else sbs
-    shares = ceiling.set_index(["kernel", "dtype", "size"])["ratio"] if not ceiling.empty else pd.Series(dtype=float)
+    keyed = ceiling.set_index(["kernel", "dtype", "size"]) if not ceiling.empty else None
+    shares = keyed["ratio"] if keyed is not None else pd.Series(dtype=float)
+    lows = keyed["low"] if keyed is not None and "low" in keyed else pd.Series(dtype=float)
     rows = []
     for _, r in mine.iterrows():
         key = (r["kernel"], r["dtype"], int(r["size"]))
@@ -189,7 +197,7 @@ def summary_table(
                 "x NumPy": (ref.get(key, np.nan) / r["value"]),
                 "ceiling": cases.KERNELS[r["kernel"]].ceiling,
                 "% of ceiling": 100 * share,
-                "note": share_note(*key, caches) if share_over_one(share) else "",
+                "note": share_note(*key, caches, float(lows.get(key, np.nan))) if share_over_one(share) else "",
             }
         )
     order = {k: i for i, k in enumerate(cases.KERNELS)}
@@ -399,7 +407,7 @@ def flags(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
     for r in sbs.itertuples(index=False):
         why = ""
         if r.kind == "ceiling" and share_over_one(r.ratio):
-            why = share_note(r.kernel, r.dtype, int(r.size), caches)
+            why = share_note(r.kernel, r.dtype, int(r.size), caches, r.low)
         elif r.kind == "dtype":
             allowed = cases.bytes_moved(r.kernel, r.against, 1) / cases.bytes_moved(r.kernel, r.dtype, 1)
             if r.ratio > allowed * 1.05:

@@ -39,6 +39,12 @@ def _time(frame, bench, **params):
     return value
 
 
+def _ratio(frame, comparison, size, threads=1):
+    return _time(
+        frame, "bench_side_by_side.SideBySide.track_ratio", size=size, threads=threads, param_comparison=comparison
+    )
+
+
 def test_select_is_the_one_row_filter(frame):
     ok = frame["status"] == "ok"
     assert len(tables.select(frame, "time_run")) == (frame["benchmark"].str.endswith(".time_run") & ok).sum()
@@ -74,13 +80,7 @@ def test_summary_table_agrees_with_the_raw_rows(frame, info):
     mine = _time(frame, bench, size=2**20, dtype="int8", threads=1, impl="qbench")
     ref = _time(frame, bench, size=2**20, dtype="int8", threads=1, impl="numpy")
     assert summary.loc[("dequantize", "int8", 2**20), "x NumPy"] == pytest.approx(ref / mine)
-    share = _time(
-        frame,
-        "bench_side_by_side.SideBySide.track_ratio",
-        size=2**20,
-        threads=1,
-        param_comparison="dequantize int8 / stream",
-    )
+    share = _ratio(frame, "dequantize int8 / stream", 2**20)
     assert summary.loc[("dequantize", "int8", 2**20), "% of ceiling"] == pytest.approx(100 * share)
     over = summary[summary["% of ceiling"].round(0) > 100]
     assert (over["note"] != "").all() and (summary.loc[summary["% of ceiling"] < 99, "note"] == "").all()
@@ -98,21 +98,8 @@ def test_headline_answers_per_memory_level_from_the_side_by_side_rows(frame, inf
         assert all(tables.level_of(cases.footprint(kernel, r["dtype"], n), caches) != level for n in bigger)
     assert head.loc[("sum", "L1"), "size"] == 2**14  # 16 KiB of uint8 in a 32 KiB L1; 2**18 is 256 KiB
     assert tables.level_of(caches["L3"] + 1, caches) == "DRAM" and tables.level_of(1, caches) == "L1"
-    f32 = _time(
-        frame,
-        "bench_side_by_side.SideBySide.track_ratio",
-        size=2**24,
-        threads=1,
-        param_comparison="sum uint8 / float32",
-    )
+    f32, ort = (_ratio(frame, c, 2**24) for c in ("sum uint8 / float32", "quantize uint8 / onnxruntime"))
     assert head.loc[("sum", "L3"), "8-bit / float32"] == f32
-    ort = _time(
-        frame,
-        "bench_side_by_side.SideBySide.track_ratio",
-        size=2**24,
-        threads=1,
-        param_comparison="quantize uint8 / onnxruntime",
-    )
     assert head.loc[("quantize", "DRAM"), "x onnxruntime"] == ort
     shown = tables.headline_display(head.reset_index())
     assert list(shown.columns) == [

@@ -162,8 +162,8 @@ class Progress:
         share = min(self.done_sets / self.total_sets, 1.0) if self.total_sets else 0.0
         left = f"~{_clock(elapsed * (1 - share) / share)} left" if share >= 0.02 else "estimating time left"
         return (
-            f"[{100 * share:5.1f}%] {self.done}/{self.total} benchmarks ({self.done_sets:.0f}/{self.total_sets} "
-            f"parameter sets), {_clock(elapsed)} elapsed, {left}  {what}"
+            f"[{100 * share:5.1f}%] {self.done}/{self.total} benchmarks done "
+            f"({self.done_sets:.0f}/{self.total_sets} parameter sets), {_clock(elapsed)} elapsed, {left}  {what}"
         )
 
 

@@ -296,6 +296,16 @@ def test_run_summary_and_readme_table(frame, info):
     assert report.readme_table(frame, info, "ffff") == "_no results for commit ffff_\n"
 
 
+def test_a_run_without_side_by_side_points_still_summarizes_and_reports(frame, info, tmp_path):
+    # qbench run -b "Quantize\.": timings only, no ratio to answer from.
+    only = frame[frame["benchmark"].str.startswith("bench_quantize.Quantize.")]
+    only = only.drop(columns=[c for c in only if c.startswith("param_comparison")])
+    lines = report.run_summary(only, COMMIT, info["caches"])
+    assert lines[0].startswith("\nthe answers") and any(line.startswith("quantize ") for line in lines)
+    index = report.build_report(only, info, tmp_path / "page", progress=lambda s: None)
+    assert "no side-by-side results for this commit" in index.read_text()
+
+
 def test_figures_registry_is_ordered_and_complete():
     kinds = [spec.kind for spec in report.FIGURES]
     assert kinds == ["throughput", "speedup", "memory", "accuracy", "threads", "side by side", "history"]
@@ -355,6 +365,8 @@ def test_rounds_kept_by_a_run_become_the_spread(tmp_path, monkeypatch, info):
 
 def test_peers_not_installed_are_named(frame):
     assert tables.missing_peers(frame) == ()
+    others = frame[~frame["benchmark"].str.contains("SideBySide")].drop(columns="param_comparison")
+    assert tables.missing_peers(others) == ()  # a run of other benchmarks says nothing about the peers
     skipped = frame.copy()
     torch_rows = skipped["param_comparison"].astype(str).str.endswith(" / torch")
     skipped.loc[torch_rows, "status"] = "skipped"

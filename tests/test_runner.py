@@ -45,7 +45,8 @@ def test_progress_parser_on_an_asv_log(monkeypatch, tmp_path):
     assert f"29 benchmarks to run, {sum(sets.values())} parameter sets" in echoed
     progress = [e for e in echoed if e.startswith("[")]
     # Every benchmark finishes, the parameterized ones with "ok", the others with their value.
-    assert progress[-1].startswith(f"[100.0%] 29/29 benchmarks ({sum(sets.values())}/{sum(sets.values())} parameter")
+    total = sum(sets.values())
+    assert progress[-1].startswith(f"[100.0%] 29/29 benchmarks done ({total}/{total} parameter")
     assert "estimating" in progress[0] and "left" in progress[-1]
     after_compile = next(e for e in progress if "bench_compile.track_compile_quantize_seconds" in e)
     done = sum(sets[n] for n in sets if n < "bench_compile.u")  # the log runs benchmarks in name order

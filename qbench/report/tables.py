@@ -364,6 +364,8 @@ def headline_display(table: pd.DataFrame, missing_peers: tuple[str, ...] = ()) -
 def verdicts(table: pd.DataFrame, caches: dict[str, int] | None = None) -> list[str]:
     """One sentence per operation: what 8-bit buys, how near the ceiling, how it stands against the peers,
     from its largest working set measured, with its smallest beside it."""
+    if table.empty:
+        return []
     lines = []
     for kernel, g in table.groupby("kernel", sort=False):
         first, last = g.iloc[0], g.iloc[-1]
@@ -448,6 +450,8 @@ def flag_lines(flagged: pd.DataFrame) -> list[str]:
 def missing_peers(frame: pd.DataFrame) -> tuple[str, ...]:
     """Peers whose side-by-side points were all skipped (the library is not installed)."""
     rows = select(frame, "track_ratio", cls="SideBySide", status=None)
+    if rows.empty or "param_comparison" not in rows:  # a run of other benchmarks measured no peer
+        return ()
     missing = []
     for peer in cases.PEER_IMPLS:
         mine = rows[rows["param_comparison"].astype(str).str.endswith(f" / {peer}")]

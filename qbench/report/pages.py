@@ -194,6 +194,9 @@ def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> lis
     sbs = side_by_side_table(one_env_per_commit(frame))
     answers = headline_table(sbs, caches)
     lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(answers, caches)]
+    missing = " and ".join(PEER_NAMES[p] for p in missing_peers(frame))
+    if missing:
+        lines.append(f'  {missing}: not installed here, so not compared (pip install -e ".[peers]")')
     notes: list[str] = []
 
     def ref(note: str) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from qbench import cases, report
-from qbench.report import tables
+from qbench.report import headline, tables
 from qbench.results import load_results, machine_info
 
 DATA = Path(__file__).parent / "data"
@@ -88,20 +88,20 @@ def test_summary_table_agrees_with_the_raw_rows(frame, info):
 
 def test_headline_answers_per_memory_level_from_the_side_by_side_rows(frame, info):
     sbs = tables.side_by_side_table(frame)
-    head = tables.headline_table(sbs, info["caches"]).set_index(["kernel", "level"])
+    head = headline.headline_table(sbs, info["caches"]).set_index(["kernel", "level"])
     caches = info["caches"]
     # Each row's working set lies in its level, and it is the largest size measured there.
     for (kernel, level), r in head.iterrows():
         fp = cases.footprint(kernel, r["dtype"], int(r["size"]))
-        assert tables.level_of(fp, caches) == level
+        assert headline.level_of(fp, caches) == level
         bigger = [n for n in set(sbs["size"]) if n > r["size"]]
-        assert all(tables.level_of(cases.footprint(kernel, r["dtype"], n), caches) != level for n in bigger)
+        assert all(headline.level_of(cases.footprint(kernel, r["dtype"], n), caches) != level for n in bigger)
     assert head.loc[("sum", "L1"), "size"] == 2**14  # 16 KiB of uint8 in a 32 KiB L1; 2**18 is 256 KiB
-    assert tables.level_of(caches["L3"] + 1, caches) == "DRAM" and tables.level_of(1, caches) == "L1"
+    assert headline.level_of(caches["L3"] + 1, caches) == "DRAM" and headline.level_of(1, caches) == "L1"
     f32, ort = (_ratio(frame, c, 2**24) for c in ("sum uint8 / float32", "quantize uint8 / onnxruntime"))
     assert head.loc[("sum", "L3"), "8-bit / float32"] == f32
     assert head.loc[("quantize", "DRAM"), "x onnxruntime"] == ort
-    shown = tables.headline_display(head.reset_index())
+    shown = headline.headline_display(head.reset_index())
     assert list(shown.columns) == [
         "operation",
         "data in",
@@ -112,14 +112,14 @@ def test_headline_answers_per_memory_level_from_the_side_by_side_rows(frame, inf
         "x PyTorch",
     ]
     assert "2**24 (80 MiB)" in set(shown["size"]) and f"{ort:.2f}" in set(shown["x ONNX Runtime"])
-    not_installed = tables.headline_display(head.reset_index(), missing_peers=("torch",))
+    not_installed = headline.headline_display(head.reset_index(), missing_peers=("torch",))
     assert set(not_installed["x PyTorch"]) == {"not installed", "-"}
 
 
 def test_verdicts_say_where_the_data_sits(frame, info):
     sbs = tables.side_by_side_table(frame)
-    lines = tables.verdicts(tables.headline_table(sbs, info["caches"]), info["caches"])
-    assert [line.split(":")[0] for line in lines] == list(tables.HEADLINE_NAMES.values())
+    lines = headline.verdicts(headline.headline_table(sbs, info["caches"]), info["caches"])
+    assert [line.split(":")[0] for line in lines] == list(headline.HEADLINE_NAMES.values())
     sum_line = next(line for line in lines if line.startswith("sum uint8"))
     # 2**24 uint8 values (16 MiB) sit in a 32 MiB L3; the float32 twin (64 MiB) does not.
     assert "with the 8-bit data in L3 (the float32 data in DRAM)" in sum_line
@@ -215,7 +215,7 @@ def test_flags_name_what_cannot_be_right(info):
             },
         ]
     )
-    got = tables.flags(rows, info["caches"])
+    got = headline.flags(rows, info["caches"])
     keys = zip(got["kind"], got["size"], got["ratio"], strict=True)
     why = dict(zip(keys, got["why"], strict=True))
     assert why[("dtype", 2**24, 7.8)].startswith("beyond the 4x its bytes allow: the uint8 data sits in L3")
@@ -225,7 +225,7 @@ def test_flags_name_what_cannot_be_right(info):
     assert why[("peer", 2**14, 1.3)] == "the middle half of the rounds disagrees on which side is faster (0.70 to 1.60)"
     assert why[("ceiling", 2**10, 1.2)].startswith("in cache")
     assert len(got) == 6  # 3.9x within the bytes, and a spread entirely above 1, are not flagged
-    lines = tables.flag_lines(got)
+    lines = headline.flag_lines(got)
     assert lines[0].startswith("[1] sum uint8 / float32 at 2**24, 1 thr: 7.80")
     assert sum(line.count("[") for line in lines) == 6
 
@@ -359,18 +359,18 @@ def test_rounds_kept_by_a_run_become_the_spread(tmp_path, monkeypatch, info):
     point = sbs.loc[("quantize", "uint8", "torch", 2**14, 1)]
     assert (point["low"], point["high"]) == (pytest.approx(0.65), pytest.approx(0.75))  # the quartiles
     assert np.isnan(sbs.loc[("quantize", "uint8", "torch", 2**18, 1), "low"])  # a point with no rounds kept
-    shown = tables.headline_display(tables.headline_table(tables.side_by_side_table(frame), info["caches"]))
+    shown = headline.headline_display(headline.headline_table(tables.side_by_side_table(frame), info["caches"]))
     assert any(cell.endswith("(0.65 to 0.75)") for cell in shown["x PyTorch"])
 
 
 def test_peers_not_installed_are_named(frame):
-    assert tables.missing_peers(frame) == ()
+    assert headline.missing_peers(frame) == ()
     others = frame[~frame["benchmark"].str.contains("SideBySide")].drop(columns="param_comparison")
-    assert tables.missing_peers(others) == ()  # a run of other benchmarks says nothing about the peers
+    assert headline.missing_peers(others) == ()  # a run of other benchmarks says nothing about the peers
     skipped = frame.copy()
     torch_rows = skipped["param_comparison"].astype(str).str.endswith(" / torch")
     skipped.loc[torch_rows, "status"] = "skipped"
-    assert tables.missing_peers(skipped) == ("torch",)
+    assert headline.missing_peers(skipped) == ("torch",)
 
 
 def test_a_share_above_one_that_every_middle_round_agrees_on_questions_the_probe(info):

@@ -1,6 +1,7 @@
 """Tidy results -> tables, plots (matplotlib, Agg) and pages (report.md, index.html, results.csv).
 
 - :mod:`.tables`: pure-pandas tables, public, used by the pages, the CLI and the tests;
+- :mod:`.headline`: the page's answers and the flags on what cannot be right;
 - :mod:`.figures`: what plots share and the registry of the main page's figures;
 - :mod:`.plots_speed`, :mod:`.plots_ratios`: the plot functions;
 - :mod:`.render`: Markdown and HTML;
@@ -8,11 +9,12 @@
 """
 
 from .figures import FIGURES, Figure, ReportData, figure
+from .headline import flags, headline_display, headline_table, verdicts
 from .pages import (
+    answers,
     build_compare_report,
     build_history_report,
     build_report,
-    headline,
     publish,
     readme_table,
     report_data,
@@ -23,10 +25,7 @@ from .tables import (
     accuracy_table,
     calibration_table,
     compile_table,
-    flags,
     fmt_bytes,
-    headline_display,
-    headline_table,
     memory_table,
     peers_table,
     select,
@@ -36,7 +35,6 @@ from .tables import (
     side_by_side_table,
     summary_table,
     timings,
-    verdicts,
 )
 
 __all__ = [
@@ -46,8 +44,8 @@ __all__ = [
     "accuracy_table",
     "build_compare_report",
     "build_history_report",
+    "answers",
     "build_report",
-    "headline",
     "calibration_table",
     "compile_table",
     "figure",

@@ -57,7 +57,7 @@ class ReportData:
     t_all: pd.DataFrame  # timings of every commit (history)
     sbs: pd.DataFrame  # its side-by-side ratios (:func:`tables.side_by_side_table`)
     caches: dict[str, int]
-    flags: pd.DataFrame  # ratios that cannot be right as they stand (:func:`tables.flags`), numbered in order
+    flags: pd.DataFrame  # ratios that cannot be right as they stand (:func:`headline.flags`), numbered in order
     missing_peers: tuple[str, ...] = ()  # peers not installed where the suite ran
 
 

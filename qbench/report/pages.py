@@ -21,21 +21,24 @@ from qbench.regress import one_env_per_commit
 
 from . import plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
-from .plots_ratios import plot_ratios
-from .plots_speed import plot_history
-from .render import Lead, machine_lines, markdown, render_html, render_markdown
-from .tables import (
+from .headline import (
     PEER_NAMES,
-    accuracy_table,
-    calibration_table,
-    commit_view,
-    compile_table,
     flag_lines,
     flags,
     headline_display,
     headline_table,
-    memory_table,
     missing_peers,
+    verdicts,
+)
+from .plots_ratios import plot_ratios
+from .plots_speed import plot_history
+from .render import Lead, machine_lines, markdown, render_html, render_markdown
+from .tables import (
+    accuracy_table,
+    calibration_table,
+    commit_view,
+    compile_table,
+    memory_table,
     peers_table,
     pow2,
     select,
@@ -45,7 +48,6 @@ from .tables import (
     side_by_side_table,
     summary_table,
     timings,
-    verdicts,
     with_sizes,
 )
 
@@ -75,7 +77,7 @@ def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> Rep
     return ReportData(current, t, t_all, sbs, caches, flags(sbs, caches), missing_peers(current))
 
 
-def headline(data: ReportData, info: dict[str, Any]) -> Lead:
+def answers(data: ReportData, info: dict[str, Any]) -> Lead:
     """The page's answers first: per operation and memory level, what 8-bit buys, how near the ceiling, how it
     stands against the peers, in a table and in words; then every ratio that cannot be right as it stands."""
     table = headline_table(data.sbs, data.caches)
@@ -141,7 +143,7 @@ def build_report(
         frame.to_csv(tmp / "results.csv", index=False)
         tables = report_tables(data)
         header = machine_lines(info, machine, commit, current["date"].iloc[0])
-        lead = headline(data, info)
+        lead = answers(data, info)
         (tmp / "report.md").write_text(render_markdown("qbench report", header, figures, tables, lead=lead))
         (tmp / "index.html").write_text(render_html("qbench report", header, figures, tables, tmp, lead=lead))
         (tmp / "report.json").write_text(
@@ -192,8 +194,8 @@ def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> lis
     """
     frame = frame[frame["commit"] == commit]
     sbs = side_by_side_table(one_env_per_commit(frame))
-    answers = headline_table(sbs, caches)
-    lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(answers, caches)]
+    head = headline_table(sbs, caches)
+    lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(head, caches)]
     missing = " and ".join(PEER_NAMES[p] for p in missing_peers(frame))
     if missing:
         lines.append(f'  {missing}: not installed here, so not compared (pip install -e ".[peers]")')

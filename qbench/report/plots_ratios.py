@@ -26,7 +26,8 @@ from .figures import (
     save,
     series_colors,
 )
-from .tables import PEER_NAMES, pow2, select
+from .headline import PEER_NAMES
+from .tables import pow2, select
 
 #: What each kind of side-by-side ratio says, as a panel title.
 _KIND_TITLES = {

@@ -125,94 +125,32 @@ def test_verdicts_say_where_the_data_sits(frame, info):
     assert "with the 8-bit data in L3 (the float32 data in DRAM)" in sum_line
 
 
+def _sbs_row(kind, kernel, dtype, against, size, threads, ratio, low=np.nan, high=np.nan):
+    return dict(
+        kind=kind,
+        kernel=kernel,
+        dtype=dtype,
+        against=against,
+        size=size,
+        threads=threads,
+        ratio=ratio,
+        low=low,
+        high=high,
+        footprint=0,
+    )
+
+
 def test_flags_name_what_cannot_be_right(info):
-    base = {"footprint": 0, "low": np.nan, "high": np.nan}
     rows = pd.DataFrame(
         [
-            {
-                **base,
-                "kind": "dtype",
-                "kernel": "sum",
-                "dtype": "uint8",
-                "against": "float32",
-                "size": 2**24,
-                "threads": 1,
-                "ratio": 7.8,
-            },
-            {
-                **base,
-                "kind": "dtype",
-                "kernel": "sum",
-                "dtype": "uint8",
-                "against": "float32",
-                "size": 2**12,
-                "threads": 1,
-                "ratio": 4.5,
-            },
-            {
-                **base,
-                "kind": "dtype",
-                "kernel": "sum",
-                "dtype": "uint8",
-                "against": "float32",
-                "size": 2**12,
-                "threads": 1,
-                "ratio": 3.9,
-            },
-            {
-                **base,
-                "kind": "threads",
-                "kernel": "quantize",
-                "dtype": "uint8",
-                "against": "1 thread",
-                "size": 2**10,
-                "threads": 2,
-                "ratio": 0.0019,
-            },
-            {
-                **base,
-                "kind": "threads",
-                "kernel": "quantize",
-                "dtype": "uint8",
-                "against": "1 thread",
-                "size": 2**20,
-                "threads": 2,
-                "ratio": 2.5,
-            },
-            {
-                **base,
-                "kind": "peer",
-                "kernel": "quantize",
-                "dtype": "uint8",
-                "against": "torch",
-                "size": 2**14,
-                "threads": 1,
-                "ratio": 1.3,
-                "low": 0.7,
-                "high": 1.6,
-            },
-            {
-                **base,
-                "kind": "peer",
-                "kernel": "quantize",
-                "dtype": "uint8",
-                "against": "torch",
-                "size": 2**16,
-                "threads": 1,
-                "ratio": 1.3,
-                "low": 1.1,
-                "high": 1.6,
-            },
-            {
-                **base,
-                "kind": "ceiling",
-                "kernel": "quantize",
-                "dtype": "uint8",
-                "against": "stream",
-                "size": 2**10,
-                "threads": 1,
-                "ratio": 1.2,
-            },
+            _sbs_row("dtype", "sum", "uint8", "float32", 2**24, 1, 7.8),
+            _sbs_row("dtype", "sum", "uint8", "float32", 2**12, 1, 4.5),
+            _sbs_row("dtype", "sum", "uint8", "float32", 2**12, 1, 3.9),
+            _sbs_row("threads", "quantize", "uint8", "1 thread", 2**10, 2, 0.0019),
+            _sbs_row("threads", "quantize", "uint8", "1 thread", 2**20, 2, 2.5),
+            _sbs_row("peer", "quantize", "uint8", "torch", 2**14, 1, 1.3, low=0.7, high=1.6),
+            _sbs_row("peer", "quantize", "uint8", "torch", 2**16, 1, 1.3, low=1.1, high=1.6),
+            _sbs_row("ceiling", "quantize", "uint8", "stream", 2**10, 1, 1.2),
         ]
     )
     got = headline.flags(rows, info["caches"])

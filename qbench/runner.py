@@ -257,17 +257,14 @@ def run_suite(
     commit = git(root, "rev-parse", "HEAD")
     echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}'")
     args = ["--python=same", f"--set-commit-hash={commit}", "--machine", machine]
-    rounds = rounds_file(root, machine, commit)
+    from qbench.results import rounds_file
+
+    rounds = rounds_file(root / ".asv" / "results", machine, commit)
     if not bench:  # a whole run replaces the spread of every side-by-side point; a partial one adds to it
         rounds.unlink(missing_ok=True)
     env["QBENCH_ROUNDS_FILE"] = str(rounds)
     failed, seconds = run_asv(args + (["--bench", bench] if bench else []), root, env, "qbench-run.log", echo)
     return RunOutcome(commit, machine, failed, seconds)
-
-
-def rounds_file(root: Path, machine: str, commit: str) -> Path:
-    """Where a run's side-by-side points keep their per-round ratios, beside asv's results of that commit."""
-    return root / ".asv" / "results" / machine / f"qbench-rounds-{commit[:8]}.jsonl"
 
 
 SAMPLES_PER_ROUND = 5

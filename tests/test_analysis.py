@@ -14,7 +14,7 @@ import pytest
 
 from qbench import cases, report
 from qbench.report import headline, tables
-from qbench.results import load_results, machine_info
+from qbench.results import load_results, machine_info, rounds_file
 
 DATA = Path(__file__).parent / "data"
 RESULTS = DATA / "quick-run"
@@ -286,7 +286,7 @@ def test_rounds_kept_by_a_run_become_the_spread(tmp_path, monkeypatch, info):
     from benchmarks.benchmarks import _common
 
     results = copy_results(tmp_path)
-    rounds = results / "box" / f"qbench-rounds-{COMMIT[:8]}.jsonl"
+    rounds = rounds_file(results, "box", COMMIT)
     monkeypatch.setenv(_common.ROUNDS_FILE, str(rounds))
     _common.record_rounds("quantize uint8 / torch", 2**14, 1, [0.5, 0.9, 0.7])
     _common.record_rounds("quantize uint8 / torch", 2**14, 1, [0.6, 0.8, 0.7])  # a later run of the point wins

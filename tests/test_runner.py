@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qbench import runner
+from qbench.results import rounds_file
 
 LOG = Path(__file__).parent / "data" / "asv-run.log"
 
@@ -109,6 +110,8 @@ def test_dirty_tree_is_refused_unless_allowed(repo, monkeypatch):
     assert out.commit == head and out.machine == "box" and out.failed == []
     assert calls["args"] == ["--python=same", f"--set-commit-hash={head}", "--machine", "box", "--bench", "Sum"]
     assert calls["env"]["QBENCH_QUICK"] == "1" and calls["env"]["QBENCH_THREADS"] == "1,2"
+    # The suite keeps its per-round ratios where the results loader reads them.
+    assert calls["env"]["QBENCH_ROUNDS_FILE"] == str(rounds_file(repo / ".asv" / "results", "box", head))
 
 
 def test_benchmark_commits_interleaves_rounds_with_fixed_samples(repo, monkeypatch):

@@ -55,13 +55,9 @@ from .rules import (
     operands,
     probe_operands,
     probe_streams,
-    shape_of,
     side_by_side_grid,
     streams,
 )
-
-#: The earlier name of :class:`Family`.
-KernelCase = Family
 
 __all__ = [
     "ACCURACY_DTYPES",
@@ -88,7 +84,6 @@ __all__ = [
     "Buffers",
     "Comparison",
     "Family",
-    "KernelCase",
     "Operand",
     "Shape",
     "Stream",
@@ -111,7 +106,6 @@ __all__ = [
     "probe_operands",
     "probe_streams",
     "quick",
-    "shape_of",
     "side_by_side_grid",
     "sizes",
     "streams",

@@ -7,7 +7,6 @@ bytes with :func:`bytes_moved`, from the arrays the family declares.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .families import BANDWIDTH_OPS, KERNELS
@@ -168,9 +167,3 @@ def memory_grid() -> tuple[list, list[str]]:
     """One row per kernel and dtype of the current grid, both implementations (at :data:`MEMORY_SIZE`)."""
     cases = [f"{k}:{d}" for k, fam in KERNELS.items() for d in fam.grid_dtypes()]
     return [cases, list(IMPLS)], ["case", "impl"]
-
-
-def shape_of(kernel: str, params: Mapping) -> Shape:
-    """A case's shape from a result row's parameters (the family's axes; ``size`` for the 1-D ones)."""
-    axes = family(kernel).axes if kernel in KERNELS else ("size",)
-    return {a: int(params[a]) for a in axes}

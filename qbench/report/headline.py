@@ -103,7 +103,7 @@ def headline_display(table: pd.DataFrame, missing_peers: tuple[str, ...] = ()) -
             for v, lo, hi in zip(table[column], table[f"{column} low"], table[f"{column} high"], strict=True)
         ]
         if peer in missing_peers:
-            values = ["not installed" if kernel in ("quantize", "dequantize") else "-" for kernel in table["kernel"]]
+            values = ["not installed" if peer in cases.family(k).impls else "-" for k in table["kernel"]]
         shown[label] = values
     return shown
 
@@ -192,6 +192,14 @@ def flag_lines(flagged: pd.DataFrame) -> list[str]:
             f"[{i}] {r.kernel} {r.dtype} / {r.against} at {pow2(r.size)}, {r.threads} thr: {r.ratio:.2f}"
         )
     return [f"{'; '.join(items)}: {why}" for why, items in by_reason.items()]
+
+
+def not_installed(peers: tuple[str, ...]) -> str:
+    """The sentence every page says about peers that were not measured ("" when none is missing)."""
+    if not peers:
+        return ""
+    names = " and ".join(PEER_NAMES[p] for p in peers)
+    return f'{names}: not installed where the suite ran, so not compared (pip install -e ".[peers]")'
 
 
 def missing_peers(frame: pd.DataFrame) -> tuple[str, ...]:

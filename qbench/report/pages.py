@@ -22,12 +22,12 @@ from qbench.regress import one_env_per_commit
 from . import plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .headline import (
-    PEER_NAMES,
     flag_lines,
     flags,
     headline_display,
     headline_table,
     missing_peers,
+    not_installed,
     verdicts,
 )
 from .plots_ratios import plot_ratios
@@ -84,8 +84,7 @@ def answers(data: ReportData, info: dict[str, Any]) -> Lead:
     machine = f"{info.get('cpu', 'unknown CPU')}, {info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}"
     lines = verdicts(table, data.caches) if not table.empty else ["no side-by-side results for this commit"]
     if data.missing_peers:
-        names = " and ".join(PEER_NAMES[p] for p in data.missing_peers)
-        lines.append(f'{names}: not installed where the suite ran, so not compared (pip install -e ".[peers]").')
+        lines.append(not_installed(data.missing_peers) + ".")
     return Lead(
         f"The answers, 1 thread, measured side by side: median of the rounds (their interquartile range) ({machine})",
         headline_display(table, data.missing_peers),
@@ -196,9 +195,9 @@ def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> lis
     sbs = side_by_side_table(one_env_per_commit(frame))
     head = headline_table(sbs, caches)
     lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(head, caches)]
-    missing = " and ".join(PEER_NAMES[p] for p in missing_peers(frame))
+    missing = not_installed(missing_peers(frame))
     if missing:
-        lines.append(f'  {missing}: not installed here, so not compared (pip install -e ".[peers]")')
+        lines.append(f"  {missing}")
     notes: list[str] = []
 
     def ref(note: str) -> str:

@@ -26,7 +26,7 @@ from .figures import (
     save,
     series_colors,
 )
-from .headline import PEER_NAMES
+from .headline import not_installed
 from .tables import pow2, select
 
 #: What each kind of side-by-side ratio says, as a panel title.
@@ -121,19 +121,14 @@ def plot_threads(data: ReportData, out: Path) -> Figure | None:
 
 @figure("side by side", order=60, needs_timings=False)
 def plot_side_by_side(data: ReportData, out: Path) -> Figure | None:
-    missing = ", ".join(PEER_NAMES[p] for p in data.missing_peers)
+    missing = not_installed(data.missing_peers)
     fig = _ratio_figure(
         data,
         ("peer", "ceiling"),
         out,
         "side_by_side",
         "Against the peers and the bandwidth ceiling",
-        (
-            f"Peers not installed where the suite ran, so not measured: {missing} "
-            '(pip install -e ".[peers]" and run again). '
-            if missing
-            else ""
-        )
+        (f"{missing}. " if missing else "")
         + "qbench's elements/s over each peer's, and its bytes/s over a probe that moves the same arrays (widths, "
         "reads, writes) with no arithmetic, or reads the same bytes for a reduction. Every implementation gets the "
         "thread budget as its users give it: qbench decides serial or parallel itself (parallel=None), ONNX Runtime "

@@ -1,12 +1,14 @@
 """qbench: measure what quantization buys on a CPU.
 
-ONNX-exact quantize/dequantize and exact accumulate kernels in Numba, a NumPy
-reference of each (``qbench.reference``), calibration, and error metrics.
+ONNX-exact quantize/dequantize, exact accumulate kernels and quantized matrix
+multiply (ONNX MatMulInteger, QLinearMatMul, DynamicQuantizeLinear) in Numba,
+a NumPy reference of each (``qbench.reference``), calibration, and error metrics.
 """
 
 from qbench import metrics, reference
 from qbench.api import accumulate, dequantize, dot, float_error_bound, qdot, quantize, sum
 from qbench.calibrate import calibrate
+from qbench.matmul import dynamic_quantize_linear, dynamic_quantize_matmul, matmul_integer, qlinear_matmul
 from qbench.params import QUANT_DTYPES, QuantParams, quant_range
 
 __version__ = "0.1.0"
@@ -18,8 +20,12 @@ __all__ = [
     "calibrate",
     "dequantize",
     "dot",
+    "dynamic_quantize_linear",
+    "dynamic_quantize_matmul",
     "float_error_bound",
+    "matmul_integer",
     "metrics",
+    "qlinear_matmul",
     "qdot",
     "quant_range",
     "quantize",

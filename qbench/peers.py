@@ -34,30 +34,36 @@ def _import(name: str) -> Any:
 
 # ---- ONNX Runtime -------------------------------------------------------------------------------
 
-_ONNX_TYPES = {"uint8": 2, "int8": 3, "uint16": 4, "int16": 5}  # TensorProto element types
+_ONNX_TYPES = {"uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "float32": 1}  # TensorProto types
 
 
-def _ort_session(op: str, params: QuantParams, shape: tuple[int, ...], threads: int) -> Any:
-    """A one-node QuantizeLinear / DequantizeLinear model with the parameters as initializers."""
+def ort_node_session(
+    op: str,
+    inputs: list[str],
+    feeds: dict[str, np.ndarray],
+    constants: dict[str, np.ndarray],
+    out: np.ndarray,
+    threads: int,
+    *,
+    domain: str = "",
+    attrs: dict[str, Any] | None = None,
+) -> Any:
+    """A one-node ONNX Runtime session: ``op`` over ``inputs`` (fed at run time or constant initializers, as
+    ONNX Runtime prepacks constant weights for its users) writing output ``y`` shaped like ``out``."""
     _import("onnx")  # the model is built with onnx.helper
     ort = _import("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    qtype = _ONNX_TYPES[params.dtype.name]
-    scale = np.asarray(params.scale, np.float32)
-    zero_point = np.asarray(params.zero_point).astype(params.dtype)
-    inits = [numpy_helper.from_array(scale, "scale"), numpy_helper.from_array(zero_point, "zero_point")]
-    attrs = {} if params.axis is None else {"axis": params.axis}
-    node = helper.make_node(op, ["x", "scale", "zero_point"], ["y"], **attrs)
-    in_type, out_type = (TensorProto.FLOAT, qtype) if op == "QuantizeLinear" else (qtype, TensorProto.FLOAT)
+    node = helper.make_node(op, inputs, ["y"], domain=domain or None, **(attrs or {}))
     graph = helper.make_graph(
         [node],
         op,
-        [helper.make_tensor_value_info("x", in_type, list(shape))],
-        [helper.make_tensor_value_info("y", out_type, list(shape))],
-        initializer=inits,
+        [helper.make_tensor_value_info(k, _ONNX_TYPES[v.dtype.name], list(v.shape)) for k, v in feeds.items()],
+        [helper.make_tensor_value_info("y", _ONNX_TYPES[out.dtype.name], list(out.shape))],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    opsets = [helper.make_opsetid("", 21)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = min(model.ir_version, 10)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -66,13 +72,14 @@ def _ort_session(op: str, params: QuantParams, shape: tuple[int, ...], threads: 
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. an older runtime without 16-bit QuantizeLinear
-        raise PeerUnavailable(f"onnxruntime {ort.__version__} cannot run {op} to {params.dtype.name}: {exc}") from exc
+        raise PeerUnavailable(f"onnxruntime {ort.__version__} cannot run {op} on these types: {exc}") from exc
 
 
-def _ort_bound(session: Any, x: np.ndarray, out: np.ndarray) -> Callable[[], Any]:
+def ort_bound(session: Any, feeds: dict[str, np.ndarray], out: np.ndarray) -> Callable[[], np.ndarray]:
     """IO binding into a preallocated output, so the timing is the kernel, not allocation."""
     binding = session.io_binding()
-    binding.bind_cpu_input("x", x)
+    for name, value in feeds.items():
+        binding.bind_cpu_input(name, value)
     binding.bind_output("y", "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
 
     def run() -> np.ndarray:
@@ -82,12 +89,23 @@ def _ort_bound(session: Any, x: np.ndarray, out: np.ndarray) -> Callable[[], Any
     return run
 
 
+def _ort_conversion(op: str, src: np.ndarray, params: QuantParams, out: np.ndarray, threads: int) -> Callable:
+    """A QuantizeLinear / DequantizeLinear call with the parameters as initializers."""
+    constants = {
+        "scale": np.asarray(params.scale, np.float32),
+        "zero_point": np.asarray(params.zero_point).astype(params.dtype),
+    }
+    attrs = {} if params.axis is None else {"axis": params.axis}
+    session = ort_node_session(op, ["x", "scale", "zero_point"], {"x": src}, constants, out, threads, attrs=attrs)
+    return ort_bound(session, {"x": src}, out)
+
+
 def onnxruntime_quantize(x: np.ndarray, params: QuantParams, out: np.ndarray, threads: int) -> Callable[[], Any]:
-    return _ort_bound(_ort_session("QuantizeLinear", params, x.shape, threads), x, out)
+    return _ort_conversion("QuantizeLinear", x, params, out, threads)
 
 
 def onnxruntime_dequantize(q: np.ndarray, params: QuantParams, out: np.ndarray, threads: int) -> Callable[[], Any]:
-    return _ort_bound(_ort_session("DequantizeLinear", params, q.shape, threads), q, out)
+    return _ort_conversion("DequantizeLinear", q, params, out, threads)
 
 
 # ---- PyTorch ------------------------------------------------------------------------------------

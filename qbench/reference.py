@@ -75,3 +75,46 @@ def dot(a: np.ndarray, b: np.ndarray) -> Any:
 def qdot(qa: np.ndarray, pa: QuantParams, qb: np.ndarray, pb: QuantParams) -> float:
     """Float dot of the two dequantized vectors."""
     return float(np.dot(dequantize(qa, pa).astype(np.float64).ravel(), dequantize(qb, pb).astype(np.float64).ravel()))
+
+
+def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: Any = 0, b_zero_point: Any = 0) -> np.ndarray:
+    """ONNX MatMulInteger by its definition: (a - za) @ (b - zb) in int64, wrapped to int32.
+
+    Zero points as ONNX shapes them: scalar, per row of ``a`` ((M,) or (..., M, 1)),
+    per column of ``b`` ((N,) or (..., 1, N)).
+    """
+    a, b = np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64)
+    za, zb = np.asarray(a_zero_point, np.int64), np.asarray(b_zero_point, np.int64)
+    if za.ndim == 1 and a.ndim >= 2:
+        za = za[:, None]
+    return np.matmul(a - za, b - zb).astype(np.int32)
+
+
+def qlinear_matmul(a: np.ndarray, pa: QuantParams, b: np.ndarray, pb: QuantParams, py: QuantParams) -> np.ndarray:
+    """QLinearMatMul as ONNX Runtime rounds it: float32(acc) * float32(sa * sb / sy), half to even, saturated."""
+    acc = matmul_integer(a, b, pa.zero_point, pb.zero_point)
+    multiplier = np.asarray(pa.scale * np.asarray(pb.scale), np.float32) / np.float32(py.scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.rint(acc.astype(np.float32) * multiplier).astype(np.float64)
+    return np.clip(v + py.zero_point, py.qmin, py.qmax).astype(py.dtype)
+
+
+def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, QuantParams]:
+    """ONNX DynamicQuantizeLinear, float32 throughout; an all-zero range gets scale 1 (see qbench.matmul)."""
+    x = np.asarray(x, np.float32)
+    lo = np.minimum(np.float32(0), x.min(initial=np.float32(0)))
+    hi = np.maximum(np.float32(0), x.max(initial=np.float32(0)))
+    scale = np.float32((hi - lo) / np.float32(255))
+    if scale == 0:
+        params = QuantParams(1.0, 0, np.uint8)
+    else:
+        params = QuantParams(scale, int(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255))), np.uint8)
+    return quantize(x, params), params
+
+
+def dynamic_quantize_matmul(x: np.ndarray, b: np.ndarray, pb: QuantParams, bias: Any = None) -> np.ndarray:
+    """DynamicQuantizeMatMul: x quantized dynamically, the exact integer product, then * (sa * sb) + bias in float32."""
+    q, pa = dynamic_quantize_linear(x)
+    acc = matmul_integer(q, b, pa.zero_point, pb.zero_point)
+    y = acc.astype(np.float32) * (np.float32(pa.scale) * np.asarray(pb.scale, np.float32))
+    return y + (np.zeros(b.shape[1], np.float32) if bias is None else np.asarray(bias, np.float32))

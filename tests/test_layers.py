@@ -26,6 +26,7 @@ LAYERS = {
     "qbench.tuning": 1,
     "qbench.machine": 1,
     "qbench.api": 1,
+    "qbench.matmul": 1,
     "qbench.peers": 1,
     "qbench.demo": 1,
     "qbench.__main__": 5,

@@ -1,0 +1,93 @@
+"""Matrix products: ``out[m, n] = sum_k a[m, k] * bt[n, k]``, and the steps around the integer one.
+
+The weights come transposed (``bt``, one row per output column, as a linear
+layer stores them), so every output is one contiguous dot product over K: the
+loop shape LLVM vectorizes into multiply-adds. For 8-bit operands the
+activations are first widened to int16 (:func:`widen_rows`) and the weights
+widened inside the loop: a product of two int16 values summed in pairs into
+int32 is what LLVM turns into ``vpmaddwd``, or ``vpdpwssd`` where VNNI exists.
+int16 lanes hold every 8-bit product exactly and never saturate, unlike the
+u8 x s8 ``vpmaddubsw`` (see :mod:`qbench.matmul`).
+
+Blocking: the output columns are taken ``block`` at a time (the api sizes a
+block of weight rows to stay in L2) and every activation row is run against
+a block before the next, so a weight row is read from memory once per call.
+With M = 1 (GEMV) this is a plain stream over the weights.
+"""
+
+import numpy as np
+from numba import prange
+
+from qbench.kernels._jit import REASSOC, kernel
+
+
+@kernel
+def widen_rows(a, zero_point, out, sums):
+    """out[m] = int16(a[m]) - zero_point[m], and sums[m] = the row's sum of out (int32, wrapping)."""
+    for m in prange(a.shape[0]):
+        row, dst = a[m], out[m]
+        zp = zero_point[m]
+        s = np.int32(0)
+        for k in range(row.shape[0]):
+            v = np.int16(np.int16(row[k]) - zp)
+            dst[k] = v
+            s = np.int32(s + v)
+        sums[m] = s
+
+
+@kernel(fastmath=REASSOC)
+def dot_rows(a, bt, lane_zero, acc_zero, b_zero_point, a_sums, out, block):
+    """out[m, n] = sum_k acc(a[m, k]) * acc(lane(bt[n, k])) - b_zero_point[n] * a_sums[m].
+
+    ``lane``/``acc`` are the types of ``lane_zero``/``acc_zero``: int16/int32
+    for 8-bit weights (products exact, sums wrap modulo 2**32 as int32 does),
+    float32/float32 for the float twin of the same blocking (reassociated).
+    """
+    lane, acc = type(lane_zero), type(acc_zero)
+    rows, n_total = a.shape[0], bt.shape[0]
+    for j in prange((n_total + block - 1) // block):
+        for m in range(rows):
+            am, dst = a[m], out[m]
+            correction = a_sums[m]
+            for n in range(j * block, min(j * block + block, n_total)):
+                b = bt[n]
+                s = acc_zero
+                for k in range(am.shape[0]):
+                    s = acc(s + acc(am[k]) * acc(lane(b[k])))
+                dst[n] = acc(s - b_zero_point[n] * correction)
+
+
+@kernel
+def scale_rows(acc, scale, bias, out):
+    """out[m, n] = float32(acc[m, n]) * scale[n] + bias[n]: two roundings (a multiply, then an add), no FMA."""
+    for m in prange(acc.shape[0]):
+        src, dst = acc[m], out[m]
+        for n in range(src.shape[0]):
+            dst[n] = np.float32(np.float32(src[n]) * scale[n]) + bias[n]
+
+
+@kernel
+def requantize(acc, multiplier, lo, hi, zero_point, out):
+    """out = round_half_even(clamp(float32(acc) * multiplier[n], lo, hi)) + zero_point.
+
+    ``lo``/``hi`` are the output range less the zero point, so clamping
+    before rounding equals saturating after it.
+    """
+    for m in prange(acc.shape[0]):
+        src, dst = acc[m], out[m]
+        for n in range(src.shape[0]):
+            v = min(max(np.float32(src[n]) * multiplier[n], lo), hi)
+            dst[n] = np.int32(np.rint(v)) + zero_point
+
+
+@kernel
+def min_max(x, zero):
+    """(min, max, NaN count) of a contiguous 1-D float array, the range widened to include ``zero``."""
+    lo = hi = zero
+    nans = 0
+    for i in prange(x.shape[0]):
+        v = x[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        nans += v != v
+    return lo, hi, nans

@@ -1,0 +1,266 @@
+"""Quantized matrix multiply with ONNX semantics: MatMulInteger, QLinearMatMul, DynamicQuantizeLinear and
+ONNX Runtime's DynamicQuantizeMatMul.
+
+How the integer product is computed (:mod:`qbench.kernels.matmul`): the
+activations are widened to int16 with their zero point subtracted (free: the
+widening pass runs anyway), each output is a dot of that row with a weight
+row widened to int16, and the weights' zero point is taken out afterwards with
+the row sums, gemmlowp's identity::
+
+    sum_k (a - za)(b - zb) = sum_k (a - za) b - zb * sum_k (a - za)
+
+so no pass over the weights is spent on their zero point. int16 x int16
+products summed in pairs into int32 (``vpmaddwd``, VNNI ``vpdpwssd``) are
+exact for every 8-bit input; none of it saturates, so qbench needs no
+``reduce_range`` on CPUs without VNNI (where u8 x s8 ``vpmaddubsw`` would
+saturate in int16 and ONNX Runtime and fbgemm drop a bit to avoid it). Sums
+wrap modulo 2**32 as int32 arithmetic does: the result equals the definition
+whenever the definition fits in int32 (255 x -128 x 2**16 = -2**31 + 2**23
+does), as in ONNX Runtime.
+
+Weights laid out as rows of K (``w.T`` of a C-ordered ``w`` of shape (N, K),
+as a linear layer stores them) are used in place; a C-ordered (K, N) ``b`` is
+transposed once per call, a copy of the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qbench import api
+from qbench.kernels import matmul as mm_k
+from qbench.kernels import quantize as quant_k
+from qbench.params import QUANT_DTYPES, QuantParams
+
+INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+_F32 = np.dtype(np.float32)
+#: Bytes of weight rows per output block: a block stays in L2 while every activation row passes over it.
+BLOCK_BYTES = 1 << 18
+
+__all__ = ["dynamic_quantize_linear", "dynamic_quantize_matmul", "matmul_integer", "qlinear_matmul"]
+
+
+def _operand(x: Any, name: str, what: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype not in INT8_TYPES:
+        raise TypeError(f"{what} expects {name} of dtype uint8 or int8; got {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{what} expects {name} with at least 1 dimension; got a scalar")
+    return arr
+
+
+def _shapes(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], tuple]:
+    """a and b as (..., M, K) and (..., K, N), the broadcast batch shape and the output's shape (NumPy rules)."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(
+            f"{what}: inner dimensions differ: a has K = {a2.shape[-1]} (shape {a.shape}), "
+            f"b has K = {b2.shape[-2]} (shape {b.shape})"
+        )
+    try:
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{what}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
+    out = (*batch, *(() if a.ndim == 1 else (a2.shape[-2],)), *(() if b.ndim == 1 else (b2.shape[-1],)))
+    return a2, b2, batch, out
+
+
+def _zero_point(zp: Any, dtype: np.dtype, name: str, full: tuple[int, ...], vector_axis: int) -> np.ndarray:
+    """A zero point broadcast to ``full``: a scalar, a vector along ``vector_axis`` (rows of a, columns of b),
+    or an array that broadcasts to ``full`` (ONNX's [D1, D2, M, 1] / [D1, D2, 1, N])."""
+    arr = np.asarray(zp)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer or an integer array; got {zp!r}")
+    lo, hi = QUANT_DTYPES[dtype]
+    if np.any(arr < lo) or np.any(arr > hi):
+        raise ValueError(f"{name} is outside the {dtype.name} range [{lo}, {hi}]")
+    if arr.size == 1:  # ONNX writes a per-tensor zero point as a scalar or a 1-element tensor
+        arr = arr.reshape(())
+    if arr.ndim == 1:
+        if arr.shape[0] != full[vector_axis]:
+            what = "rows (M)" if vector_axis == len(full) - 2 else "columns (N)"
+            raise ValueError(
+                f"{name} has {arr.shape[0]} entries; a per-{what[:-4]} zero point needs one per "
+                f"{what}: {full[vector_axis]}"
+            )
+        shape = [1] * len(full)
+        shape[vector_axis] = -1
+        arr = arr.reshape(shape)
+    try:
+        return np.broadcast_to(arr.astype(np.int64), full)
+    except ValueError:
+        raise ValueError(f"{name} of shape {arr.shape} does not broadcast to {full}") from None
+
+
+def _block(k: int, itemsize: int, n: int) -> int:
+    """Weight rows per output block: :data:`BLOCK_BYTES` of them, and at least 16 blocks to share among threads."""
+    return max(1, min(BLOCK_BYTES // max(1, k * itemsize), -(-n // 16)))
+
+
+def _integer_product(a2: np.ndarray, b2: np.ndarray, za: np.ndarray, zb: np.ndarray, parallel: bool | None):
+    """int32 (..., M, N) = sum_k (a - za)(b - zb) for 2-D-or-more a2, b2 and zero points broadcast to the output."""
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
+    out = np.empty((*batch, m, n), np.int32)
+    if out.size == 0:
+        return out
+    if k == 0:
+        out[...] = 0
+        return out
+    par = api.use_parallel(max(1, m) * n * k, parallel, ("matmul", b2.dtype))
+    widen, dot = mm_k.widen_rows.target(par), mm_k.dot_rows.target(par)
+    a_wide = np.empty((m, k), np.int16)
+    a_sums = np.empty(m, np.int32)
+    block = _block(k, 1, n)
+    for index in np.ndindex(*batch):
+        a_i = a2[_batch_index(index, a2)]
+        bt = np.ascontiguousarray(b2[_batch_index(index, b2)].T)
+        za_i, zb_i = za[index][:, 0], zb[index][0, :]
+        widen(np.ascontiguousarray(a_i), za_i.astype(np.int16), a_wide, a_sums)
+        dot(a_wide, bt, np.int16(0), np.int32(0), zb_i.astype(np.int32), a_sums, out[index], block)
+    return out
+
+
+def _batch_index(index: tuple[int, ...], x: np.ndarray) -> tuple:
+    """The part of a broadcast batch ``index`` that applies to ``x`` (its own batch dims, size-1 ones at 0)."""
+    dims = x.shape[:-2]
+    own = index[len(index) - len(dims) :] if dims else ()
+    return tuple(0 if d == 1 else i for i, d in zip(own, dims, strict=True))
+
+
+def matmul_integer(
+    a: Any, b: Any, a_zero_point: Any = 0, b_zero_point: Any = 0, *, parallel: bool | None = None
+) -> np.ndarray:
+    """ONNX MatMulInteger: exact int32 ``sum_k (a - a_zero_point)(b - b_zero_point)``.
+
+    ``a`` (..., M, K) and ``b`` (..., K, N), uint8 or int8 each, with NumPy
+    ``matmul``'s shape rules (1-D operands, broadcast batch dimensions).
+    ``a_zero_point``: a scalar, one per row of ``a`` (M) or shaped (..., M, 1);
+    ``b_zero_point``: a scalar, one per column of ``b`` (N) or shaped (..., 1, N);
+    each of its operand's dtype. Sums wrap modulo 2**32 like ONNX Runtime's.
+    """
+    a = _operand(a, "a", "matmul_integer")
+    b = _operand(b, "b", "matmul_integer")
+    a2, b2, batch, out_shape = _shapes(a, b, "matmul_integer")
+    full = (*batch, a2.shape[-2], b2.shape[-1])
+    za = _zero_point(a_zero_point, a.dtype, "a_zero_point", (*full[:-1], 1), len(full) - 2)
+    zb = _zero_point(b_zero_point, b.dtype, "b_zero_point", (*full[:-2], 1, full[-1]), len(full) - 1)
+    return _integer_product(a2, b2, za, zb, parallel).reshape(out_shape)
+
+
+def _params(p: Any, name: str, dtype: np.dtype, what: str, columns_of: np.ndarray | None = None) -> QuantParams:
+    """``p`` checked: a QuantParams of ``dtype``, per tensor, or per column of ``columns_of`` (its last axis)."""
+    if not isinstance(p, QuantParams):
+        raise TypeError(f"{what} expects {name} as a qbench.QuantParams; got {type(p).__name__}")
+    if p.dtype != dtype:
+        raise TypeError(f"{name} are for {p.dtype.name} but the operand is {dtype.name}")
+    if p.axis is None:
+        return p
+    last = None if columns_of is None else columns_of.ndim - 1
+    if last is None or last == 0 or p.axis not in (-1, last):
+        accepted = "per tensor (axis=None)" + ("" if not last else f" or per column (axis=-1 or {last})")
+        raise ValueError(f"{what}: {name} must be {accepted}; got axis={p.axis}")
+    if len(p.scale) != columns_of.shape[-1]:
+        raise ValueError(f"{name} has {len(p.scale)} per-column entries; b has {columns_of.shape[-1]} columns")
+    return p
+
+
+def _weights(b: Any, what: str) -> np.ndarray:
+    b = _operand(b, "b", what)
+    if b.ndim != 2:
+        raise ValueError(f"{what} expects 2-D weights b of shape (K, N); got shape {b.shape}")
+    return b
+
+
+def qlinear_matmul(
+    a: Any, a_params: QuantParams, b: Any, b_params: QuantParams, y_params: QuantParams, *, parallel: bool | None = None
+) -> np.ndarray:
+    """ONNX QLinearMatMul, rounded and saturated as ONNX Runtime does.
+
+    ``acc = matmul_integer(a, b, za, zb)``; ``y = saturate(round_half_even(
+    float32(acc) * m) + y_zero_point)`` with ``m = float32(float32(a_scale *
+    b_scale) / y_scale)``, per column where ``b_params`` is. ``a`` and ``b`` as
+    in :func:`matmul_integer`; ``a_params`` per tensor, ``y_params`` per tensor of the
+    output dtype (uint8 or int8).
+    """
+    a = _operand(a, "a", "qlinear_matmul")
+    b = _operand(b, "b", "qlinear_matmul")
+    n = b.shape[-1] if b.ndim > 1 else 1
+    a_params = _params(a_params, "a_params", a.dtype, "qlinear_matmul")
+    b_params = _params(b_params, "b_params", b.dtype, "qlinear_matmul", columns_of=b)
+    if not isinstance(y_params, QuantParams) or y_params.axis is not None or y_params.dtype not in INT8_TYPES:
+        raise TypeError(f"qlinear_matmul expects y_params as a per-tensor uint8 or int8 QuantParams; got {y_params!r}")
+    acc = matmul_integer(a, b, a_params.zero_point, b_params.zero_point, parallel=parallel)
+    multiplier = np.broadcast_to((a_params.scale * b_params.scale).astype(np.float32) / y_params.scale, (n,))
+    zp = y_params.zero_point
+    lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
+    acc2 = acc.reshape(-1, n)
+    out = np.empty(acc2.shape, np.int32)
+    par = api.use_parallel(acc.nbytes, parallel, ("requantize",))
+    mm_k.requantize.target(par)(acc2, np.ascontiguousarray(multiplier, np.float32), lo, hi, np.int32(zp), out)
+    return out.astype(y_params.dtype).reshape(acc.shape)
+
+
+def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np.ndarray, QuantParams]:
+    """ONNX DynamicQuantizeLinear: uint8 ``x`` with its own per-tensor scale and zero point.
+
+    The range [min(x), max(x)] is widened to include 0; ``scale = (max - min)
+    / 255`` and ``zero_point = saturate(round_half_even(0 - min / scale))``, all
+    in float32, then ``quantize(x)``. For an all-zero (or empty) ``x`` the
+    definition divides by a zero scale; qbench returns scale 1.0 and zero point
+    0, as ONNX Runtime does (every value quantizes to 0 and dequantizes to 0.0
+    exactly; ``onnx.reference`` returns scale 1/255 instead). NaN or inf in ``x`` has
+    no range to quantize over: ``ValueError``.
+    """
+    x = api._array(x, "x", (_F32,), "dynamic_quantize_linear")
+    flat = np.ascontiguousarray(x).reshape(-1)
+    lo, hi, nans = mm_k.min_max.target(api.use_parallel(flat.nbytes, parallel, ("min_max",)))(flat, np.float32(0))
+    lo, hi = np.float32(lo), np.float32(hi)
+    if nans or not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError("dynamic_quantize_linear needs finite input: x holds NaN or inf, which have no range")
+    scale = np.float32((hi - lo) / np.float32(255))
+    if scale == 0:
+        params = QuantParams(np.float32(1), 0, np.uint8)
+    else:
+        zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
+        params = QuantParams(scale, int(zero_point), np.uint8)
+    q = np.empty(x.shape, np.uint8)
+    s, _, zp = params.typed(_F32)
+    quant_k.quantize_tensor.target(api.use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
+        flat, s, zp, q.reshape(-1)
+    )
+    return q, params
+
+
+def dynamic_quantize_matmul(
+    x: Any, b: Any, b_params: QuantParams, bias: Any = None, *, parallel: bool | None = None
+) -> np.ndarray:
+    """ONNX Runtime's DynamicQuantizeMatMul (com.microsoft): float32 ``x @ dequantize(b) + bias``, the int8 way.
+
+    ``x`` (..., M, K) float32 is quantized with :func:`dynamic_quantize_linear`,
+    multiplied with ``b`` (K, N, uint8 or int8, ``b_params`` per tensor or per
+    column) by :func:`matmul_integer`, then ``y = float32(acc) * (a_scale *
+    b_scale) + bias``: float32, a multiply then an add (no fused multiply-add),
+    as ONNX Runtime's output processor does.
+    """
+    x = api._array(x, "x", (_F32,), "dynamic_quantize_matmul")
+    b = _weights(b, "dynamic_quantize_matmul")
+    b_params = _params(b_params, "b_params", b.dtype, "dynamic_quantize_matmul", columns_of=b)
+    n = b.shape[1]
+    if bias is None:
+        bias = np.zeros(n, np.float32)
+    bias = api._array(bias, "bias", (_F32,), "dynamic_quantize_matmul")
+    if bias.shape != (n,):
+        raise ValueError(f"bias must have shape ({n},), one per column of b; got {bias.shape}")
+    if x.ndim == 0 or x.shape[-1] != b.shape[0]:
+        raise ValueError(f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {b.shape[0]} (shape {b.shape})")
+    q, a_params = dynamic_quantize_linear(x, parallel=parallel)
+    acc = matmul_integer(q, b, a_params.zero_point, b_params.zero_point, parallel=parallel)
+    scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)
+    acc2 = acc.reshape(-1, n)
+    out = np.empty(acc2.shape, np.float32)
+    mm_k.scale_rows.target(api.use_parallel(acc.nbytes, parallel, ("scale_rows",)))(acc2, scale, bias, out)
+    return out.reshape(acc.shape)

@@ -16,6 +16,7 @@ from llvmlite import binding as llvm
 from numba import config
 
 from qbench.kernels import accumulate as ka
+from qbench.kernels import matmul as km
 from qbench.kernels import quantize as kq
 
 f32 = np.float32
@@ -24,6 +25,8 @@ X = np.linspace(-3, 3, N, dtype=f32)
 U8 = np.arange(N).astype(np.uint8)
 I8 = U8.view(np.int8)
 ACC = np.zeros(N, f32)
+W16 = U8[: N // 16].astype(np.int16).reshape(1, -1)  # one activation row of K = N / 16, widened
+ZB, SUMS, OUT = np.zeros(16, np.int32), np.zeros(1, np.int32), np.zeros((1, 16), np.int32)
 
 HOT = {
     "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8))),
@@ -46,6 +49,18 @@ HOT = {
     "accumulate float32 += float32": (ka.accumulate_wrap, (ACC, X, 1)),
     "dot float32": (ka.dot_float, (X, X, f32(0), 4096)),
     "dot int8": (ka.dot_int8, (I8, I8, 1 << 15)),
+    # Weights as rows of K against activations widened to int16, and the float32 twin of the same blocking.
+    "matmul int8": (km.dot_rows, (W16, I8.reshape(16, -1), np.int16(0), np.int32(0), ZB, SUMS, OUT, 4)),
+    "matmul uint8": (km.dot_rows, (W16, U8.reshape(16, -1), np.int16(0), np.int32(0), ZB, SUMS, OUT, 4)),
+    "matmul float32": (
+        km.dot_rows,
+        (W16.astype(f32), X.reshape(16, -1), f32(0), f32(0), ZB.astype(f32), SUMS.astype(f32), OUT.astype(f32), 4),
+    ),
+    "widen rows": (
+        km.widen_rows,
+        (U8.reshape(4, -1), np.zeros(4, np.int16), np.zeros((4, N // 4), np.int16), np.zeros(4, np.int32)),
+    ),
+    "min max": (km.min_max, (X, f32(0))),
 }
 
 

@@ -110,14 +110,20 @@ def test_hot_kernels_use_the_widest_vectors_the_target_has(target):
 
 
 def test_int8_dot_uses_the_targets_multiply_add(target):
+    int8_products = ("dot int8", "matmul int8", "matmul uint8")
     for name, asm in target["asm"].items():
-        if not name.startswith("dot int8"):
+        if not name.startswith(int8_products):
             continue
         if isa(target)["vnni"]:
             assert re.search(r"\b(vpdpwssd|vpdpbusd)\b", asm), f"{name}: no VNNI multiply-add on a VNNI target"
         else:
             assert re.search(r"\bvpmaddwd\b", asm), f"{name}: no vpmaddwd"
             assert not re.search(r"\bvpdp(wssd|busd)\b", asm), f"{name}: VNNI code for a target without it"
+
+
+def test_float_matmul_twin_uses_vector_fused_multiply_adds(target):
+    # The float32 baseline of the same blocking must be a fair one: packed FMAs, not a serial chain.
+    assert re.search(r"\bvfmadd\d+ps\b[^\n]*%[yz]mm", target["asm"]["matmul float32"])
 
 
 def test_narrowing_loops_get_vectors_sized_by_their_narrowest_type(target):

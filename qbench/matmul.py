@@ -39,7 +39,7 @@ _F32 = np.dtype(np.float32)
 #: Bytes of weight rows per output block: a block stays in L2 while every activation row passes over it.
 BLOCK_BYTES = 1 << 18
 
-__all__ = ["dynamic_quantize_linear", "dynamic_quantize_matmul", "matmul_integer", "qlinear_matmul"]
+__all__ = ["dynamic_quantize_linear", "dynamic_quantize_matmul", "matmul_float32", "matmul_integer", "qlinear_matmul"]
 
 
 def _operand(x: Any, name: str, what: str) -> np.ndarray:
@@ -55,6 +55,8 @@ def _shapes(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.nda
     """a and b as (..., M, K) and (..., K, N), the broadcast batch shape and the output's shape (NumPy rules)."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
+    if a2.ndim == b2.ndim == 2 and a2.shape[1] == b2.shape[0]:  # a plain layer: no batch to broadcast
+        return a2, b2, (), (*a.shape[:-1], *b.shape[1:])
     if a2.shape[-1] != b2.shape[-2]:
         raise ValueError(
             f"{what}: inner dimensions differ: a has K = {a2.shape[-1]} (shape {a.shape}), "
@@ -68,17 +70,21 @@ def _shapes(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.nda
     return a2, b2, batch, out
 
 
-def _zero_point(zp: Any, dtype: np.dtype, name: str, full: tuple[int, ...], vector_axis: int) -> np.ndarray:
-    """A zero point broadcast to ``full``: a scalar, a vector along ``vector_axis`` (rows of a, columns of b),
-    or an array that broadcasts to ``full`` (ONNX's [D1, D2, M, 1] / [D1, D2, 1, N])."""
+def _zero_point(zp: Any, dtype: np.dtype, name: str, full: tuple[int, ...], vector_axis: int) -> int | np.ndarray:
+    """A zero point checked: an int (per tensor), a vector along ``vector_axis`` (rows of a, columns of b),
+    or an int64 array broadcast to ``full`` from ONNX's [D1, D2, M, 1] / [D1, D2, 1, N] shapes."""
+    lo, hi = QUANT_DTYPES[dtype]
+    if isinstance(zp, (int, np.integer)) and not isinstance(zp, bool):  # the common case, kept cheap
+        if not lo <= zp <= hi:
+            raise ValueError(f"{name} {zp} is outside the {dtype.name} range [{lo}, {hi}]")
+        return int(zp)
     arr = np.asarray(zp)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer or an integer array; got {zp!r}")
-    lo, hi = QUANT_DTYPES[dtype]
     if np.any(arr < lo) or np.any(arr > hi):
         raise ValueError(f"{name} is outside the {dtype.name} range [{lo}, {hi}]")
     if arr.size == 1:  # ONNX writes a per-tensor zero point as a scalar or a 1-element tensor
-        arr = arr.reshape(())
+        return int(arr.reshape(()))
     if arr.ndim == 1:
         if arr.shape[0] != full[vector_axis]:
             what = "rows (M)" if vector_axis == len(full) - 2 else "columns (N)"
@@ -86,13 +92,20 @@ def _zero_point(zp: Any, dtype: np.dtype, name: str, full: tuple[int, ...], vect
                 f"{name} has {arr.shape[0]} entries; a per-{what[:-4]} zero point needs one per "
                 f"{what}: {full[vector_axis]}"
             )
-        shape = [1] * len(full)
-        shape[vector_axis] = -1
-        arr = arr.reshape(shape)
+        return arr  # one per row or column, the same for every batch entry
     try:
         return np.broadcast_to(arr.astype(np.int64), full)
     except ValueError:
         raise ValueError(f"{name} of shape {arr.shape} does not broadcast to {full}") from None
+
+
+def _vectors(zp: int | np.ndarray, length: int, dtype: type) -> Any:
+    """``vector(index)``: the zero points of one batch entry as a contiguous vector (rows or columns)."""
+    if isinstance(zp, int) or zp.ndim == 1:
+        vector = np.empty(length, dtype)
+        vector[...] = zp
+        return lambda index: vector
+    return lambda index: np.ascontiguousarray(zp[index].reshape(-1), dtype)
 
 
 def _block(k: int, itemsize: int, n: int) -> int:
@@ -100,32 +113,32 @@ def _block(k: int, itemsize: int, n: int) -> int:
     return max(1, min(BLOCK_BYTES // max(1, k * itemsize), -(-n // 16)))
 
 
-def _integer_product(a2: np.ndarray, b2: np.ndarray, za: np.ndarray, zb: np.ndarray, parallel: bool | None):
-    """int32 (..., M, N) = sum_k (a - za)(b - zb) for 2-D-or-more a2, b2 and zero points broadcast to the output."""
-    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+def _integer_product(a2: np.ndarray, b2: np.ndarray, za: Any, zb: Any, parallel: bool | None) -> np.ndarray:
+    """int32 (..., M, N) = sum_k (a - za)(b - zb) for a2, b2 of 2 or more dimensions (see :func:`_zero_point`)."""
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) if a2.ndim + b2.ndim > 4 else ()
     m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     out = np.empty((*batch, m, n), np.int32)
-    if out.size == 0:
+    if out.size == 0 or k == 0:
+        out[...] = 0  # an empty sum
         return out
-    if k == 0:
-        out[...] = 0
-        return out
-    par = api.use_parallel(max(1, m) * n * k, parallel, ("matmul", b2.dtype))
+    par = api.use_parallel(m * n * k, parallel, ("matmul", b2.dtype))
     widen, dot = mm_k.widen_rows.target(par), mm_k.dot_rows.target(par)
     a_wide = np.empty((m, k), np.int16)
     a_sums = np.empty(m, np.int32)
     block = _block(k, 1, n)
-    for index in np.ndindex(*batch):
-        a_i = a2[_batch_index(index, a2)]
+    za_of, zb_of = _vectors(za, m, np.int16), _vectors(zb, n, np.int32)
+    for index in np.ndindex(*batch) if batch else ((),):
+        a_i = np.ascontiguousarray(a2[_batch_index(index, a2)])
         bt = np.ascontiguousarray(b2[_batch_index(index, b2)].T)
-        za_i, zb_i = za[index][:, 0], zb[index][0, :]
-        widen(np.ascontiguousarray(a_i), za_i.astype(np.int16), a_wide, a_sums)
-        dot(a_wide, bt, np.int16(0), np.int32(0), zb_i.astype(np.int32), a_sums, out[index], block)
+        widen(a_i, za_of(index), a_wide, a_sums)
+        dot(a_wide, bt, np.int16(0), np.int32(0), zb_of(index), a_sums, out[index], block)
     return out
 
 
 def _batch_index(index: tuple[int, ...], x: np.ndarray) -> tuple:
     """The part of a broadcast batch ``index`` that applies to ``x`` (its own batch dims, size-1 ones at 0)."""
+    if not index:
+        return index
     dims = x.shape[:-2]
     own = index[len(index) - len(dims) :] if dims else ()
     return tuple(0 if d == 1 else i for i, d in zip(own, dims, strict=True))
@@ -148,6 +161,35 @@ def matmul_integer(
     full = (*batch, a2.shape[-2], b2.shape[-1])
     za = _zero_point(a_zero_point, a.dtype, "a_zero_point", (*full[:-1], 1), len(full) - 2)
     zb = _zero_point(b_zero_point, b.dtype, "b_zero_point", (*full[:-2], 1, full[-1]), len(full) - 1)
+    return _integer_product(a2, b2, za, zb, parallel).reshape(out_shape)
+
+
+def matmul_float32(a: Any, b: Any, *, parallel: bool | None = None) -> np.ndarray:
+    """float32 ``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N) by the integer product's own loop and blocking.
+
+    The baseline that keeps BLAS quality out of what int8 buys: the same
+    kernel, one dot per output, with float32 operands and reassociated
+    fused multiply-adds (its error is at most about ``K * 2**-24 * sum|a b|``
+    per output, a float32 dot's bound).
+    """
+    a = api._array(a, "a", (_F32,), "matmul_float32")
+    b = api._array(b, "b", (_F32,), "matmul_float32")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_float32 takes a (M, K) and b (K, N); got shapes {a.shape} and {b.shape}")
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    out = np.zeros((m, n), np.float32)
+    if out.size == 0 or k == 0:
+        return out
+    run = mm_k.dot_rows.target(api.use_parallel(max(1, m) * n * k, parallel, ("matmul", _F32)))
+    zeros_n, zeros_m = np.zeros(n, np.float32), np.zeros(m, np.float32)
+    bt = np.ascontiguousarray(b.T)
+    run(np.ascontiguousarray(a), bt, np.float32(0), np.float32(0), zeros_n, zeros_m, out, _block(k, 4, n))
+    return out
+
+
+def _checked_product(a: np.ndarray, b: np.ndarray, za: Any, zb: Any, parallel: bool | None) -> np.ndarray:
+    """:func:`matmul_integer` for zero points a QuantParams has already checked (an int, or one per column)."""
+    a2, b2, _, out_shape = _shapes(a, b, "matmul")
     return _integer_product(a2, b2, za, zb, parallel).reshape(out_shape)
 
 
@@ -193,7 +235,7 @@ def qlinear_matmul(
     b_params = _params(b_params, "b_params", b.dtype, "qlinear_matmul", columns_of=b)
     if not isinstance(y_params, QuantParams) or y_params.axis is not None or y_params.dtype not in INT8_TYPES:
         raise TypeError(f"qlinear_matmul expects y_params as a per-tensor uint8 or int8 QuantParams; got {y_params!r}")
-    acc = matmul_integer(a, b, a_params.zero_point, b_params.zero_point, parallel=parallel)
+    acc = _checked_product(a, b, a_params.zero_point, b_params.zero_point, parallel)
     multiplier = np.broadcast_to((a_params.scale * b_params.scale).astype(np.float32) / y_params.scale, (n,))
     zp = y_params.zero_point
     lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
@@ -223,10 +265,10 @@ def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np
         raise ValueError("dynamic_quantize_linear needs finite input: x holds NaN or inf, which have no range")
     scale = np.float32((hi - lo) / np.float32(255))
     if scale == 0:
-        params = QuantParams(np.float32(1), 0, np.uint8)
+        params = QuantParams.per_tensor(np.float32(1), 0, np.uint8)
     else:
         zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
-        params = QuantParams(scale, int(zero_point), np.uint8)
+        params = QuantParams.per_tensor(scale, int(zero_point), np.uint8)
     q = np.empty(x.shape, np.uint8)
     s, _, zp = params.typed(_F32)
     quant_k.quantize_tensor.target(api.use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
@@ -258,7 +300,7 @@ def dynamic_quantize_matmul(
     if x.ndim == 0 or x.shape[-1] != b.shape[0]:
         raise ValueError(f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {b.shape[0]} (shape {b.shape})")
     q, a_params = dynamic_quantize_linear(x, parallel=parallel)
-    acc = matmul_integer(q, b, a_params.zero_point, b_params.zero_point, parallel=parallel)
+    acc = _checked_product(q, b, a_params.zero_point, b_params.zero_point, parallel)
     scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)
     acc2 = acc.reshape(-1, n)
     out = np.empty(acc2.shape, np.float32)

@@ -104,6 +104,16 @@ class QuantParams:
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
 
+    @classmethod
+    def per_tensor(cls, scale: np.float32, zero_point: int, dtype: np.dtype) -> QuantParams:
+        """Per-tensor parameters computed by qbench itself, already valid: made without the checks (which
+        cost more than quantizing a short vector), for run-time quantization such as dynamic quantization."""
+        params = object.__new__(cls)
+        for name, value in (("scale", np.float32(scale)), ("zero_point", int(zero_point)), ("dtype", np.dtype(dtype))):
+            object.__setattr__(params, name, value)
+        object.__setattr__(params, "axis", None)
+        return params
+
     def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any]:
         """(scale, zero_point, zero_point as int32) as kernels take them; cached.
 

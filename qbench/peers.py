@@ -160,3 +160,58 @@ def to_numpy(result: Any) -> np.ndarray:
     if hasattr(result, "numpy"):
         return result.numpy()
     return np.asarray(result)
+
+
+# ---- linear layers (the matmul family's data: see qbench.cases.matmul) --------------------------
+
+
+def onnxruntime_linear(d: Any, threads: int) -> Callable[[], np.ndarray]:
+    """The layer as an ONNX Runtime user deploys it: weights, scales and zero points as initializers
+    (which ONNX Runtime prepacks once), activations fed at run time, output into ``d.out``."""
+    zb = np.zeros(d.n, np.int8)
+    if d.variant == "float32":
+        op, names, feeds, constants, domain = "MatMul", ["x", "w"], {"x": d.x}, {"w": d.w.T}, ""
+    elif d.variant == "dynamic":
+        names = ["x", "b", "sb", "zb", "bias"]
+        constants = {"b": d.b, "sb": d.pb.scale, "zb": zb, "bias": d.bias}
+        op, feeds, domain = "DynamicQuantizeMatMul", {"x": d.x}, "com.microsoft"
+    elif d.variant == "static":
+        names = ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"]
+        constants = {
+            "sa": np.float32(d.pa.scale),
+            "za": np.uint8(d.pa.zero_point),
+            "b": d.b,
+            "sb": d.pb.scale,
+            "zb": zb,
+            "sy": np.float32(d.py.scale),
+            "zy": np.uint8(d.py.zero_point),
+        }
+        op, feeds, domain = "QLinearMatMul", {"a": d.qa}, ""
+    else:
+        op, names, feeds, domain = "MatMulInteger", ["a", "b", "za"], {"a": d.qa}, ""
+        constants = {"b": d.b, "za": np.uint8(d.pa.zero_point)}
+    constants = {k: np.ascontiguousarray(v) for k, v in constants.items()}
+    session = ort_node_session(op, names, feeds, constants, d.out, threads, domain=domain)
+    return ort_bound(session, feeds, d.out)
+
+
+def torch_linear(d: Any, threads: int) -> Callable[[], Any]:
+    """The layer as a PyTorch user runs it: ``linear`` in float32, or the fbgemm quantized kernels with
+    weights prepacked once (``quantized::linear_dynamic``, ``quantized::linear``)."""
+    torch = _torch(threads)
+    x = torch.from_numpy(d.x)
+    if d.variant == "float32":
+        w = torch.from_numpy(d.w)
+        return lambda: torch.nn.functional.linear(x, w)
+    if d.variant == "integer":
+        raise PeerUnavailable("PyTorch has no CPU int8 matmul with an int32 output for uint8 activations")
+    scales = torch.from_numpy(d.pb.scale.astype(np.float64))
+    zero = torch.zeros(d.n, dtype=torch.int64)
+    qw = torch._make_per_channel_quantized_tensor(torch.from_numpy(np.ascontiguousarray(d.qw)), scales, zero, 0)
+    if d.variant == "dynamic":
+        packed = torch.ops.quantized.linear_prepack(qw, torch.from_numpy(d.bias))
+        return lambda: torch.ops.quantized.linear_dynamic(x, packed)
+    packed = torch.ops.quantized.linear_prepack(qw, None)
+    qa = torch._make_per_tensor_quantized_tensor(torch.from_numpy(d.qa), float(d.pa.scale), int(d.pa.zero_point))
+    scale, zp = float(d.py.scale), int(d.py.zero_point)
+    return lambda: torch.ops.quantized.linear(qa, packed, scale, zp)

@@ -1,0 +1,205 @@
+"""The matrix-multiply family: a linear layer ``y = x @ W.T``, float32 and int8, every way users run it.
+
+Variants (the family's ``dtype`` axis):
+
+- ``float32``: the float layer (qbench's own loop of the int8 blocking, NumPy's BLAS, ONNX Runtime
+  ``MatMul``, PyTorch ``linear``);
+- ``static``: uint8 activations quantized beforehand with calibrated parameters, int8 weights per output
+  channel, uint8 output (ONNX ``QLinearMatMul``; PyTorch's quantized ``linear``);
+- ``dynamic``: float32 in and out, activations quantized at run time from their own range (ONNX Runtime
+  ``DynamicQuantizeMatMul``; PyTorch ``linear_dynamic``);
+- ``integer``: the raw int32 product (ONNX ``MatMulInteger``).
+
+A shape is ``"MxKxN"``: M rows of activations (1 is the GEMV of LLM decoding), K inputs, N outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from qbench import reference
+from qbench.calibrate import calibrate
+from qbench.params import QuantParams
+
+from .grid import quick
+from .registry import READ, WRITE, Buffers, Family, Operand, Shape
+
+#: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
+SHAPES_FULL = (
+    "1x1024x1024",
+    "1x4096x4096",
+    "1x4096x11008",
+    "8x1024x1024",
+    "64x1024x1024",
+    "512x1024x1024",
+    "8x4096x4096",
+    "64x4096x4096",
+    "512x4096x4096",
+)
+#: The quick grid: a GEMV in cache, one from DRAM, one GEMM.
+SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
+VARIANTS = ("float32", "static", "dynamic", "integer")
+#: (activations, weights, output) dtypes of each variant.
+VARIANT_TYPES = {
+    "float32": ("float32", "float32", "float32"),
+    "static": ("uint8", "int8", "uint8"),
+    "dynamic": ("float32", "int8", "float32"),
+    "integer": ("uint8", "int8", "int32"),
+}
+#: Rows checked against the reference: dynamic quantization takes its range from every row, the rest row by row.
+CHECK_ROWS = 4
+#: The in-cache shape of a GEMM's peak probe: the same kernel with every operand resident in L2.
+PEAK_SHAPE = "64x512x64"
+
+
+def layer_shapes() -> tuple[str, ...]:
+    return SHAPES_QUICK if quick() else SHAPES_FULL
+
+
+def dims(shape: str | Shape) -> tuple[int, int, int]:
+    """(M, K, N) of ``"MxKxN"`` or of a mapping with a ``shape`` entry."""
+    text = shape["shape"] if not isinstance(shape, str) else shape
+    try:
+        m, k, n = (int(v) for v in str(text).split("x"))
+    except ValueError:
+        raise ValueError(f"a matmul shape is 'MxKxN' (like '1x4096x4096'); got {text!r}") from None
+    return m, k, n
+
+
+def ops(shape: str | Shape) -> int:
+    """Arithmetic operations of one call: a multiply and an add per weight per row."""
+    m, k, n = dims(shape)
+    return 2 * m * k * n
+
+
+def weight_bytes(variant: str, shape: str | Shape) -> int:
+    """Bytes of weights one call reads: what a GEMV is judged by against the read ceiling."""
+    _, k, n = dims(shape)
+    return k * n * np.dtype(VARIANT_TYPES[variant][1]).itemsize
+
+
+def _operands(variant: str, shape: Shape) -> tuple[Operand, ...]:
+    m, k, n = dims(shape)
+    x, w, y = VARIANT_TYPES[variant]
+    return Operand(x, READ, m * k), Operand(w, READ, k * n), Operand(y, WRITE, m * n)
+
+
+def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
+    """Activations (standard normal) and weights (N, K) like a trained layer's, quantized as each variant needs.
+
+    Weights are int8 per output channel, symmetric; static activations use
+    MinMax parameters calibrated on the activations, and the output's on the
+    float layer's output of the first rows. ``b`` is the weights as ONNX's
+    (K, N), a transposed view: rows of K in memory, as every library keeps them.
+    """
+    m, k, n = dims(shape)
+    d = SimpleNamespace(variant=variant, m=m, k=k, n=n)
+    d.x = buf.random("float32", (m, k), 0)
+    d.w = buf.random("float32", (n, k), 1)
+    d.w *= np.float32(1 / np.sqrt(k))  # outputs of the order of the inputs
+    d.bias = np.linspace(-0.5, 0.5, n, dtype=np.float32)
+    if variant == "float32":
+        d.out = buf.empty((m, n), np.float32, 2)
+        return d
+    pw = calibrate(d.w, "int8", axis=0, symmetric=True)
+    d.qw = buf.empty((n, k), np.int8, 2)
+    d.qw[...] = reference.quantize(d.w, pw)
+    d.b = d.qw.T
+    d.pb = QuantParams(pw.scale, pw.zero_point, np.int8, axis=1)
+    d.pa = calibrate(d.x, "uint8")
+    d.qa = reference.quantize(d.x, d.pa)
+    head = d.x[:CHECK_ROWS].astype(np.float64) @ d.w.T.astype(np.float64)
+    d.py = calibrate(head.astype(np.float32), "uint8")
+    d.out = buf.empty((m, n), np.dtype(VARIANT_TYPES[variant][2]), 3)
+    return d
+
+
+def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+    try:
+        from qbench import matmul as mm
+    except ImportError:  # an older commit, from before qbench had a matrix multiply
+        raise NotImplementedError("this qbench version has no matrix multiply") from None
+
+    calls = {
+        "float32": lambda: mm.matmul_float32(d.x, d.w.T, parallel=parallel),
+        "static": lambda: mm.qlinear_matmul(d.qa, d.pa, d.b, d.pb, d.py, parallel=parallel),
+        "dynamic": lambda: mm.dynamic_quantize_matmul(d.x, d.b, d.pb, d.bias, parallel=parallel),
+        "integer": lambda: mm.matmul_integer(d.qa, d.b, d.pa.zero_point, 0, parallel=parallel),
+    }
+    return calls[d.variant]
+
+
+def _numpy(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+    if d.variant != "float32":
+        raise NotImplementedError("NumPy has no 8-bit matrix multiply; its float32 BLAS is the baseline")
+    return lambda: np.matmul(d.x, d.w.T, out=d.out)
+
+
+def _peer(name: str) -> Callable[[Any, int, bool | None], Callable[[], Any]]:
+    def build(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+        try:
+            from qbench import peers
+        except ImportError:  # an older commit, from before qbench had its peers module
+            raise NotImplementedError("this qbench version has no peers module") from None
+        if not hasattr(peers, f"{name}_linear"):
+            raise NotImplementedError(f"this qbench version has no {name} linear layer")
+        return getattr(peers, f"{name}_linear")(d, threads)
+
+    return build
+
+
+def _check(d: Any, impl: str, result: Any) -> None:
+    """The first rows of an answer against the reference: exact for qbench's and ONNX Runtime's integer paths
+    (both follow ONNX bit for bit), within a float32 dot's error bound for float32, and within one step (static)
+    or a 25 dB SQNR (dynamic) for PyTorch, which quantizes its own way."""
+    if impl == "numpy" and d.variant != "float32":
+        return
+    from qbench.peers import to_numpy
+
+    got = to_numpy(result)[: CHECK_ROWS].astype(np.float64)
+    rows = slice(0, CHECK_ROWS)
+    if d.variant == "float32":
+        exact = d.x[rows].astype(np.float64) @ d.w.T.astype(np.float64)
+        # A float32 dot of K terms, in any order: |error| <= gamma_K * sum|x w|, gamma_K = K u / (1 - K u).
+        u = 2.0**-24
+        bound = d.k * u / (1 - d.k * u) * (np.abs(d.x[rows]).astype(np.float64) @ np.abs(d.w.T).astype(np.float64))
+        if not np.all(np.abs(got - exact) <= bound * 1.0001 + 1e-30):
+            raise AssertionError(f"{impl} float32 layer is off the float64 answer by more than a float32 dot can be")
+        return
+    if d.variant == "dynamic":
+        q, pa = reference.dynamic_quantize_linear(d.x)
+        acc = reference.matmul_integer(q[rows], d.b, pa.zero_point, 0).astype(np.float32)
+        want = (acc * (np.float32(pa.scale) * d.pb.scale) + d.bias).astype(np.float64)
+    elif d.variant == "static":
+        want = reference.qlinear_matmul(d.qa[rows], d.pa, d.b, d.pb, d.py).astype(np.float64)
+    else:
+        want = reference.matmul_integer(d.qa[rows], d.b, d.pa.zero_point, 0).astype(np.float64)
+    if impl != "torch":
+        if not np.array_equal(got, want):
+            raise AssertionError(f"{impl} {d.variant} layer disagrees with the ONNX definition; not timing it")
+    elif d.variant == "static":
+        if np.abs(got - want).max() > 1:
+            raise AssertionError("torch static layer is more than one step off the ONNX definition")
+    else:
+        noise = np.sum((got - want) ** 2)
+        if noise > 10**-2.5 * np.sum(want**2):
+            raise AssertionError("torch dynamic layer is below 25 dB SQNR against the ONNX definition")
+
+
+MATMUL = Family(
+    "matmul",
+    "linear layer y = x @ W.T: float32, and int8 static, dynamic and raw integer",
+    VARIANTS,
+    VARIANTS,
+    _operands,
+    _data,
+    {"qbench": _qbench, "numpy": _numpy, "onnxruntime": _peer("onnxruntime"), "torch": _peer("torch")},
+    _check,
+    ceiling="read",
+    axes=("shape",),
+    axis_values={"shape": layer_shapes},
+)

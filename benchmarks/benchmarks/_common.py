@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,12 @@ def set_threads(threads: int, impl: str) -> None:
     numba.set_num_threads(max(1, threads))
 
 
-def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prepared:
+def _seed(point: int | str) -> int:
+    """A case's data seed: its size, or a stable number for a shape such as ``"1x4096x4096"``."""
+    return point if isinstance(point, int) else zlib.crc32(str(point).encode())
+
+
+def prepare(kernel: str, dtype: str, size: int | str, threads: int, impl: str) -> Prepared:
     """Build one grid point from the registry (``cases.KERNELS``), run it once and check its answer.
 
     qbench is called with ``parallel=None``: within the thread budget it picks
@@ -84,7 +90,7 @@ def prepare(kernel: str, dtype: str, size: int, threads: int, impl: str) -> Prep
     so no timed sample includes compilation.
     """
     set_threads(threads, impl)
-    buffers = cases.Buffers(seed=size)
+    buffers = cases.Buffers(seed=_seed(size))
     if kernel in cases.BANDWIDTH_OPS:
         return _fastest(cases.bandwidth_call(kernel, size, buffers), cases.bytes_moved(kernel, dtype, size), threads)
     family = cases.family(kernel)
@@ -160,6 +166,39 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
         return _warm(prepare(c.kernel, c.dtype, size, threads, "qbench")), _warm(base)
 
     return _once(("pair", comparison, size, threads), build)
+
+
+def prepared_layer_pair(comparison: str, shape: str, threads: int) -> tuple[Prepared, Prepared, bool]:
+    """qbench's linear layer and its baseline for a ``"variant / against"`` of ``cases.matmul.COMPARISONS``,
+    built once per process, and whether the ratio is one of work rates (a share of a ceiling).
+
+    Against ``read`` both sides count weight bytes (a GEMV, M = 1); against
+    ``peak`` both count operations, the baseline being the same kernel on
+    :data:`PEAK_SHAPE`, whose operands stay in L2 (a GEMM).
+    """
+    mm = cases.matmul
+
+    def build() -> tuple[Prepared, Prepared, bool]:
+        variant, against = comparison.split(" / ")
+        m = mm.dims(shape)[0]
+        if against == "read" and m != 1:
+            raise NotImplementedError("the read ceiling judges a GEMV (M = 1); a GEMM is judged against its peak")
+        if against == "peak" and m == 1:
+            raise NotImplementedError("a GEMV is judged against the read ceiling, not the arithmetic peak")
+        if against == "read":
+            weights = mm.weight_bytes(variant, shape)
+            base = prepare("read", "float32", weights // 4, threads, "qbench")
+        elif against == "peak":
+            base = prepare("matmul", variant, mm.PEAK_SHAPE, threads, "qbench")
+            base.nbytes = mm.ops(mm.PEAK_SHAPE)
+        else:
+            impl, base_variant = against.split(" ")
+            base = prepare("matmul", base_variant, shape, threads, impl)
+        mine = prepare("matmul", variant, shape, threads, "qbench")
+        mine.nbytes = mm.weight_bytes(variant, shape) if against == "read" else mm.ops(shape)
+        return _warm(mine), _warm(base), against in ("read", "peak")
+
+    return _once(("layer pair", comparison, shape, threads), build)
 
 
 def side_by_side_rounds(

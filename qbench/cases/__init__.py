@@ -6,7 +6,8 @@ same rules, so a plot can never disagree with the benchmark that produced it.
 
 - :mod:`.grid`: sizes, thread counts, quick/full, calibration grids, test data;
 - :mod:`.registry`: what a family declares (:class:`Family`, :class:`Operand`, :class:`Buffers`);
-- :mod:`.families`: the families themselves (:data:`KERNELS`) and the bandwidth probes;
+- :mod:`.families`: the elementwise families (:data:`KERNELS`) and the bandwidth probes;
+- :mod:`.matmul`: the matrix-multiply family (a linear layer, by shape ``MxKxN``);
 - :mod:`.rules`: bytes moved, working set, ceilings and comparisons, by kernel name.
 """
 
@@ -37,10 +38,12 @@ from .grid import (
     sizes,
     thread_counts,
 )
+from .matmul import MATMUL, layer_shapes, layer_threads
 from .registry import READ, UPDATE, WRITE, Buffers, Family, Operand, Shape, Stream, itemsize
 from .rules import (
     BENCHMARK_KERNELS,
     CEILINGS,
+    FAMILIES,
     ONE_THREAD,
     SPEEDUP_PAIRS,
     Comparison,
@@ -69,8 +72,10 @@ __all__ = [
     "CEILINGS",
     "CHECK",
     "DISTRIBUTIONS",
+    "FAMILIES",
     "IMPLS",
     "KERNELS",
+    "MATMUL",
     "MEMORY_SIZE",
     "ONE_THREAD",
     "PEER_IMPLS",
@@ -99,6 +104,8 @@ __all__ = [
     "footprint",
     "itemsize",
     "kernel_grid",
+    "layer_shapes",
+    "layer_threads",
     "make_distribution",
     "memory_grid",
     "operands",

@@ -8,7 +8,8 @@ Variants (the family's ``dtype`` axis):
   channel, uint8 output (ONNX ``QLinearMatMul``; PyTorch's quantized ``linear``);
 - ``dynamic``: float32 in and out, activations quantized at run time from their own range (ONNX Runtime
   ``DynamicQuantizeMatMul``; PyTorch ``linear_dynamic``);
-- ``integer``: the raw int32 product (ONNX ``MatMulInteger``).
+- ``integer``: the raw int32 product (ONNX ``MatMulInteger``);
+- ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead).
 
 A shape is ``"MxKxN"``: M rows of activations (1 is the GEMV of LLM decoding), K inputs, N outputs.
 """
@@ -25,7 +26,7 @@ from qbench import reference
 from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
-from .grid import quick
+from .grid import quick, thread_counts
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape
 
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
@@ -42,14 +43,38 @@ SHAPES_FULL = (
 )
 #: The quick grid: a GEMV in cache, one from DRAM, one GEMM.
 SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
-VARIANTS = ("float32", "static", "dynamic", "integer")
-#: (activations, weights, output) dtypes of each variant.
+VARIANTS = ("float32", "static", "dynamic", "integer", "quantize_x")
+#: (activations, weights, output) dtypes of each variant (``quantize_x`` reads no weights).
 VARIANT_TYPES = {
     "float32": ("float32", "float32", "float32"),
     "static": ("uint8", "int8", "uint8"),
     "dynamic": ("float32", "int8", "float32"),
     "integer": ("uint8", "int8", "int32"),
+    "quantize_x": ("float32", None, "uint8"),
 }
+#: What every side-by-side ratio of the sweep holds qbench's ``variant`` to, as ``"variant / against"``:
+#: another implementation and variant (``"numpy float32"``), the read ceiling in weight bytes per second
+#: (a GEMV), the same kernel's in-cache rate in operations per second (a GEMM), or the input's quantization.
+COMPARISONS = (
+    "static / numpy float32",
+    "dynamic / numpy float32",
+    "static / qbench float32",
+    "float32 / numpy float32",
+    "static / onnxruntime static",
+    "static / torch static",
+    "dynamic / onnxruntime dynamic",
+    "dynamic / torch dynamic",
+    "integer / onnxruntime integer",
+    "static / read",
+    "dynamic / read",
+    "static / peak",
+    "float32 / peak",
+    "dynamic / qbench quantize_x",
+)
+#: Accuracy of the layer's output against float32: static with each calibration method, and dynamic.
+ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")
+ACTIVATIONS = ("normal", "outliers")
+ACCURACY_SHAPE = "64x1024x256"
 #: Rows checked against the reference: dynamic quantization takes its range from every row, the rest row by row.
 CHECK_ROWS = 4
 #: The in-cache shape of a GEMM's peak probe: the same kernel with every operand resident in L2.
@@ -58,6 +83,11 @@ PEAK_SHAPE = "64x512x64"
 
 def layer_shapes() -> tuple[str, ...]:
     return SHAPES_QUICK if quick() else SHAPES_FULL
+
+
+def layer_threads() -> tuple[int, ...]:
+    """Thread counts of the matmul sweep: 1 in the quick grid (its targets are single-threaded), else the grid's."""
+    return (1,) if quick() else thread_counts()
 
 
 def dims(shape: str | Shape) -> tuple[int, int, int]:
@@ -79,12 +109,15 @@ def ops(shape: str | Shape) -> int:
 def weight_bytes(variant: str, shape: str | Shape) -> int:
     """Bytes of weights one call reads: what a GEMV is judged by against the read ceiling."""
     _, k, n = dims(shape)
-    return k * n * np.dtype(VARIANT_TYPES[variant][1]).itemsize
+    weights = VARIANT_TYPES[variant][1]
+    return k * n * np.dtype(weights).itemsize if weights else 0
 
 
 def _operands(variant: str, shape: Shape) -> tuple[Operand, ...]:
     m, k, n = dims(shape)
     x, w, y = VARIANT_TYPES[variant]
+    if w is None:
+        return Operand(x, READ, m * k), Operand(y, WRITE, m * k)
     return Operand(x, READ, m * k), Operand(w, READ, k * n), Operand(y, WRITE, m * n)
 
 
@@ -99,6 +132,8 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     m, k, n = dims(shape)
     d = SimpleNamespace(variant=variant, m=m, k=k, n=n)
     d.x = buf.random("float32", (m, k), 0)
+    if variant == "quantize_x":
+        return d
     d.w = buf.random("float32", (n, k), 1)
     d.w *= np.float32(1 / np.sqrt(k))  # outputs of the order of the inputs
     d.bias = np.linspace(-0.5, 0.5, n, dtype=np.float32)
@@ -129,11 +164,14 @@ def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
         "static": lambda: mm.qlinear_matmul(d.qa, d.pa, d.b, d.pb, d.py, parallel=parallel),
         "dynamic": lambda: mm.dynamic_quantize_matmul(d.x, d.b, d.pb, d.bias, parallel=parallel),
         "integer": lambda: mm.matmul_integer(d.qa, d.b, d.pa.zero_point, 0, parallel=parallel),
+        "quantize_x": lambda: mm.dynamic_quantize_linear(d.x, parallel=parallel),
     }
     return calls[d.variant]
 
 
 def _numpy(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+    if d.variant == "quantize_x":
+        return lambda: reference.dynamic_quantize_linear(d.x)
     if d.variant != "float32":
         raise NotImplementedError("NumPy has no 8-bit matrix multiply; its float32 BLAS is the baseline")
     return lambda: np.matmul(d.x, d.w.T, out=d.out)
@@ -147,6 +185,8 @@ def _peer(name: str) -> Callable[[Any, int, bool | None], Callable[[], Any]]:
             raise NotImplementedError("this qbench version has no peers module") from None
         if not hasattr(peers, f"{name}_linear"):
             raise NotImplementedError(f"this qbench version has no {name} linear layer")
+        if d.variant == "quantize_x":
+            raise NotImplementedError("the input's quantization alone is timed for qbench and NumPy only")
         return getattr(peers, f"{name}_linear")(d, threads)
 
     return build
@@ -158,9 +198,15 @@ def _check(d: Any, impl: str, result: Any) -> None:
     or a 25 dB SQNR (dynamic) for PyTorch, which quantizes its own way."""
     if impl == "numpy" and d.variant != "float32":
         return
+    if d.variant == "quantize_x":
+        q, p = result
+        want_q, want_p = reference.dynamic_quantize_linear(d.x)
+        if not (p == want_p and np.array_equal(q, want_q)):
+            raise AssertionError("dynamic_quantize_linear disagrees with the ONNX definition; not timing it")
+        return
     from qbench.peers import to_numpy
 
-    got = to_numpy(result)[: CHECK_ROWS].astype(np.float64)
+    got = to_numpy(result)[:CHECK_ROWS].astype(np.float64)
     rows = slice(0, CHECK_ROWS)
     if d.variant == "float32":
         exact = d.x[rows].astype(np.float64) @ d.w.T.astype(np.float64)
@@ -202,4 +248,5 @@ MATMUL = Family(
     ceiling="read",
     axes=("shape",),
     axis_values={"shape": layer_shapes},
+    threads=layer_threads,
 )

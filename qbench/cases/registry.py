@@ -77,7 +77,8 @@ class Family:
     axes: tuple[str, ...] = ("size",)
     #: Bytes a call allocates for its output (0 for an implementation that writes into a preallocated one).
     allocates: Callable[[Any, str], int] = lambda data, impl: 0
-    axis_values: Mapping[str, Callable[[], tuple[int, ...]]] = field(default_factory=lambda: {"size": sizes})
+    axis_values: Mapping[str, Callable[[], tuple]] = field(default_factory=lambda: {"size": sizes})
+    threads: Callable[[], tuple[int, ...]] = thread_counts  # the thread counts it is swept over
 
     @property
     def benchmark(self) -> str:
@@ -93,20 +94,20 @@ class Family:
     def grid(self) -> tuple[list, list[str]]:
         """asv ``params`` and ``param_names``: the family's axes, then dtype, threads and implementation."""
         axes = [list(self.axis_values[a]()) for a in self.axes]
-        return [*axes, list(self.grid_dtypes()), list(thread_counts()), list(self.grid_impls())], [
+        return [*axes, list(self.grid_dtypes()), list(self.threads()), list(self.grid_impls())], [
             *self.axes,
             "dtype",
             "threads",
             "impl",
         ]
 
-    def shape(self, shape: int | Shape) -> Shape:
-        """A shape from a mapping of the family's axes, or from a bare element count for a 1-D family."""
+    def shape(self, shape: int | str | Shape) -> Shape:
+        """A shape from a mapping of the family's axes, or from the bare value of a one-axis family."""
         if isinstance(shape, Mapping):
             return shape
-        if self.axes != ("size",):
-            raise TypeError(f"{self.name} has axes {self.axes}; pass a mapping, not a bare size")
-        return {"size": int(shape)}
+        if len(self.axes) != 1:
+            raise TypeError(f"{self.name} has axes {self.axes}; pass a mapping, not a bare value")
+        return {"size": int(shape)} if self.axes == ("size",) else {self.axes[0]: shape}
 
     def build(
         self, dtype: str, shape: int | Shape, impl: str, threads: int, buffers: Buffers, parallel: bool | None = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .families import BANDWIDTH_OPS, KERNELS
 from .grid import IMPLS, PEER_IMPLS, sizes, thread_counts
+from .matmul import MATMUL
 from .registry import Family, Operand, Shape, Stream, itemsize
 
 #: What a kernel's share of a bandwidth ceiling is measured against, side by side in one process. The pattern
@@ -33,15 +34,18 @@ SPEEDUP_PAIRS: dict[str, tuple[str, str]] = {
 #: The ``against`` of a thread-scaling comparison.
 ONE_THREAD = "1 thread"
 
+#: Every family: the elementwise kernels (:data:`KERNELS`, swept by size) and the matrix products (by shape).
+FAMILIES: dict[str, Family] = {**KERNELS, MATMUL.name: MATMUL}
+
 #: The asv class of each kernel family, and the family it times (how results name their kernel).
-BENCHMARK_KERNELS: dict[str, str] = {f.benchmark: f.name for f in KERNELS.values()}
+BENCHMARK_KERNELS: dict[str, str] = {f.benchmark: f.name for f in FAMILIES.values()}
 
 
 def family(kernel: str) -> Family:
     try:
-        return KERNELS[kernel]
+        return FAMILIES[kernel]
     except KeyError:
-        raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(KERNELS)}") from None
+        raise ValueError(f"unknown kernel {kernel!r}; known: {', '.join(FAMILIES)}") from None
 
 
 def operands(kernel: str, dtype: str, shape: int | Shape) -> tuple[Operand, ...]:

@@ -246,7 +246,17 @@ def test_a_run_without_side_by_side_points_still_summarizes_and_reports(frame, i
 
 def test_figures_registry_is_ordered_and_complete():
     kinds = [spec.kind for spec in report.FIGURES]
-    assert kinds == ["throughput", "speedup", "memory", "accuracy", "threads", "side by side", "history"]
+    assert kinds == [
+        "throughput",
+        "speedup",
+        "memory",
+        "accuracy",
+        "threads",
+        "side by side",
+        "linear layer",
+        "linear layer speed",
+        "history",
+    ]
     assert [s.order for s in report.FIGURES] == sorted(s.order for s in report.FIGURES)
 
 

@@ -117,11 +117,71 @@ def test_buffers_are_page_placed_and_seeded():
 
 def test_results_name_each_family_by_its_benchmark_class():
     import benchmarks.benchmarks.bench_accumulate as acc
+    import benchmarks.benchmarks.bench_matmul as matmul
     import benchmarks.benchmarks.bench_quantize as quant
 
-    classes = {name: getattr(m, name) for m in (acc, quant) for name in dir(m) if hasattr(getattr(m, name), "kernel")}
+    modules = (acc, matmul, quant)
+    classes = {name: getattr(m, name) for m in modules for name in dir(m) if hasattr(getattr(m, name), "kernel")}
     named = {cls.kernel: name for name, cls in classes.items() if cls.kernel}
-    assert named == {k: fam.benchmark for k, fam in cases.KERNELS.items()}
+    assert named == {k: fam.benchmark for k, fam in cases.FAMILIES.items()}
     assert cases.BENCHMARK_KERNELS == {v: k for k, v in named.items()}
     with pytest.raises(TypeError, match="must be named QuantizeAxis"):
         type("PerChannel", (_common._KernelBench,), {"kernel": "quantize_axis"})
+
+
+# ---- the matmul family, swept by shape ---------------------------------------------------------------------
+
+LAYER = "5x96x40"
+LAYER_POINTS = [(v, impl) for v in cases.MATMUL.dtypes for impl in cases.MATMUL.impls]
+
+
+@pytest.mark.parametrize("variant,impl", LAYER_POINTS)
+def test_every_layer_point_builds_and_agrees_with_its_reference(variant, impl):
+    try:
+        run, data = cases.MATMUL.build(variant, LAYER, impl, 1, Buffers(seed=1))
+        result = run()
+    except NotImplementedError as exc:  # NumPy has no int8 matmul; a peer without the variant; peers absent
+        pytest.skip(str(exc))
+    cases.MATMUL.check(data, impl, result)
+
+
+@pytest.mark.parametrize("variant", ["float32", "static", "dynamic", "integer"])
+def test_a_wrong_layer_answer_fails_the_check(variant):
+    run, data = cases.MATMUL.build(variant, LAYER, "qbench", 1, Buffers(seed=1))
+    result = run()
+    wrong = result.copy()
+    # One output off by a step (integers) or by 2**-10 of itself (float32: far beyond a float32 dot's error).
+    wrong[1, 2] += 1 if wrong.dtype.kind in "iu" else wrong[1, 2] * 2.0**-10 + 2.0**-20
+    with pytest.raises(AssertionError):
+        cases.MATMUL.check(data, "qbench", wrong)
+
+
+def test_layer_rules_count_operations_and_weight_bytes():
+    m, k, n = 5, 96, 40
+    assert cases.matmul.dims(LAYER) == (m, k, n) and cases.matmul.ops(LAYER) == 2 * m * k * n
+    assert cases.matmul.weight_bytes("static", LAYER) == k * n
+    assert cases.matmul.weight_bytes("float32", LAYER) == 4 * k * n
+    assert cases.bytes_moved("matmul", "dynamic", LAYER) == 4 * m * k + k * n + 4 * m * n
+    with pytest.raises(ValueError, match="MxKxN"):
+        cases.matmul.dims("5x96")
+
+
+@pytest.mark.parametrize("comparison", cases.matmul.COMPARISONS)
+@pytest.mark.parametrize("shape", ["1x256x64", "8x256x64"])
+def test_every_layer_comparison_builds_or_says_why_not(comparison, shape):
+    against = comparison.split(" / ")[1]
+    gemv = cases.matmul.dims(shape)[0] == 1
+    if (against == "read" and not gemv) or (against == "peak" and gemv):
+        with pytest.raises(NotImplementedError, match="GEMV"):
+            _common.prepared_layer_pair(comparison, shape, 1)
+        return
+    try:
+        mine, base, per_work = _common.prepared_layer_pair(comparison, shape, 1)
+    except peers.PeerUnavailable as exc:
+        pytest.skip(str(exc))
+    ratio = _common.side_by_side(mine, base, per_byte=per_work, rounds=1, timer=lambda case: 1.0)
+    # With equal times the ratio is that of the work each side counts: 1, or weight bytes (operations) over
+    # the probe's bytes (the in-cache shape's operations).
+    assert ratio == pytest.approx(mine.nbytes / base.nbytes if per_work else 1.0)
+    if against == "read":
+        assert mine.nbytes == cases.matmul.weight_bytes(comparison.split(" / ")[0], shape) == base.nbytes

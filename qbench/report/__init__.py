@@ -4,6 +4,7 @@
 - :mod:`.headline`: the page's answers and the flags on what cannot be right;
 - :mod:`.figures`: what plots share and the registry of the main page's figures;
 - :mod:`.plots_speed`, :mod:`.plots_ratios`: the plot functions;
+- :mod:`.layers`: the linear layers' (matmul) tables and pictures;
 - :mod:`.render`: Markdown and HTML;
 - :mod:`.pages`: report folders (main, compare, history), the README table and the run summary.
 """

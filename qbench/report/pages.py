@@ -19,7 +19,7 @@ import pandas as pd
 from qbench import cases
 from qbench.regress import one_env_per_commit
 
-from . import plots_ratios, plots_speed  # noqa: F401 - registers their figures
+from . import layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .headline import (
     flag_lines,
@@ -106,6 +106,20 @@ def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
             "Side by side: every ratio measured in one process (above 1 qbench, the 8-bit kernel or N threads is "
             "faster)",
             side_by_side_pivot(data.sbs),
+        ),
+        (
+            "Linear layers y = x @ W.T: GOP/s by shape (1 thread; the int8 weights' size beside each shape)",
+            layers.layer_table(data.current),
+        ),
+        (
+            "Linear layers side by side: qbench's layer over each baseline (speed-up), or its share of the read "
+            "ceiling in weight bytes/s (GEMV), of the same kernel's in-cache rate (GEMM), or of quantize_x in the "
+            "dynamic layer's time",
+            layers.layer_ratio_table(data.current),
+        ),
+        (
+            "Linear layers: SQNR (dB) of the int8 output against float32, by how the activations were quantized",
+            layers.layer_accuracy_table(data.current),
         ),
         ("Accuracy: SQNR (dB) of the round trip, by calibration method and data", accuracy_table(data.current)),
         (f"Memory per call at {pow2(cases.MEMORY_SIZE)} elements", memory_table(data.current)),

@@ -37,8 +37,10 @@ def select(
 
 
 def timings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Kernel and bandwidth time_ rows that succeeded, with GB/s and elements/s (median and quartile band)."""
-    t = select(frame, "time_run").copy()
+    """Elementwise kernel and bandwidth time_ rows that succeeded, with GB/s and elements/s (median and quartile
+    band). Families swept by shape rather than size (matmul) have their own tables (:mod:`.layers`)."""
+    t = select(frame, "time_run")
+    t = t[t["size"].notna()].copy()
     if t.empty:
         return t
     t["size"] = t["size"].astype(int)

@@ -169,7 +169,7 @@ def test_layer_rules_count_operations_and_weight_bytes():
 @pytest.mark.parametrize("comparison", cases.matmul.COMPARISONS)
 @pytest.mark.parametrize("shape", ["1x256x64", "8x256x64"])
 def test_every_layer_comparison_builds_or_says_why_not(comparison, shape):
-    against = comparison.split(" / ")[1]
+    against = cases.Comparison.parse(comparison).against
     gemv = cases.matmul.dims(shape)[0] == 1
     if (against == "read" and not gemv) or (against == "peak" and gemv):
         with pytest.raises(NotImplementedError, match="GEMV"):
@@ -184,4 +184,4 @@ def test_every_layer_comparison_builds_or_says_why_not(comparison, shape):
     # the probe's bytes (the in-cache shape's operations).
     assert ratio == pytest.approx(mine.nbytes / base.nbytes if per_work else 1.0)
     if against == "read":
-        assert mine.nbytes == cases.matmul.weight_bytes(comparison.split(" / ")[0], shape) == base.nbytes
+        assert mine.nbytes == cases.matmul.weight_bytes(cases.Comparison.parse(comparison).dtype, shape) == base.nbytes

@@ -169,7 +169,7 @@ def prepared_pair(comparison: str, size: int, threads: int) -> tuple[Prepared, P
 
 
 def prepared_layer_pair(comparison: str, shape: str, threads: int) -> tuple[Prepared, Prepared, bool]:
-    """qbench's linear layer and its baseline for a ``"variant / against"`` of ``cases.matmul.COMPARISONS``,
+    """qbench's linear layer and its baseline for a ``"matmul variant / against"`` of ``cases.matmul.COMPARISONS``,
     built once per process, and whether the ratio is one of work rates (a share of a ceiling).
 
     Against ``read`` both sides count weight bytes (a GEMV, M = 1); against
@@ -179,7 +179,8 @@ def prepared_layer_pair(comparison: str, shape: str, threads: int) -> tuple[Prep
     mm = cases.matmul
 
     def build() -> tuple[Prepared, Prepared, bool]:
-        variant, against = comparison.split(" / ")
+        pair = cases.Comparison.parse(comparison)
+        variant, against = pair.dtype, pair.against
         m = mm.dims(shape)[0]
         if against == "read" and m != 1:
             raise NotImplementedError("the read ceiling judges a GEMV (M = 1); a GEMM is judged against its peak")
@@ -291,17 +292,19 @@ class _Timed:
         sample_time = 0.005
 
 
-class _KernelBench(_Timed):
-    """Base of every kernel benchmark: time and GB/s over the kernel's grid.
+class _KernelTime(_Timed):
+    """Base of every kernel benchmark: the time of one call over the kernel's grid.
 
-    Elements per second are derived by the report from the same time_ medians
-    (size / time); a separate track_ would cost one more process per grid point.
+    Elements (or operations) per second are derived by the report from the same
+    time_ medians; a separate track_ would cost one more process per grid point.
     """
 
     kernel = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__name__.startswith("_"):  # a base class of the harness, not a benchmark
+            return
         if cls.__name__ != cases.family(cls.kernel).benchmark:  # results name the kernel by its class
             raise TypeError(f"the benchmark of {cls.kernel!r} must be named {cases.family(cls.kernel).benchmark}")
 
@@ -310,6 +313,10 @@ class _KernelBench(_Timed):
 
     def time_run(self, size: int, dtype: str, threads: int, impl: str) -> None:
         self.case.run()
+
+
+class _KernelBench(_KernelTime):
+    """A memory-bound kernel's benchmark: its time, and GB/s of the bytes it moves."""
 
     def track_gbps(self, size: int, dtype: str, threads: int, impl: str) -> float:
         return self.case.nbytes / median_rate(self.case) / 1e9

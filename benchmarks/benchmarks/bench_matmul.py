@@ -4,10 +4,10 @@ import numpy as np
 
 import qbench
 
-from ._common import _KernelBench, _Timed, cases, prepared_layer_pair, side_by_side_rounds
+from ._common import _KernelTime, _Timed, cases, prepared_layer_pair, side_by_side_rounds
 
 
-class Matmul(_KernelBench):
+class Matmul(_KernelTime):
     """Time per call of every variant and implementation; the report derives GOP/s and weight GB/s."""
 
     kernel = "matmul"

@@ -52,24 +52,25 @@ VARIANT_TYPES = {
     "integer": ("uint8", "int8", "int32"),
     "quantize_x": ("float32", None, "uint8"),
 }
-#: What every side-by-side ratio of the sweep holds qbench's ``variant`` to, as ``"variant / against"``:
+#: What every side-by-side ratio of the sweep holds qbench's ``variant`` to, as ``"matmul variant / against"``
+#: (the naming of :class:`qbench.cases.Comparison`):
 #: another implementation and variant (``"numpy float32"``), the read ceiling in weight bytes per second
 #: (a GEMV), the same kernel's in-cache rate in operations per second (a GEMM), or the input's quantization.
 COMPARISONS = (
-    "static / numpy float32",
-    "dynamic / numpy float32",
-    "static / qbench float32",
-    "float32 / numpy float32",
-    "static / onnxruntime static",
-    "static / torch static",
-    "dynamic / onnxruntime dynamic",
-    "dynamic / torch dynamic",
-    "integer / onnxruntime integer",
-    "static / read",
-    "dynamic / read",
-    "static / peak",
-    "float32 / peak",
-    "dynamic / qbench quantize_x",
+    "matmul static / numpy float32",
+    "matmul dynamic / numpy float32",
+    "matmul static / qbench float32",
+    "matmul float32 / numpy float32",
+    "matmul static / onnxruntime static",
+    "matmul static / torch static",
+    "matmul dynamic / onnxruntime dynamic",
+    "matmul dynamic / torch dynamic",
+    "matmul integer / onnxruntime integer",
+    "matmul static / read",
+    "matmul dynamic / read",
+    "matmul static / peak",
+    "matmul float32 / peak",
+    "matmul dynamic / qbench quantize_x",
 )
 #: Accuracy of the layer's output against float32: static with each calibration method, and dynamic.
 ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")

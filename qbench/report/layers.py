@@ -63,7 +63,7 @@ def layer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     r = select(frame, "track_ratio", cls="MatmulSideBySide")
     if r.empty:
         return pd.DataFrame(columns=["shape", "variant", "against", "threads", "ratio", "m", "k", "n"])
-    pairs = [str(c).split(" / ", 1) for c in r["param_comparison"]]
+    pairs = [cases.Comparison.parse(str(c)) for c in r["param_comparison"]]
     r = _shape_columns(r, r["param_shape"].astype(str))
     return pd.DataFrame(
         {
@@ -71,8 +71,8 @@ def layer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
             "m": r["m"].to_numpy(),
             "k": r["k"].to_numpy(),
             "n": r["n"].to_numpy(),
-            "variant": [p[0] for p in pairs],
-            "against": [p[1] for p in pairs],
+            "variant": [p.dtype for p in pairs],
+            "against": [p.against for p in pairs],
             "threads": r["threads"].astype(int).to_numpy(),
             "ratio": r["value"].to_numpy(),
         }
@@ -106,7 +106,7 @@ def layer_ratio_table(frame: pd.DataFrame) -> pd.DataFrame:
     r = layer_ratios(frame)
     if r.empty:
         return pd.DataFrame()
-    r = r.assign(comparison=[f"{v} / {a}" for v, a in zip(r["variant"], r["against"], strict=True)])
+    r = r.assign(comparison=[f"matmul {v} / {a}" for v, a in zip(r["variant"], r["against"], strict=True)])
     wide = r.pivot_table(index=["comparison", "threads"], columns="shape", values="ratio")
     wide = wide[_shape_order(r["shape"])]
     wide.columns.name = None

@@ -61,6 +61,7 @@ def layer_timings(frame: pd.DataFrame) -> pd.DataFrame:
 def layer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """The side-by-side ratios: one row per shape, comparison and thread count."""
     r = select(frame, "track_ratio", cls="MatmulSideBySide")
+    r = r[r["param_comparison"].astype(str).str.startswith("matmul ")]  # older suites named them otherwise
     if r.empty:
         return pd.DataFrame(columns=["shape", "variant", "against", "threads", "ratio", "m", "k", "n"])
     pairs = [cases.Comparison.parse(str(c)) for c in r["param_comparison"]]
@@ -93,7 +94,7 @@ def layer_table(frame: pd.DataFrame) -> pd.DataFrame:
     t = layer_timings(frame)
     if t.empty:
         return t
-    t = t[t["threads"] == 1]
+    t = t[(t["threads"] == 1) & (t["variant"] != "quantize_x")]  # the input's quantization alone has no matmul
     wide = t.pivot_table(index="label", columns="shape", values="gops")
     wide = wide[_shape_order(t["shape"])]
     wide.columns = [_weights_label(s) for s in wide.columns]

@@ -89,7 +89,23 @@ def describe() -> dict[str, Any]:
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
         "threading_layer": _threading_layer(),
+        "blas": numpy_blas(),
     }
+
+
+def numpy_blas() -> str:
+    """The BLAS NumPy's float32 matmul runs here and the kernels it picked for this CPU (threadpoolctl)."""
+    import numpy  # noqa: F401 - loads the BLAS that threadpoolctl inspects
+    from threadpoolctl import threadpool_info
+
+    found = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not found:
+        return "none found"
+    return "; ".join(
+        f"{i.get('internal_api', '?')} {i.get('version') or ''} ({i.get('architecture') or 'kernels not reported'}"
+        f", {i.get('threading_layer', '?')} threads)".replace("  ", " ")
+        for i in found
+    )
 
 
 def _threading_layer() -> str:

@@ -61,20 +61,26 @@ class Prepared:
     threads: int = 1  # the thread budget, set again before each timing: two cases of a pair may differ
 
 
-def set_threads(threads: int, impl: str) -> None:
+def set_threads(threads: int, impl: str, numpy_threads: bool = False) -> None:
     """Give every implementation the same budget of ``threads`` threads, used as its users would use it.
 
     qbench gets ``numba.set_num_threads(threads)`` and its own serial/parallel
     choice (``parallel=None``), as ONNX Runtime gets its intra-op threads and
     PyTorch ``torch.set_num_threads``: each decides for itself whether a call
     is worth the threads. Forcing qbench's parallel form on a small call would
-    measure a mode no user picks.
+    measure a mode no user picks. NumPy's BLAS (its float32 matmul, float64
+    dot) is held to the budget too: OpenBLAS would otherwise use every core.
     """
-    if threads > 1 and impl == "numpy":
+    if threads > 1 and impl == "numpy" and not numpy_threads:
         raise NotImplementedError(f"{impl} runs single-threaded; threads={threads} is not measured")
     if threads > cases.all_cores():
         raise NotImplementedError(f"threads={threads} exceeds this machine's {cases.all_cores()} cores")
     numba.set_num_threads(max(1, threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an environment of an older commit, from before qbench required it
+        return
+    threadpool_limits(limits=max(1, threads), user_api="blas")
 
 
 def _seed(point: int | str) -> int:
@@ -89,7 +95,7 @@ def prepare(kernel: str, dtype: str, size: int | str, threads: int, impl: str) -
     serial or parallel itself. The first call also loads or compiles the kernel,
     so no timed sample includes compilation.
     """
-    set_threads(threads, impl)
+    set_threads(threads, impl, kernel not in cases.BANDWIDTH_OPS and cases.family(kernel).numpy_threads)
     buffers = cases.Buffers(seed=_seed(size))
     if kernel in cases.BANDWIDTH_OPS:
         return _fastest(cases.bandwidth_call(kernel, size, buffers), cases.bytes_moved(kernel, dtype, size), threads)

@@ -172,7 +172,10 @@ def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
 
 
 def _numpy(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+    """NumPy's float32 layer: its BLAS (which the harness holds to the thread budget)."""
     if d.variant == "quantize_x":
+        if threads > 1:
+            raise NotImplementedError("NumPy's dynamic quantization runs single-threaded")
         return lambda: reference.dynamic_quantize_linear(d.x)
     if d.variant != "float32":
         raise NotImplementedError("NumPy has no 8-bit matrix multiply; its float32 BLAS is the baseline")
@@ -251,4 +254,5 @@ MATMUL = Family(
     axes=("shape",),
     axis_values={"shape": layer_shapes},
     threads=layer_threads,
+    numpy_threads=True,
 )

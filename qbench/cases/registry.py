@@ -79,6 +79,7 @@ class Family:
     allocates: Callable[[Any, str], int] = lambda data, impl: 0
     axis_values: Mapping[str, Callable[[], tuple]] = field(default_factory=lambda: {"size": sizes})
     threads: Callable[[], tuple[int, ...]] = thread_counts  # the thread counts it is swept over
+    numpy_threads: bool = False  # whether its NumPy implementation can use threads (BLAS does)
 
     @property
     def benchmark(self) -> str:

@@ -61,7 +61,8 @@ def layer_timings(frame: pd.DataFrame) -> pd.DataFrame:
 def layer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """The side-by-side ratios: one row per shape, comparison and thread count."""
     r = select(frame, "track_ratio", cls="MatmulSideBySide")
-    r = r[r["param_comparison"].astype(str).str.startswith("matmul ")]  # older suites named them otherwise
+    if not r.empty:
+        r = r[r["param_comparison"].astype(str).str.startswith("matmul ")]  # older suites named them otherwise
     if r.empty:
         return pd.DataFrame(columns=["shape", "variant", "against", "threads", "ratio", "m", "k", "n"])
     pairs = [cases.Comparison.parse(str(c)) for c in r["param_comparison"]]
@@ -135,15 +136,22 @@ def plot_layer_answer(data: ReportData, out: Path) -> Figure | None:
     if r.empty:
         return None
     fig, (left, right) = plt().subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    colors = {kn: plt().get_cmap("tab10")(i) for i, kn in enumerate(sorted(set(zip(r["k"], r["n"], strict=True))))}
     for (variant, k, n), part in r.groupby(["variant", "k", "n"]):
         part = part.sort_values("m")
-        style = "-" if variant == "static" else "--"
-        left.plot(part["m"], part["ratio"], style, marker="o", label=f"{variant}, K x N = {k} x {n}")
+        style, marker = ("-", "o") if variant == "static" else ("--", "s")
+        left.plot(
+            part["m"], part["ratio"], style, marker=marker, color=colors[(k, n)], label=f"{variant}, K x N = {k} x {n}"
+        )
     left.axhline(1.0, color="k", lw=0.8)
     left.axhline(4.0, color="0.5", lw=0.8, ls=":")
     left.text(1, 4.0, " 4x: a quarter of the weight bytes", fontsize=7, va="bottom", color="0.4")
     left.set_xscale("log", base=2)
+    batches = sorted(set(r["m"]))
+    left.set_xticks(batches, [str(b) for b in batches])
+    left.set_xlim(0.7, max(batches) * 1.4)
     plain_log_y(left)
+    left.set_ylim(min(0.5, r["ratio"].min() * 0.8), max(6.0, r["ratio"].max() * 1.25))
     left.set_xlabel("batch size M (rows of activations; 1 = GEMV, LLM decoding)")
     left.set_ylabel("int8 speed over NumPy float32 (x)")
     left.set_title("speed: above 1, int8 is faster (1 thread, side by side)", fontsize=10)
@@ -157,7 +165,7 @@ def plot_layer_answer(data: ReportData, out: Path) -> Figure | None:
         right.set_xticks(np.arange(len(methods)) + width * (len(columns) - 1) / 2, methods, fontsize=8)
         right.set_ylabel("SQNR of the layer output vs float32 (dB)")
         right.set_title("accuracy: static (calibration method) or dynamic", fontsize=10)
-        right.legend(fontsize=7)
+        right.legend(fontsize=7, loc="lower left")
     else:
         right.axis("off")
     return save(

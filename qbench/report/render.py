@@ -45,6 +45,7 @@ def machine_lines(info: dict[str, Any], machine: str, commit: str, date: Any) ->
             f", llvmlite {info.get('llvmlite', '?')}",
         ),
         ("Numba threading layer", str(info.get("threading_layer", "unknown"))),
+        ("NumPy's BLAS (the float32 layer baseline)", str(info.get("blas", "unknown (recorded by an older qbench)"))),
         ("parallel switch (parallel=None)", str(info.get("parallel_switch", "unknown (recorded by an older qbench)"))),
         ("commit", f"{commit[:12]} ({date})"),
     ]

@@ -56,6 +56,7 @@ HOT = {
         km.dot_rows,
         (W16.astype(f32), X.reshape(16, -1), f32(0), f32(0), ZB.astype(f32), SUMS.astype(f32), OUT.astype(f32), 4),
     ),
+    "matmul int8 peak": (km.dot_peak, (W16[0], I8[: N // 16], np.int16(0), np.int32(0), 2)),
     "widen rows": (
         km.widen_rows,
         (U8.reshape(4, -1), np.zeros(4, np.int16), np.zeros((4, N // 4), np.int16), np.zeros(4, np.int32)),

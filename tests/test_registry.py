@@ -185,3 +185,10 @@ def test_every_layer_comparison_builds_or_says_why_not(comparison, shape):
     assert ratio == pytest.approx(mine.nbytes / base.nbytes if per_work else 1.0)
     if against == "read":
         assert mine.nbytes == cases.matmul.weight_bytes(cases.Comparison.parse(comparison).dtype, shape) == base.nbytes
+
+
+def test_numpy_blas_is_held_to_the_thread_budget():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _common.set_threads(1, "numpy")
+    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert blas and all(i["num_threads"] == 1 for i in blas)  # OpenBLAS would otherwise take every core

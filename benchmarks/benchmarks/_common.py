@@ -179,8 +179,8 @@ def prepared_layer_pair(comparison: str, shape: str, threads: int) -> tuple[Prep
     built once per process, and whether the ratio is one of work rates (a share of a ceiling).
 
     Against ``read`` both sides count weight bytes (a GEMV, M = 1); against
-    ``peak`` both count operations, the baseline being the same kernel on
-    :data:`PEAK_SHAPE`, whose operands stay in L2 (a GEMM).
+    ``peak`` both count operations, the baseline being the kernel's inner loop
+    repeated on an L1-resident pair (``cases.matmul.peak_call``; a GEMM).
     """
     mm = cases.matmul
 
@@ -192,12 +192,14 @@ def prepared_layer_pair(comparison: str, shape: str, threads: int) -> tuple[Prep
             raise NotImplementedError("the read ceiling judges a GEMV (M = 1); a GEMM is judged against its peak")
         if against == "peak" and m == 1:
             raise NotImplementedError("a GEMV is judged against the read ceiling, not the arithmetic peak")
+        if against == "peak" and threads > 1:
+            raise NotImplementedError("the peak probe is one core's; a GEMM is held to it at 1 thread")
         if against == "read":
             weights = mm.weight_bytes(variant, shape)
             base = prepare("read", "float32", weights // 4, threads, "qbench")
         elif against == "peak":
-            base = prepare("matmul", variant, mm.PEAK_SHAPE, threads, "qbench")
-            base.nbytes = mm.ops(mm.PEAK_SHAPE)
+            call, ops = mm.peak_call(variant, cases.Buffers(seed=0))
+            base = Prepared(call, ops, 0, 1)
         else:
             impl, base_variant = against.split(" ")
             base = prepare("matmul", base_variant, shape, threads, impl)

@@ -78,9 +78,9 @@ ACTIVATIONS = ("normal", "outliers")
 ACCURACY_SHAPE = "64x1024x256"
 #: Rows checked against the reference: dynamic quantization takes its range from every row, the rest row by row.
 CHECK_ROWS = 4
-#: The in-cache shape of a GEMM's peak probe: the same kernel with its int8 operands resident in L2 (384 KiB),
-#: large enough (34 M operations) that the per-call overhead is lost in it.
-PEAK_SHAPE = "128x1024x128"
+#: The peak probe of a GEMM: the kernel's inner loop (one dot of K = PEAK_K) on an L1-resident pair, repeated
+#: PEAK_REPS times in one call: the operations per second its arithmetic and loads allow, no memory beyond L1.
+PEAK_K, PEAK_REPS = 2048, 4096
 
 
 def layer_shapes() -> tuple[str, ...]:
@@ -113,6 +113,19 @@ def weight_bytes(variant: str, shape: str | Shape) -> int:
     _, k, n = dims(shape)
     weights = VARIANT_TYPES[variant][1]
     return k * n * np.dtype(weights).itemsize if weights else 0
+
+
+def peak_call(variant: str, buf: Buffers) -> tuple[Callable[[], Any], int]:
+    """(call, operations) of the peak probe for ``variant``: int8 weights against int16-widened activations as
+    ``matmul_integer`` runs them, or float32 against float32 (the float twin)."""
+    from qbench.kernels import matmul as kernels
+
+    if VARIANT_TYPES[variant][1] == "float32":
+        a, b, zeros = buf.random("float32", PEAK_K, 0), buf.random("float32", PEAK_K, 1), (np.float32(0),) * 2
+    else:
+        a = buf.random("int16", PEAK_K, 0) >> 7  # the range of widened 8-bit activations
+        b, zeros = buf.random("int8", PEAK_K, 1), (np.int16(0), np.int32(0))
+    return (lambda: kernels.dot_peak(a, b, *zeros, PEAK_REPS)), 2 * PEAK_K * PEAK_REPS
 
 
 def _operands(variant: str, shape: Shape) -> tuple[Operand, ...]:

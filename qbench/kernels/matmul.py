@@ -91,3 +91,19 @@ def min_max(x, zero):
         hi = max(hi, v)
         nans += v != v
     return lo, hi, nans
+
+
+@kernel(fastmath=REASSOC)
+def dot_peak(a, b, lane_zero, acc_zero, reps):
+    """:func:`dot_rows`'s inner loop ``reps`` times over one L1-resident pair: the rate its arithmetic allows.
+
+    Each repeat's sum feeds the total, so no repeat can be skipped.
+    """
+    lane, acc = type(lane_zero), type(acc_zero)
+    total = acc_zero
+    for _ in range(reps):
+        s = acc_zero
+        for k in range(a.shape[0]):
+            s = acc(s + acc(a[k]) * acc(lane(b[k])))
+        total = acc(total + s)
+    return total

@@ -240,10 +240,10 @@ def qlinear_matmul(
     zp = y_params.zero_point
     lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
     acc2 = acc.reshape(-1, n)
-    out = np.empty(acc2.shape, np.int32)
+    out = np.empty(acc2.shape, y_params.dtype)
     par = api.use_parallel(acc.nbytes, parallel, ("requantize",))
     mm_k.requantize.target(par)(acc2, np.ascontiguousarray(multiplier, np.float32), lo, hi, np.int32(zp), out)
-    return out.astype(y_params.dtype).reshape(acc.shape)
+    return out.reshape(acc.shape)
 
 
 def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np.ndarray, QuantParams]:

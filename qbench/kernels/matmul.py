@@ -68,10 +68,10 @@ def scale_rows(acc, scale, bias, out):
 
 @kernel
 def requantize(acc, multiplier, lo, hi, zero_point, out):
-    """out = round_half_even(clamp(float32(acc) * multiplier[n], lo, hi)) + zero_point.
+    """out = round_half_even(clamp(float32(acc) * multiplier[n], lo, hi)) + zero_point, stored in out's type.
 
     ``lo``/``hi`` are the output range less the zero point, so clamping
-    before rounding equals saturating after it.
+    before rounding equals saturating after it, and the sum always fits.
     """
     for m in prange(acc.shape[0]):
         src, dst = acc[m], out[m]

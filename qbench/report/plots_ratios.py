@@ -222,7 +222,7 @@ def plot_memory(data: ReportData, out: Path) -> Figure | None:
 
 @figure("accuracy", order=40, needs_timings=False)
 def plot_accuracy(data: ReportData, out: Path) -> Figure | None:
-    acc = select(data.current, "track_sqnr_db")
+    acc = select(data.current, "track_sqnr_db", cls="Accuracy")
     if acc.empty:
         return None
     pyplot = plt()

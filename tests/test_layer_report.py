@@ -1,0 +1,70 @@
+"""The linear layers' tables and pictures, from the asv results of a real ``qbench run --quick -b Matmul``.
+
+``tests/data/layer-run`` holds them (1 thread, with the peers), as
+``tests/data/quick-run`` holds the elementwise suite's.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qbench import cases, report
+from qbench.report import layers
+from qbench.results import load_results, machine_info
+
+RESULTS = Path(__file__).parent / "data" / "layer-run"
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return load_results(RESULTS)
+
+
+def test_gops_and_weight_bytes_follow_the_registry_rules(frame):
+    t = layers.layer_timings(frame)
+    assert not t.empty and set(t["shape"]) == set(cases.matmul.SHAPES_QUICK)
+    for _, row in t.iterrows():
+        m, k, n = (int(v) for v in row["shape"].split("x"))
+        assert row["gops"] == pytest.approx(2 * m * k * n / row["value"] / 1e9)
+        weight_itemsize = {"float32": 4, "quantize_x": 0}.get(row["variant"], 1)
+        assert row["weight_gbps"] == pytest.approx(k * n * weight_itemsize / row["value"] / 1e9)
+
+
+def test_layer_table_has_one_column_per_shape_and_no_input_quantization_row(frame):
+    table = layers.layer_table(frame)
+    assert list(table.columns[1:]) == [
+        layers._weights_label(s) for s in ("1x1024x1024", "1x4096x11008", "64x4096x4096")
+    ]
+    labels = set(table["GOP/s, 1 thread"])
+    assert layers.LABELS[("float32", "numpy")] in labels and layers.LABELS[("static", "qbench")] in labels
+    assert not any("alone" in label for label in labels)  # quantize_x has no matmul to count
+
+
+def test_ratio_table_holds_gemv_to_the_read_ceiling_and_gemm_to_the_peak(frame):
+    ratios = layers.layer_ratio_table(frame).set_index("comparison")
+    assert np.isfinite(ratios.loc["matmul static / read", "1x4096x11008"])
+    assert np.isnan(ratios.loc["matmul static / read", "64x4096x4096"])
+    assert np.isfinite(ratios.loc["matmul static / peak", "64x4096x4096"])
+    assert np.isnan(ratios.loc["matmul static / peak", "1x1024x1024"])
+    # Rows come in the registry's order of comparisons.
+    order = [c for c in cases.matmul.COMPARISONS if c in ratios.index]
+    assert list(ratios.index) == order
+
+
+def test_accuracy_table_lists_each_method_then_dynamic(frame):
+    acc = layers.layer_accuracy_table(frame)
+    assert list(acc.iloc[:, 0]) == list(cases.matmul.ACCURACY_METHODS)
+    assert list(acc.columns[1:]) == sorted(cases.matmul.ACTIVATIONS)
+    # Outliers cost every method accuracy: a 50-sigma value stretches the range the other values share.
+    assert (acc["outliers"] < acc["normal"]).all()
+
+
+def test_report_page_shows_the_layers(frame, tmp_path):
+    info = machine_info(RESULTS, "box")
+    index = report.build_report(frame, info, tmp_path / "page", progress=lambda s: None)
+    page = (tmp_path / "page" / "report.md").read_text()
+    for heading in ("int8 vs float32 for a linear layer", "Linear layers y = x @ W.T", "Linear layers side by side"):
+        assert heading in page
+    assert (tmp_path / "page" / "layer_int8_vs_float32.png").stat().st_size > 10_000
+    assert info["blas"] in index.read_text()  # the BLAS behind the float32 baseline, and its kernels, named

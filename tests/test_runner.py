@@ -167,7 +167,14 @@ def test_clock():
 
 @pytest.mark.parametrize(
     "variable,value",
-    [("QBENCH_SIZES", "abc"), ("QBENCH_SIZES", "1024,-5"), ("QBENCH_THREADS", "0"), ("QBENCH_THREADS", "1.5")],
+    [
+        ("QBENCH_SIZES", "abc"),
+        ("QBENCH_SIZES", "1024,-5"),
+        ("QBENCH_THREADS", "0"),
+        ("QBENCH_THREADS", "1.5"),
+        ("QBENCH_SHAPES", "1x4096"),
+        ("QBENCH_SHAPES", "1x0x64"),
+    ],
 )
 def test_a_bad_grid_variable_stops_before_anything_starts(repo, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)

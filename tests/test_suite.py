@@ -14,6 +14,7 @@ from qbench.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1024, 16384)
+LAYER = "4x64x32"  # one small linear layer: the shape axis travels through asv and the report
 PLOT_FILES = (
     "throughput.png",
     "speedup.png",
@@ -63,7 +64,8 @@ def run_qbench(repo: Path, home: Path, *args: str, env: dict[str, str]) -> subpr
 
 
 def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_qbench(repo, home, *args, env={"QBENCH_SIZES": ",".join(map(str, SIZES)), "QBENCH_THREADS": "1,2"})
+    env = {"QBENCH_SIZES": ",".join(map(str, SIZES)), "QBENCH_THREADS": "1,2", "QBENCH_SHAPES": LAYER}
+    return run_qbench(repo, home, *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,10 @@ def suite_run(tmp_path_factory):
     (repo / "benchmarks" / "benchmarks" / "bench_broken.py").write_text(BROKEN)
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a broken benchmark")
-    bench = r"Quantize\.time_run|Sum\.time_run|Bandwidth\.time_run|Accuracy\.track_sqnr|Footprint|Memory\.track_extra"
+    bench = (
+        r"Quantize\.time_run|Sum\.time_run|Bandwidth\.time_run|calibrate\.Accuracy\.track_sqnr|Footprint"
+        r"|Memory\.track_extra|Matmul\.time_run"
+    )
     first = _qbench(repo, home, "run", "--quick", "--machine", "testbox", "-b", bench + "|Broken")
     # A second commit, so the report has history.
     (repo / "README.md").write_text((repo / "README.md").read_text() + "\n")
@@ -104,6 +109,10 @@ def test_results_dataframe_has_every_kernel_dtype_and_size(suite_run):
         assert set(timed.loc[timed["kernel"] == kernel, "size"]) == set(SIZES), kernel
     assert set(timed["threads"]) == {1, 2} and {"qbench", "numpy"} <= set(timed["impl"])
     assert df["commit"].nunique() == 2
+    # The linear layers: swept by the shape QBENCH_SHAPES gave, every variant, at 1 thread (the quick grid).
+    layer = timed[timed["kernel"] == "matmul"]
+    assert set(layer["param_shape"]) == {LAYER} and set(layer["dtype"]) == set(cases.MATMUL.dtypes)
+    assert set(layer["threads"]) == {1}
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Environment variables shape the grid, read when the suite is imported:
 ``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``,
 ``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores)
-and ``QBENCH_SIZES=1024,65536`` the sizes.
+``QBENCH_SIZES=1024,65536`` the sizes and ``QBENCH_SHAPES=1x4096x4096,64x1024x1024`` the
+linear layers' shapes (M x K x N).
 """
 
 from __future__ import annotations
@@ -46,10 +47,26 @@ def _counts(variable: str, what: str, environ: Mapping[str, str] = os.environ) -
     return tuple(sorted({int(p) for p in parts}))
 
 
+def layer_shapes_override(environ: Mapping[str, str] = os.environ) -> tuple[str, ...] | None:
+    """Shapes ``MxKxN`` (each a whole number >= 1) from ``QBENCH_SHAPES``; None when it is unset or empty."""
+    spec = environ.get("QBENCH_SHAPES", "")
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        return None
+    for part in parts:
+        dims = part.split("x")
+        if len(dims) != 3 or not all(d.isdigit() and int(d) >= 1 for d in dims):
+            raise ValueError(
+                f"QBENCH_SHAPES must list shapes MxKxN of whole numbers >= 1, like 1x4096x4096; got {spec!r}"
+            )
+    return tuple(dict.fromkeys(parts))
+
+
 def check_environment(environ: Mapping[str, str]) -> None:
     """Raise ValueError, saying what is wrong, if the grid variables in ``environ`` cannot be read."""
     _counts("QBENCH_SIZES", "element counts", environ)
     _counts("QBENCH_THREADS", "thread counts", environ)
+    layer_shapes_override(environ)
 
 
 def sizes() -> tuple[int, ...]:

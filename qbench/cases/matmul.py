@@ -26,7 +26,7 @@ from qbench import reference
 from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
-from .grid import quick, thread_counts
+from .grid import layer_shapes_override, quick, thread_counts
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape
 
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
@@ -84,7 +84,8 @@ PEAK_K, PEAK_REPS = 2048, 4096
 
 
 def layer_shapes() -> tuple[str, ...]:
-    return SHAPES_QUICK if quick() else SHAPES_FULL
+    """Shapes to sweep: ``QBENCH_SHAPES`` if set, else the grid of the mode."""
+    return layer_shapes_override() or (SHAPES_QUICK if quick() else SHAPES_FULL)
 
 
 def layer_threads() -> tuple[int, ...]:

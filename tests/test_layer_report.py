@@ -68,3 +68,14 @@ def test_report_page_shows_the_layers(frame, tmp_path):
         assert heading in page
     assert (tmp_path / "page" / "layer_int8_vs_float32.png").stat().st_size > 10_000
     assert info["blas"] in index.read_text()  # the BLAS behind the float32 baseline, and its kernels, named
+
+
+def test_run_summary_ends_with_the_layers(frame):
+    from qbench.report.pages import layer_summary
+
+    lines = layer_summary(frame)
+    assert lines[0].startswith("\nlinear layers")
+    rows = {line.split()[0] + " " + " ".join(line.split()[1:4]): line for line in lines[2:]}
+    assert len(lines) - 2 == len(layers.layer_ratio_table(frame))
+    read = rows["matmul static / read"].split()
+    assert read[-1] == "-" and float(read[-2]) > 0  # a GEMM has no read share; the DRAM GEMV has one

@@ -244,6 +244,23 @@ def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> lis
             name = f"{r['kernel']} {r['dtype']} / {r['against']}"
             lines.append(f"  {name:<44} {r['threads']:>7} " + " ".join(cells))
     lines += [f"  [{i}] a share of the ceiling above 100%: {note}" for i, note in enumerate(notes, 1)]
+    return lines + layer_summary(frame)
+
+
+def layer_summary(frame: pd.DataFrame) -> list[str]:
+    """The linear layers' side-by-side ratios, one line per comparison, one column per shape."""
+    table = layers.layer_ratio_table(frame)
+    if table.empty:
+        return []
+    shapes = [c for c in table.columns if c not in ("comparison", "threads")]
+    lines = [
+        "\nlinear layers y = x @ W.T, side by side (above 1 qbench's layer is faster; against read or peak, its share;"
+        " against quantize_x, that step's share of the dynamic layer):",
+        f"  {'comparison':<40} {'threads':>7} " + " ".join(f"{s:>14}" for s in shapes),
+    ]
+    for r in table.to_dict("records"):
+        cells = " ".join(("-" if r[s] != r[s] else f"{r[s]:.2f}").rjust(14) for s in shapes)  # NaN: not measured
+        lines.append(f"  {r['comparison']:<40} {r['threads']:>7} {cells}")
     return lines
 
 

@@ -123,11 +123,12 @@ def _qlinear_case(rng, per_column, y_scale):
     return a, pa, b, pb, QuantParams(np.float32(y_scale), 128, np.uint8)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("per_column", [False, True])
 @pytest.mark.parametrize("y_scale", [1.7, 0.05])  # 0.05 saturates many outputs
-def test_qlinear_matmul_is_the_definition(per_column, y_scale):
+def test_qlinear_matmul_is_the_definition(per_column, y_scale, parallel):
     case = _qlinear_case(np.random.default_rng(1), per_column, y_scale)
-    got = qbench.qlinear_matmul(*case)
+    got = qbench.qlinear_matmul(*case, parallel=parallel)
     np.testing.assert_array_equal(got, ref.qlinear_matmul(*case))
     assert got.dtype == np.uint8
     if y_scale < 0.1:
@@ -143,7 +144,8 @@ def test_qlinear_matmul_rounds_ties_to_even():
     np.testing.assert_array_equal(got[0], [0, 1, 2, 2, 2, 3, 4, 4])
 
 
-def test_dynamic_quantize_linear_is_the_definition():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_dynamic_quantize_linear_is_the_definition(parallel):
     rng = np.random.default_rng(2)
     for x in (
         rng.standard_normal((64, 33)).astype(np.float32) * 3,
@@ -151,7 +153,7 @@ def test_dynamic_quantize_linear_is_the_definition():
         -rng.uniform(0.1, 1, 100).astype(np.float32),  # all negative: max widened to 0, zero point 255
         np.array([-1.0, 0.0, 1.0, 254.0], np.float32),  # scale exactly 1: x / scale ties nowhere, exact grid
     ):
-        q, p = qbench.dynamic_quantize_linear(x)
+        q, p = qbench.dynamic_quantize_linear(x, parallel=parallel)
         q_ref, p_ref = ref.dynamic_quantize_linear(x)
         assert p == p_ref and p.dtype == np.uint8 and p.axis is None
         np.testing.assert_array_equal(q, q_ref)
@@ -164,19 +166,21 @@ def test_dynamic_quantize_linear_of_no_range(x):
     assert p == QuantParams(1.0, 0, np.uint8) and q.shape == x.shape and not q.any()
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_dynamic_quantize_linear_refuses_non_finite_input(bad):
-    x = np.ones(100, np.float32)
-    x[37] = bad
+def test_dynamic_quantize_linear_refuses_non_finite_input(bad, parallel):
+    x = np.ones(100_000, np.float32)
+    x[37_001] = bad
     with pytest.raises(ValueError, match="finite"):
-        qbench.dynamic_quantize_linear(x)
+        qbench.dynamic_quantize_linear(x, parallel=parallel)
     with pytest.raises(TypeError, match="float32"):
         qbench.dynamic_quantize_linear(x.astype(np.float64))
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("per_column", [False, True])
 @pytest.mark.parametrize("bdt", INT8)
-def test_dynamic_quantize_matmul_is_the_definition(per_column, bdt):
+def test_dynamic_quantize_matmul_is_the_definition(per_column, bdt, parallel):
     rng = np.random.default_rng(3)
     x, b = rng.standard_normal((2, 5, 96)).astype(np.float32), ints(rng, bdt, (96, 21))
     if per_column:
@@ -185,7 +189,7 @@ def test_dynamic_quantize_matmul_is_the_definition(per_column, bdt):
         pb = QuantParams(np.float32(0.003), int(ints(rng, bdt, ())), bdt)
     bias = rng.standard_normal(21).astype(np.float32)
     for with_bias in (None, bias):
-        got = qbench.dynamic_quantize_matmul(x, b, pb, with_bias)
+        got = qbench.dynamic_quantize_matmul(x, b, pb, with_bias, parallel=parallel)
         np.testing.assert_array_equal(got, ref.dynamic_quantize_matmul(x, b, pb, with_bias))
         assert got.dtype == np.float32 and got.shape == (2, 5, 21)
 

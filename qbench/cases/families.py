@@ -24,18 +24,10 @@ from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
 from .grid import IMPLS, WITH_PEERS
-from .registry import READ, UPDATE, WRITE, Buffers, Family, Operand, Shape, Stream, elementwise
+from .registry import READ, UPDATE, WRITE, Buffers, Family, Operand, Shape, Stream, elementwise, peers_module
 
 CHECK = 1 << 16  # elements compared at each end of an elementwise output
 AXIS_CHANNELS = 64  # channels of the per-axis conversions (axis 0)
-
-
-def _peers() -> Any:
-    try:
-        from qbench import peers
-    except ImportError:  # an older commit, from before qbench had its peers module
-        raise NotImplementedError("this qbench version has no peers module; peers are not measured") from None
-    return peers
 
 
 def acc_pair(dtype: str) -> tuple[str, str]:
@@ -81,14 +73,14 @@ def _flat_params(p: QuantParams, dims: tuple[int, ...], part: slice) -> QuantPar
 QUANTIZE: dict[str, Callable] = {
     "qbench": lambda d, threads, parallel: lambda: api.quantize(d.x, d.p, out=d.out, parallel=parallel),
     "numpy": lambda d, threads, parallel: lambda: reference.quantize(d.x, d.p),
-    "onnxruntime": lambda d, threads, parallel: _peers().onnxruntime_quantize(d.x, d.p, d.out, threads),
-    "torch": lambda d, threads, parallel: _peers().torch_quantize(d.x, d.p, threads),
+    "onnxruntime": lambda d, threads, parallel: peers_module().onnxruntime_quantize(d.x, d.p, d.out, threads),
+    "torch": lambda d, threads, parallel: peers_module().torch_quantize(d.x, d.p, threads),
 }
 DEQUANTIZE: dict[str, Callable] = {
     "qbench": lambda d, threads, parallel: lambda: api.dequantize(d.q, d.p, out=d.out, parallel=parallel),
     "numpy": lambda d, threads, parallel: lambda: reference.dequantize(d.q, d.p),
-    "onnxruntime": lambda d, threads, parallel: _peers().onnxruntime_dequantize(d.q, d.p, d.out, threads),
-    "torch": lambda d, threads, parallel: _peers().torch_dequantize(d.q, d.p, threads),
+    "onnxruntime": lambda d, threads, parallel: peers_module().onnxruntime_dequantize(d.q, d.p, d.out, threads),
+    "torch": lambda d, threads, parallel: peers_module().torch_dequantize(d.q, d.p, threads),
 }
 
 
@@ -96,7 +88,7 @@ def _check_conversion(d: Any, impl: str, result: Any) -> None:
     """Both ends of the output bit for bit against the reference; PyTorch, which rounds its own way, close to it."""
     if impl == "numpy":
         return
-    flat = (np.asarray(result) if impl == "qbench" else _peers().to_numpy(result)).reshape(-1)
+    flat = (np.asarray(result) if impl == "qbench" else peers_module().to_numpy(result)).reshape(-1)
     if impl == "torch":
         _check_close(flat, d.want, impl)
         return

@@ -27,7 +27,7 @@ from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
 from .grid import layer_shapes_override, quick, thread_counts
-from .registry import READ, WRITE, Buffers, Family, Operand, Shape
+from .registry import READ, WRITE, Buffers, Family, Operand, Shape, peers_module
 
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
 SHAPES_FULL = (
@@ -198,10 +198,7 @@ def _numpy(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
 
 def _peer(name: str) -> Callable[[Any, int, bool | None], Callable[[], Any]]:
     def build(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
-        try:
-            from qbench import peers
-        except ImportError:  # an older commit, from before qbench had its peers module
-            raise NotImplementedError("this qbench version has no peers module") from None
+        peers = peers_module()
         if not hasattr(peers, f"{name}_linear"):
             raise NotImplementedError(f"this qbench version has no {name} linear layer")
         if d.variant == "quantize_x":
@@ -223,9 +220,7 @@ def _check(d: Any, impl: str, result: Any) -> None:
         if not (p == want_p and np.array_equal(q, want_q)):
             raise AssertionError("dynamic_quantize_linear disagrees with the ONNX definition; not timing it")
         return
-    from qbench.peers import to_numpy
-
-    got = to_numpy(result)[:CHECK_ROWS].astype(np.float64)
+    got = peers_module().to_numpy(result)[:CHECK_ROWS].astype(np.float64)
     rows = slice(0, CHECK_ROWS)
     if d.variant == "float32":
         exact = d.x[rows].astype(np.float64) @ d.w.T.astype(np.float64)

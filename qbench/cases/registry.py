@@ -56,6 +56,15 @@ def elementwise(streams: Callable[[str], tuple[Stream, ...]]) -> Callable[[str, 
     return lambda dtype, shape: tuple(Operand(d, m, shape["size"]) for d, m in streams(dtype))
 
 
+def peers_module() -> Any:
+    """``qbench.peers`` of the commit measured; an older commit without it has no peers to measure (a skip)."""
+    try:
+        from qbench import peers
+    except ImportError:  # an older commit, from before qbench had its peers module
+        raise NotImplementedError("this qbench version has no peers module; peers are not measured") from None
+    return peers
+
+
 def no_check(data: Any, impl: str, result: Any) -> None:
     """For a family whose answer the unit tests hold (nothing cheap to compare at benchmark sizes)."""
 

@@ -158,7 +158,7 @@ def plot_layer_answer(data: ReportData, out: Path) -> Figure | None:
     legend_outside(left)
     if not acc.empty:
         methods = acc.iloc[:, 0].tolist()
-        columns = [c for c in acc.columns[1:]]
+        columns = list(acc.columns[1:])
         width = 0.8 / max(1, len(columns))
         for i, col in enumerate(columns):
             right.bar(np.arange(len(methods)) + i * width, acc[col].to_numpy(), width, label=f"{col} activations")

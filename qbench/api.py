@@ -135,21 +135,38 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     """ONNX QuantizeLinear: ``saturate(round_half_to_even(x / scale) + zero_point)``.
 
     ``x`` is float32 or float64 of any shape and strides; the division runs in
-    ``x``'s precision. NaN maps to the zero point, +-inf saturate.
+    ``x``'s precision. NaN maps to the zero point, +-inf saturate. Parameters
+    may be per tensor, per axis or blocked (``block_size``); int4/uint4 results
+    come packed two per byte (see :mod:`qbench.blocks`).
     """
     params = _check_params(params)
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
+    if params.block_size is not None or params.packed:
+        return blocks.quantize(x, params, out, parallel)
     axis = _channel_axis(params, x.shape)
     scale, _, zero_point = params.typed(x.dtype)
     return _convert(_QUANTIZE, axis, x, params, scale, zero_point, _output(out, x.shape, params.dtype, x), parallel)
 
 
 def dequantize(
-    q: Any, params: QuantParams, *, out: np.ndarray | None = None, parallel: bool | None = None
+    q: Any,
+    params: QuantParams,
+    *,
+    shape: Any = None,
+    out: np.ndarray | None = None,
+    parallel: bool | None = None,
 ) -> np.ndarray:
-    """ONNX DequantizeLinear: ``(float32(q) - zero_point) * scale`` in float32."""
+    """ONNX DequantizeLinear: ``(float32(q) - zero_point) * scale`` in float32.
+
+    int4/uint4 ``q`` is the packed bytes :func:`quantize` returns, with the values' ``shape``
+    (or an unpacked ``ml_dtypes`` int4/uint4 array).
+    """
     params = _check_params(params)
+    if params.block_size is not None or params.packed:
+        return blocks.dequantize(q, params, shape, out, parallel)
     q = _array(q, "q", (params.dtype,), "dequantize")
+    if shape is not None and tuple(shape) != q.shape:
+        raise ValueError(f"shape {tuple(shape)} differs from q's shape {q.shape} (shape= is for packed 4-bit data)")
     axis = _channel_axis(params, q.shape)
     scale, zero_point, _ = params.typed(_F32)
     return _convert(_DEQUANTIZE, axis, q, params, scale, zero_point, _output(out, q.shape, _F32, q), parallel)
@@ -343,3 +360,6 @@ def qdot(qa: Any, pa: QuantParams, qb: Any, pb: QuantParams, *, parallel: bool |
         + qa.size * za * zb
     )
     return float(integer) * float(pa.scale) * float(pb.scale)
+
+
+from qbench import blocks  # noqa: E402 - blocks builds on the helpers above

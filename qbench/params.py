@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
+
+#: The 4-bit types (ONNX INT4 / UINT4), as ``ml_dtypes`` names them; qbench stores them packed, two per byte.
+INT4, UINT4 = np.dtype(ml_dtypes.int4), np.dtype(ml_dtypes.uint4)
+PACKED_DTYPES = frozenset({INT4, UINT4})
 
 #: Target types of quantization and their full ranges.
 QUANT_DTYPES: dict[np.dtype, tuple[int, int]] = {
@@ -13,13 +18,20 @@ QUANT_DTYPES: dict[np.dtype, tuple[int, int]] = {
     np.dtype(np.int8): (-128, 127),
     np.dtype(np.uint16): (0, 65535),
     np.dtype(np.int16): (-32768, 32767),
+    UINT4: (0, 15),
+    INT4: (-8, 7),
 }
+
+#: Bits per value of each target type (the 4-bit ones are one byte each when unpacked).
+BITS = {dt: 4 if dt in PACKED_DTYPES else dt.itemsize * 8 for dt in QUANT_DTYPES}
 
 
 def quant_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` as a NumPy dtype, if it is one qbench quantizes to."""
+    """``dtype`` as a NumPy dtype, if it is one qbench quantizes to (``"int4"``/``"uint4"`` included)."""
     try:
-        dt = np.dtype(dtype)
+        # NumPy reads the string "int4" as int32 (4 bytes): the names of the 4-bit types are taken first.
+        dt = {"int4": INT4, "uint4": UINT4}.get(dtype) if isinstance(dtype, str) else None
+        dt = dt or np.dtype(dtype)
     except TypeError:
         dt = None
     if dt not in QUANT_DTYPES:
@@ -38,7 +50,7 @@ def quant_range(dtype: Any, *, symmetric: bool = False, reduce_range: bool = Fal
     dt = quant_dtype(dtype)
     qmin, qmax = QUANT_DTYPES[dt]
     if reduce_range:
-        bits = dt.itemsize * 8
+        bits = BITS[dt]
         qmin, qmax = (0, 2 ** (bits - 1) - 1) if qmin == 0 else (-(2 ** (bits - 2)), 2 ** (bits - 2))
     elif symmetric and qmin < 0:
         qmin = -qmax
@@ -47,39 +59,58 @@ def quant_range(dtype: Any, *, symmetric: bool = False, reduce_range: bool = Fal
 
 @dataclass(frozen=True, eq=False)
 class QuantParams:
-    """Scale, zero point, target dtype and (for per-axis) the channel axis.
+    """Scale, zero point, target dtype, and for per-axis or blocked parameters the axis (and block size).
 
     Per-tensor: ``scale`` is a float32 scalar and ``zero_point`` an int.
     Per-axis: both are 1-D arrays with one entry per index along ``axis``.
-    Values are checked here, once, so kernels can trust them.
+    Blocked (ONNX opset 21, ``block_size=B``): both have the input's rank, ``axis`` of length ``ceil(D / B)``
+    and every other axis as long as the input's; element ``i`` along ``axis`` uses entry ``i // B``.
+    A scalar zero point is broadcast to the scale's shape. Values are checked here, once, so kernels can
+    trust them; shapes against the input are checked when the parameters meet it.
     """
 
     scale: Any
     zero_point: Any
     dtype: Any = np.uint8
     axis: int | None = None
+    block_size: int | None = None
 
     def __post_init__(self) -> None:
         dt = quant_dtype(self.dtype)
         lo, hi = QUANT_DTYPES[dt]
         if self.axis is not None and (isinstance(self.axis, bool) or not isinstance(self.axis, (int, np.integer))):
             raise TypeError(f"axis must be None (per-tensor) or an int, got {self.axis!r}")
+        if self.block_size is not None:
+            if isinstance(self.block_size, bool) or not isinstance(self.block_size, (int, np.integer)):
+                raise TypeError(f"block_size must be None or a positive int, got {self.block_size!r}")
+            if self.block_size < 1:
+                raise ValueError(f"block_size must be a positive int, got {self.block_size}")
+            if self.axis is None:
+                raise ValueError("blocked parameters (block_size) need the axis the blocks run along")
 
         scale = np.asarray(self.scale)
         zero_point = np.asarray(self.zero_point)
         if scale.dtype.kind not in "fiu":
             raise TypeError(f"scale must be a real number or array of them, got dtype {scale.dtype}")
+        if zero_point.dtype in PACKED_DTYPES:  # an ml_dtypes int4 array, as onnx.numpy_helper returns
+            zero_point = zero_point.astype(np.int8)
         if zero_point.dtype.kind not in "iu" and not (
             zero_point.dtype.kind == "f"
             and np.all(np.isfinite(zero_point))
             and np.all(zero_point == np.round(zero_point))
         ):
             raise TypeError(f"zero_point must be an integer or integer array, got {self.zero_point!r}")
-        wanted_ndim = 0 if self.axis is None else 1
+        if self.axis is not None and zero_point.ndim == 0:
+            zero_point = np.broadcast_to(zero_point, scale.shape)
+        if self.axis is None:
+            wanted = "a scalar for per-tensor (axis=None)"
+        elif self.block_size is None:
+            wanted = "a 1-D array for per-axis"
+        else:
+            wanted = "an array of the input's rank for blocked parameters"
         for name, value in (("scale", scale), ("zero_point", zero_point)):
-            if value.ndim != wanted_ndim:
-                kind = "a scalar for per-tensor (axis=None)" if self.axis is None else "a 1-D array for per-axis"
-                raise ValueError(f"{name} must be {kind}, got shape {value.shape}")
+            if (value.ndim == 0) != (self.axis is None) or (self.block_size is None and value.ndim > 1):
+                raise ValueError(f"{name} must be {wanted}, got shape {value.shape}")
         if self.axis is not None and scale.size == 0:
             raise ValueError("per-axis parameters need one scale per channel; got none (an empty scale)")
         if scale.shape != zero_point.shape:
@@ -103,6 +134,7 @@ class QuantParams:
         object.__setattr__(self, "zero_point", zp_value)
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
+        object.__setattr__(self, "block_size", None if self.block_size is None else int(self.block_size))
 
     @classmethod
     def per_tensor(cls, scale: np.float32, zero_point: int, dtype: np.dtype) -> QuantParams:
@@ -112,6 +144,7 @@ class QuantParams:
         for name, value in (("scale", np.float32(scale)), ("zero_point", int(zero_point)), ("dtype", np.dtype(dtype))):
             object.__setattr__(params, name, value)
         object.__setattr__(params, "axis", None)
+        object.__setattr__(params, "block_size", None)
         return params
 
     def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any]:
@@ -132,6 +165,11 @@ class QuantParams:
         return typed
 
     @property
+    def packed(self) -> bool:
+        """Whether quantized values of these parameters are stored two per byte (int4, uint4)."""
+        return self.dtype in PACKED_DTYPES
+
+    @property
     def qmin(self) -> int:
         return QUANT_DTYPES[self.dtype][0]
 
@@ -145,6 +183,7 @@ class QuantParams:
         return (
             self.dtype == other.dtype
             and self.axis == other.axis
+            and self.block_size == other.block_size
             and np.array_equal(self.scale, other.scale)
             and np.array_equal(self.zero_point, other.zero_point)
         )
@@ -154,4 +193,5 @@ class QuantParams:
     def __repr__(self) -> str:
         scale = self.scale.tolist() if self.axis is not None else float(self.scale)
         zp = self.zero_point.tolist() if self.axis is not None else self.zero_point
-        return f"QuantParams(scale={scale!r}, zero_point={zp!r}, dtype={self.dtype.name}, axis={self.axis})"
+        block = "" if self.block_size is None else f", block_size={self.block_size}"
+        return f"QuantParams(scale={scale!r}, zero_point={zp!r}, dtype={self.dtype.name}, axis={self.axis}{block})"

@@ -14,10 +14,13 @@ import numpy as np
 from qbench.params import QuantParams
 
 
-def _broadcast(values: Any, params: QuantParams, ndim: int) -> Any:
-    """Per-axis parameters shaped to broadcast along ``params.axis``."""
+def _broadcast(values: Any, params: QuantParams, ndim: int, length: int = 0) -> Any:
+    """Per-axis parameters shaped to broadcast along ``params.axis``; blocked ones repeated to ``length``."""
     if params.axis is None:
         return values
+    if params.block_size is not None:
+        axis = params.axis % ndim
+        return np.take(np.repeat(values, params.block_size, axis=axis), np.arange(length), axis=axis)
     shape = [1] * ndim
     shape[params.axis % ndim] = -1
     return np.reshape(values, shape)
@@ -26,8 +29,9 @@ def _broadcast(values: Any, params: QuantParams, ndim: int) -> Any:
 def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
     """ONNX QuantizeLinear: rint(x / scale) as an integer, plus the zero point, clipped."""
     x = np.asarray(x)
-    scale = _broadcast(np.asarray(params.scale, np.float32), params, x.ndim)
-    zero_point = _broadcast(np.asarray(params.zero_point, np.int64), params, x.ndim)
+    length = x.shape[params.axis] if params.block_size is not None else 0
+    scale = _broadcast(np.asarray(params.scale, np.float32), params, x.ndim, length)
+    zero_point = _broadcast(np.asarray(params.zero_point, np.int64), params, x.ndim, length)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         r = np.rint(x / scale)
         nan = np.isnan(r)
@@ -38,11 +42,28 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, params: QuantParams) -> np.ndarray:
-    """ONNX DequantizeLinear: (q - zero_point) * scale, in float32."""
+    """ONNX DequantizeLinear: (q - zero_point) * scale, in float32 (``q`` unpacked, for the 4-bit types)."""
     q = np.asarray(q)
-    scale = _broadcast(np.asarray(params.scale, np.float32), params, q.ndim)
-    zero_point = _broadcast(np.asarray(params.zero_point, np.int64), params, q.ndim)
+    length = q.shape[params.axis] if params.block_size is not None else 0
+    scale = _broadcast(np.asarray(params.scale, np.float32), params, q.ndim, length)
+    zero_point = _broadcast(np.asarray(params.zero_point, np.int64), params, q.ndim, length)
     return np.asarray((q.astype(np.int64) - zero_point).astype(np.float32) * scale, dtype=np.float32)
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """Pairs of 4-bit values as bytes ``hi << 4 | lo & 0x0F`` (C order), an odd count padded with 0."""
+    v = np.asarray(values).astype(np.int64).ravel()
+    v = np.append(v, 0) if v.size % 2 else v
+    return ((v[0::2] & 15) | ((v[1::2] & 15) << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed: np.ndarray, shape: tuple[int, ...], signed: bool = True) -> np.ndarray:
+    """The values of :func:`pack_int4`'s bytes: nibbles low then high, sign-extended when ``signed``."""
+    p = np.asarray(packed, np.uint8).astype(np.int64)
+    v = np.stack([p & 15, p >> 4], axis=-1).ravel()[: int(np.prod(shape))]
+    if signed:
+        v = np.where(v >= 8, v - 16, v)
+    return v.astype(np.int8 if signed else np.uint8).reshape(shape)
 
 
 def sum(a: np.ndarray) -> Any:  # noqa: A001 - mirrors numpy.sum

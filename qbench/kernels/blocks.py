@@ -1,0 +1,85 @@
+"""ONNX blocked quantize / dequantize (opset 21) and the packing of 4-bit values, two per byte.
+
+Arrays arrive as (rows, D) when the blocks run along the last axis, or as (outer, D, inner) otherwise;
+the scale and zero point as (rows, nb) / (outer, nb, inner) with nb = ceil(D / block), possibly with
+zero strides (per-tensor and per-axis parameters of the 4-bit types are blocks that cover an axis).
+4-bit values are computed one per int8 or uint8 byte, ``qmin`` and ``qmax`` passed in, then packed.
+"""
+
+import numpy as np
+from numba import prange
+
+from qbench.kernels._jit import kernel
+from qbench.kernels.quantize import quantize_value
+
+
+@kernel
+def quantize_rows(x, scale, zero_point, block, qmin, qmax, out):
+    """Blocks along the last axis: ``out[r, i] = q(x[r, i])`` with the scale of block ``i // block``."""
+    rows, width = x.shape
+    for r in prange(rows):
+        for b in range(scale.shape[1]):
+            s, z = scale[r, b], zero_point[r, b]
+            # One scale per inner loop, with a run-time trip count: a plain vectorizable loop.
+            for i in range(b * block, min(width, (b + 1) * block)):
+                out[r, i] = quantize_value(x[r, i], s, z, qmin, qmax)
+
+
+@kernel
+def quantize_inner(x, scale, zero_point, block, qmin, qmax, out):
+    """Blocks along a middle axis of (outer, D, inner): each line of ``inner`` values shares a row of scales."""
+    outer, width, inner = x.shape
+    for line in prange(outer * width):
+        o = line // width
+        i = line - o * width
+        b = i // block
+        for k in range(inner):
+            out[o, i, k] = quantize_value(x[o, i, k], scale[o, b, k], zero_point[o, b, k], qmin, qmax)
+
+
+@kernel
+def dequantize_rows(q, scale, zero_point, block, out):
+    """Blocks along the last axis: ``(float32(q) - zero_point) * scale`` per block."""
+    rows, width = q.shape
+    for r in prange(rows):
+        for b in range(scale.shape[1]):
+            s, z = scale[r, b], zero_point[r, b]
+            for i in range(b * block, min(width, (b + 1) * block)):
+                out[r, i] = (np.float32(q[r, i]) - z) * s
+
+
+@kernel
+def dequantize_inner(q, scale, zero_point, block, out):
+    """Blocks along a middle axis of (outer, D, inner)."""
+    outer, width, inner = q.shape
+    for line in prange(outer * width):
+        o = line // width
+        i = line - o * width
+        b = i // block
+        for k in range(inner):
+            out[o, i, k] = (np.float32(q[o, i, k]) - zero_point[o, b, k]) * scale[o, b, k]
+
+
+@kernel
+def pack_int4(values, out):
+    """Two 4-bit values per byte, the first in the low nibble; an odd count leaves the last high nibble 0."""
+    pairs = values.shape[0] // 2
+    for i in prange(pairs):
+        out[i] = np.uint8((values[2 * i] & 15) | ((values[2 * i + 1] & 15) << 4))
+    if values.shape[0] % 2:
+        out[pairs] = np.uint8(values[values.shape[0] - 1] & 15)
+
+
+@kernel
+def unpack_int4(packed, signed, out):
+    """The 4-bit values of ``packed`` into ``out`` (one byte each), sign-extended when ``signed``."""
+    n = out.shape[0]
+    flip = np.int32(8) if signed else np.int32(0)
+    for i in prange(n // 2):
+        v = np.int32(packed[i])
+        # (v ^ 8) - 8 sign-extends a nibble; with flip 0 it leaves it as it is.
+        out[2 * i] = ((v & 15) ^ flip) - flip
+        out[2 * i + 1] = ((v >> 4) ^ flip) - flip
+    if n % 2:
+        v = np.int32(packed[n // 2])
+        out[n - 1] = ((v & 15) ^ flip) - flip

@@ -18,7 +18,15 @@ from qbench import api
 from qbench.kernels import blocks as blocks_k
 from qbench.params import INT4, PACKED_DTYPES, UINT4, QuantParams
 
-__all__ = ["calibrate_blocks", "pack_int4", "packed_size", "unpack_int4"]
+__all__ = [
+    "calibrate_blocks",
+    "matmul_nbits",
+    "matmul_nbits_error_bound",
+    "pack_int4",
+    "packed_size",
+    "quantize_nbits",
+    "unpack_int4",
+]
 
 _U8, _I8, _F32 = np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)
 
@@ -243,3 +251,127 @@ def calibrate_blocks(
     return QuantParams(
         np.moveaxis(scale, -1, ax), np.moveaxis(zero_point.astype(np.int64), -1, ax), dt, axis=ax, block_size=block_size
     )
+
+
+# ---- ONNX Runtime's MatMulNBits ------------------------------------------------------------------------------
+
+#: Bits per weight value MatMulNBits takes here, and its default zero point for each.
+NBITS_ZERO_POINT = {4: 8, 8: 128}
+
+
+def quantize_nbits(
+    w: Any, *, bits: int = 4, block_size: int = 32, symmetric: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Weights ``w`` (N, K) as MatMulNBits takes them: ``(b, scales, zero_points)``.
+
+    ``b``: uint8 (N, ceil(K / block_size), block_size * bits / 8), each block's values packed along K (4 bits:
+    two per byte, the first in the low nibble; a short last block padded with the zero point); ``scales``:
+    float32 (N, blocks); ``zero_points``: None when ``symmetric`` (MatMulNBits' default, 8 or 128), else uint8
+    (4 bits: two blocks' per byte, (N, ceil(blocks / 2)); 8 bits: (N, blocks)). Parameters are
+    :func:`calibrate_blocks`'s MinMax per block on the unsigned type.
+    """
+    w = np.asarray(w)
+    _nbits(bits, block_size)
+    if w.ndim != 2 or w.dtype.kind != "f":
+        raise TypeError(f"quantize_nbits takes float weights of shape (N, K); got {w.dtype} {w.shape}")
+    dtype = UINT4 if bits == 4 else _U8
+    params = calibrate_blocks(w, dtype, axis=1, block_size=block_size, symmetric=symmetric)
+    n, k = w.shape
+    nb = params.scale.shape[1]
+    values = np.empty((n, nb * block_size), _U8)
+    values[:, k:] = params.zero_point[:, -1:] if k % block_size else 0
+    q = api.quantize(w, params)
+    values[:, :k] = unpack_int4(q, w.shape, signed=False) if bits == 4 else q
+    b = pack_int4(values).reshape(n, nb, block_size // 2) if bits == 4 else values.reshape(n, nb, block_size)
+    if symmetric:
+        return b, params.scale.copy(), None
+    zp = params.zero_point.astype(_U8)
+    if bits == 4:
+        zp = np.concatenate([zp, np.zeros((n, nb % 2), _U8)], axis=1)
+        zp = (zp[:, 0::2] | (zp[:, 1::2] << 4)).astype(_U8)
+    return b, params.scale.copy(), zp
+
+
+def _nbits(bits: Any, block_size: Any) -> None:
+    if bits not in NBITS_ZERO_POINT:
+        raise ValueError(f"bits must be one of {sorted(NBITS_ZERO_POINT)}; got {bits!r}")
+    if not isinstance(block_size, (int, np.integer)) or block_size < 16 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two of at least 16 (as MatMulNBits); got {block_size!r}")
+
+
+def _nbits_zero_points(zero_points: Any, bits: int, n: int, nb: int) -> np.ndarray:
+    """MatMulNBits' zero points as float32 (N, blocks): the default, or unpacked from uint8."""
+    if zero_points is None:
+        return np.full((n, nb), NBITS_ZERO_POINT[bits], np.float32)
+    zp = np.asarray(zero_points)
+    per_row = (nb + 1) // 2 if bits == 4 else nb
+    if zp.dtype != _U8 or zp.size != n * per_row:
+        raise ValueError(
+            f"zero_points for {bits}-bit MatMulNBits are uint8, {per_row} bytes per row of {n} ({n * per_row} in "
+            f"all); got {zp.dtype} {zp.shape}"
+        )
+    zp = zp.reshape(n, per_row)
+    if bits == 4:
+        zp = np.stack([zp & 15, zp >> 4], axis=-1).reshape(n, -1)[:, :nb]
+    return zp.astype(np.float32)
+
+
+def matmul_nbits(
+    a: Any,
+    b: Any,
+    scales: Any,
+    zero_points: Any = None,
+    *,
+    bits: int = 4,
+    block_size: int = 32,
+    parallel: bool | None = None,
+) -> np.ndarray:
+    """ONNX Runtime's ``MatMulNBits``: ``y = a @ dequant(b)^T``, float32 ``a`` (..., K), ``b`` as
+    :func:`quantize_nbits` makes it, ``dequant`` ONNX DequantizeLinear per block; float32 (..., N).
+
+    Float order: per weight row and block, ``s = sum_j a_j (q_j - zero_point)`` in float32 in any order, then
+    ``float32(s * scale)``, these summed in float64 and rounded to float32. :func:`matmul_nbits_error_bound`
+    bounds the difference from the float64 product of ``a`` and the float32 dequantized weights.
+    """
+    _nbits(bits, block_size)
+    a = api._array(a, "a", (_F32,), "matmul_nbits")
+    b = np.asarray(b)
+    per = block_size * bits // 8
+    if b.dtype != _U8 or b.ndim != 3 or b.shape[2] != per:
+        raise ValueError(
+            f"b for {bits}-bit blocks of {block_size} is uint8 (N, blocks, {per}); got {b.dtype} {b.shape}"
+        )
+    n, nb, _ = b.shape
+    if a.ndim == 0 or -(-a.shape[-1] // block_size) != nb:
+        raise ValueError(f"a's last axis (K) must fill the {nb} blocks of {block_size} of b; got a of shape {a.shape}")
+    s = np.asarray(scales)
+    if s.dtype != _F32 or s.size != n * nb:
+        raise ValueError(f"scales are float32, one per row and block ({n * nb}); got {s.dtype} {s.shape}")
+    s = np.ascontiguousarray(s.reshape(n, nb))
+    zp = _nbits_zero_points(zero_points, bits, n, nb)
+    b = np.ascontiguousarray(b)
+    rows = a.reshape(-1, a.shape[-1])
+    out = np.empty((rows.shape[0], n), np.float64)
+    padded = np.zeros(nb * block_size, _F32)
+    par = api.use_parallel(b.nbytes, parallel, ("matmul_nbits", bits))
+    kern = (blocks_k.nbits4_dot_rows if bits == 4 else blocks_k.nbits8_dot_rows).target(par)
+    for m, row in enumerate(rows):
+        padded[: row.shape[0]] = row
+        if bits == 4:
+            pairs = padded.reshape(-1, 2)
+            kern(np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1]), b, s, zp, per, out[m])
+        else:
+            kern(padded, b, s, zp, block_size, out[m])
+    return out.astype(_F32).reshape(*a.shape[:-1], n)
+
+
+def matmul_nbits_error_bound(abs_products: Any, blocks: int, block_size: int, result: Any) -> Any:
+    """The bound on ``|matmul_nbits - a @ w|`` (``w`` the float32 dequantized weights, the product exact) from
+    ``sum_j |a_j w_j|``: each term meets at most ``block_size + 2`` float32 roundings (the product, the block's
+    sum, the scale, the weight's own rounding), the block terms a float64 sum, the result one last rounding."""
+    u32, u64 = 2.0**-24, 2.0**-53
+
+    def gamma(k: int, u: float) -> float:
+        return k * u / (1 - k * u)
+
+    return (gamma(block_size + 2, u32) + gamma(blocks, u64)) * np.asarray(abs_products) + u32 * np.abs(result)

@@ -38,6 +38,16 @@ def _kind(kind: Any) -> str:
     return str(name)
 
 
+#: float32 value of every float16 bit pattern: the kernels' scale decoder (256 KiB, made on first use).
+_F16_TABLE: list[np.ndarray] = []
+
+
+def _table() -> np.ndarray:
+    if not _F16_TABLE:
+        _F16_TABLE.append(np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32))
+    return _F16_TABLE[0]
+
+
 def _parts(blocks: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(scales as float32, quants view) of a (..., nb * block bytes) uint8 array, blocks flattened to rows."""
     per = BLOCK_BYTES[kind]
@@ -63,15 +73,16 @@ def quantize(x: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
     d = np.empty(blocks.shape[0], np.float32)
     quants = out[:, 2:].view(np.int8) if kind == "Q8_0" else out[:, 2:]
     kern = ggml_k.q8_0_quantize if kind == "Q8_0" else ggml_k.q4_0_quantize
-    kern.target(api.use_parallel(x.nbytes, parallel, ("ggml_quantize", kind)))(blocks, d, quants)
+    kern.target(api.use_parallel(x.nbytes, parallel, ("ggml_quantize", kind)))(blocks, QK, d, quants)
     if not np.all(np.isfinite(d)):
         raise ValueError(f"ggml.quantize: x holds NaN or inf, which no {kind} block scale can represent")
     out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
     return out.reshape(*x.shape[:-1], x.shape[-1] // QK * BLOCK_BYTES[kind])
 
 
-def dequantize(blocks: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
-    """float32 values of ggml ``kind`` blocks: uint8 (..., nb * block bytes) -> (..., nb * 32)."""
+def dequantize(blocks: Any, kind: str, *, out: np.ndarray | None = None, parallel: bool | None = None) -> np.ndarray:
+    """float32 values of ggml ``kind`` blocks: uint8 (..., nb * block bytes) -> (..., nb * 32), into ``out``
+    (C-contiguous) if given."""
     kind = _kind(kind)
     blocks = np.asarray(blocks)
     if blocks.dtype != np.uint8:
@@ -79,14 +90,19 @@ def dequantize(blocks: Any, kind: str, *, parallel: bool | None = None) -> np.nd
     per = BLOCK_BYTES[kind]
     if blocks.ndim == 0 or blocks.shape[-1] % per:
         raise ValueError(f"ggml.dequantize: a row of {kind} is a multiple of {per} bytes; got shape {blocks.shape}")
-    d, qs = _parts(np.ascontiguousarray(blocks), kind)
-    out = np.empty((d.shape[0], QK), np.float32)
+    shape = (*blocks.shape[:-1], blocks.shape[-1] // per * QK)
+    out = api._output(out, shape, np.dtype(np.float32), blocks)
+    if not out.flags.c_contiguous:
+        raise ValueError("ggml.dequantize needs a C-contiguous out")
+    flat = np.ascontiguousarray(blocks).reshape(-1, per)
     kern = ggml_k.q8_0_dequantize if kind == "Q8_0" else ggml_k.q4_0_dequantize
-    kern.target(api.use_parallel(out.nbytes, parallel, ("ggml_dequantize", kind)))(d, qs, out)
-    return out.reshape(*blocks.shape[:-1], blocks.shape[-1] // per * QK)
+    run = kern.target(api.use_parallel(out.nbytes, parallel, ("ggml_dequantize", kind)))
+    run(flat, _table(), QK if kind == "Q8_0" else QK // 2, out.reshape(-1, QK))
+    return out
 
 
-def _weight_rows(weights: np.ndarray, kind: str, k: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _weight_rows(weights: np.ndarray, kind: str, k: int, what: str) -> np.ndarray:
+    """``weights`` (N, K / 32 * block bytes) checked and seen as (N, K / 32, block bytes)."""
     per = BLOCK_BYTES[kind]
     if weights.dtype != np.uint8 or weights.ndim != 2:
         raise TypeError(f"{what} expects weights as 2-D uint8 {kind} rows; got {weights.dtype} {weights.shape}")
@@ -94,9 +110,7 @@ def _weight_rows(weights: np.ndarray, kind: str, k: int, what: str) -> tuple[np.
         raise ValueError(
             f"{what}: {kind} rows of K = {k} values are {k // QK * per} bytes; the weights' rows are {weights.shape[1]}"
         )
-    d, qs = _parts(np.ascontiguousarray(weights), kind)
-    nb = k // QK
-    return d.reshape(-1, nb), qs.reshape(weights.shape[0], nb, -1)
+    return np.ascontiguousarray(weights).reshape(weights.shape[0], k // QK, per)
 
 
 def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = None) -> np.ndarray:
@@ -106,12 +120,19 @@ def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = 
     x = np.asarray(x)
     if x.dtype != np.float32 or x.ndim != 1:
         raise TypeError(f"ggml.matvec expects x as a 1-D float32 vector; got {x.dtype} {x.shape}")
-    wd, wqs = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
+    w = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
     xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
-    out = np.empty(wd.shape[0], np.float64)
-    kern = ggml_k.q4_0_q8_0_dot_rows if kind == "Q4_0" else ggml_k.q8_0_q8_0_dot_rows
-    kern.target(api.use_parallel(wqs.size, parallel, ("ggml_matvec", kind)))(wd, wqs, xd, xqs, out)
+    out = np.empty(w.shape[0], np.float64)
+    _dot_rows(kind, api.use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))(w, _table(), xd, xqs, out)
     return out.astype(np.float32)
+
+
+def _dot_rows(kind: str, parallel: bool) -> Any:
+    """The row kernel of ``kind`` against Q8_0, with its block length bound."""
+    kern = ggml_k.q4_0_q8_0_dot_rows if kind == "Q4_0" else ggml_k.q8_0_q8_0_dot_rows
+    run = kern.target(parallel)
+    count = QK // 2 if kind == "Q4_0" else QK
+    return lambda w, table, xd, xqs, out: run(w, table, xd, xqs, count, out)
 
 
 def vec_dot(w_row: Any, x_row: Any, kind: str = "Q4_0") -> np.float32:
@@ -121,10 +142,10 @@ def vec_dot(w_row: Any, x_row: Any, kind: str = "Q4_0") -> np.float32:
     if x_row.dtype != np.uint8 or x_row.ndim != 1 or x_row.shape[0] % BLOCK_BYTES["Q8_0"]:
         raise ValueError(f"ggml.vec_dot expects x_row as 1-D uint8 Q8_0 blocks; got {x_row.dtype} {x_row.shape}")
     k = x_row.shape[0] // BLOCK_BYTES["Q8_0"] * QK
-    wd, wqs = _weight_rows(np.asarray(w_row).reshape(1, -1), kind, k, "ggml.vec_dot")
+    w = _weight_rows(np.asarray(w_row).reshape(1, -1), kind, k, "ggml.vec_dot")
     xd, xqs = _parts(x_row, "Q8_0")
     out = np.empty(1, np.float64)
-    (ggml_k.q4_0_q8_0_dot_rows if kind == "Q4_0" else ggml_k.q8_0_q8_0_dot_rows).serial(wd, wqs, xd, xqs, out)
+    _dot_rows(kind, False)(w, _table(), xd, xqs, out)
     return np.float32(out[0])
 
 

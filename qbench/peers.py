@@ -215,3 +215,29 @@ def torch_linear(d: Any, threads: int) -> Callable[[], Any]:
     qa = torch._make_per_tensor_quantized_tensor(torch.from_numpy(d.qa), float(d.pa.scale), int(d.pa.zero_point))
     scale, zp = float(d.py.scale), int(d.py.zero_point)
     return lambda: torch.ops.quantized.linear(qa, packed, scale, zp)
+
+
+def onnxruntime_matmul_nbits(
+    a: np.ndarray,
+    b: np.ndarray,
+    scales: np.ndarray,
+    zero_points: np.ndarray | None,
+    bits: int,
+    block_size: int,
+    out: np.ndarray,
+    threads: int,
+) -> Callable[[], np.ndarray]:
+    """ONNX Runtime's ``MatMulNBits`` (com.microsoft) as its users deploy it: packed weights, scales and zero
+    points as initializers, ``a`` (M, K) fed at run time, float accuracy (``accuracy_level`` 0)."""
+    n, k = out.shape[-1], a.shape[-1]
+    constants = {"b": b, "scales": scales.reshape(-1)}
+    names = ["a", "b", "scales"]
+    if zero_points is not None:
+        constants["zero_points"] = zero_points.reshape(-1)
+        names.append("zero_points")
+    attrs = {"K": k, "N": n, "bits": bits, "block_size": block_size, "accuracy_level": 0}
+    constants = {key: np.ascontiguousarray(v) for key, v in constants.items()}
+    session = ort_node_session(
+        "MatMulNBits", names, {"a": a}, constants, out, threads, domain="com.microsoft", attrs=attrs
+    )
+    return ort_bound(session, {"a": a}, out)

@@ -289,3 +289,90 @@ def test_blocked_4bit_quantize_matches_onnxruntime(dtype):
         pytest.skip(f"onnxruntime {ort.__version__} cannot run blocked {dtype} QuantizeLinear: {exc}")
     (theirs,) = session.run(None, {"x": x})
     np.testing.assert_array_equal(values_of(qbench.quantize(x, params), params, x.shape), theirs)
+
+
+# ---- MatMulNBits ---------------------------------------------------------------------------------------------
+
+
+def _nbits_case(rng, bits, symmetric, n=70, k=200, m=3, block=32):
+    w = rng.normal(size=(n, k)).astype(np.float32)
+    w[0, :32] *= 1000  # one block far larger than the rest: the scales must stay per block
+    a = rng.normal(size=(m, k)).astype(np.float32)
+    b, scales, zero_points = qbench.blocks.quantize_nbits(w, bits=bits, block_size=block, symmetric=symmetric)
+    params = qbench.blocks.calibrate_blocks(w, "uint4" if bits == 4 else "uint8", block_size=block, symmetric=symmetric)
+    dequantized = reference.dequantize(reference.quantize(w, params).astype(np.int64), params).astype(np.float64)
+    return a, b, scales, zero_points, dequantized
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_matmul_nbits_within_its_bound_of_the_float64_product(bits, symmetric, parallel):
+    a, b, scales, zero_points, w = _nbits_case(np.random.default_rng(bits), bits, symmetric)
+    y = qbench.blocks.matmul_nbits(a, b, scales, zero_points, bits=bits, block_size=32, parallel=parallel)
+    exact = a.astype(np.float64) @ w.T
+    bound = qbench.blocks.matmul_nbits_error_bound(np.abs(a).astype(np.float64) @ np.abs(w).T, b.shape[1], 32, y)
+    assert y.dtype == np.float32 and y.shape == exact.shape
+    assert np.all(np.abs(y - exact) <= bound)
+    # The bound is not vacuous: a weight off by one step breaks it.
+    assert np.any(np.abs(y - a.astype(np.float64) @ (w + (np.arange(w.shape[1]) == 5) * 0.1).T) > bound)
+    # 1-D activations give the vector of the first row.
+    np.testing.assert_array_equal(
+        qbench.blocks.matmul_nbits(a[0], b, scales, zero_points, bits=bits, parallel=parallel), y[0]
+    )
+
+
+def test_quantize_nbits_layout():
+    w = np.arange(-20, 20, dtype=np.float32).reshape(1, 40)  # K = 40: a short second block of 8
+    b, scales, zero_points = qbench.blocks.quantize_nbits(w, bits=4, block_size=32, symmetric=False)
+    assert b.shape == (1, 2, 16) and scales.shape == (1, 2) and zero_points.shape == (1, 1)
+    params = qbench.blocks.calibrate_blocks(w, "uint4", block_size=32, symmetric=False)
+    values = reference.quantize(w, params).astype(np.int64)[0]
+    assert b[0, 0, 0] == values[0] | values[1] << 4  # pairs along K, first in the low nibble
+    assert zero_points[0, 0] == params.zero_point[0, 0] | params.zero_point[0, 1] << 4
+    assert np.all(b[0, 1, 4:] == params.zero_point[0, 1] * 17)  # the padding is the zero point in both nibbles
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_matmul_nbits_matches_onnxruntime_within_the_bounds(bits, symmetric):
+    peers = pytest.importorskip("qbench.peers")
+    pytest.importorskip("onnxruntime")
+    a, b, scales, zero_points, w = _nbits_case(np.random.default_rng(10 + bits), bits, symmetric, k=256)
+    out = np.empty((a.shape[0], b.shape[0]), np.float32)
+    try:
+        theirs = peers.onnxruntime_matmul_nbits(a, b, scales, zero_points, bits, 32, out, 1)()
+    except peers.PeerUnavailable as exc:
+        pytest.skip(str(exc))
+    ours = qbench.blocks.matmul_nbits(a, b, scales, zero_points, bits=bits)
+    abs_products = np.abs(a).astype(np.float64) @ np.abs(w).T
+    # Ours within our bound; ONNX Runtime's sum of K terms in any order within gamma(K + 2) plus its last rounding.
+    k, u = a.shape[1], 2.0**-24
+    theirs_bound = (k + 2) * u / (1 - (k + 2) * u) * abs_products + u * np.abs(theirs)
+    ours_bound = qbench.blocks.matmul_nbits_error_bound(abs_products, b.shape[1], 32, ours)
+    assert np.all(np.abs(ours - theirs) <= ours_bound + theirs_bound)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"bits": 3}, ValueError, "bits must be one of"),
+        ({"block_size": 24}, ValueError, "power of two"),
+        ({"a": np.ones(64, np.float64)}, TypeError, "float32"),
+        ({"a": np.ones(100, np.float32)}, ValueError, "fill the 2 blocks"),
+        ({"b": np.zeros((4, 2, 8), np.uint8)}, ValueError, r"uint8 \(N, blocks, 16\)"),
+        ({"scales": np.ones(7, np.float32)}, ValueError, "one per row and block"),
+        ({"zero_points": np.zeros(3, np.uint8)}, ValueError, "1 bytes per row"),
+    ],
+)
+def test_matmul_nbits_refuses_bad_input(kwargs, error, message):
+    args = {
+        "a": np.ones(64, np.float32),
+        "b": np.zeros((4, 2, 16), np.uint8),
+        "scales": np.ones((4, 2), np.float32),
+        "zero_points": None,
+    }
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    options = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(error, match=message):
+        qbench.blocks.matmul_nbits(args["a"], args["b"], args["scales"], args["zero_points"], **options)

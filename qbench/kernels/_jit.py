@@ -45,27 +45,33 @@ def _renamed(fn: Callable, suffix: str) -> Callable:
 # store), which measured 15-60% faster for quantize, 8-bit sums and int8 dots.
 # It is a process-wide LLVM option, so it is switched on only while qbench's
 # own kernels compile, under Numba's compiler lock, and back off afterwards.
-_WIDE = "-vectorizer-maximize-bandwidth"
+_WIDE = {"-vectorizer-maximize-bandwidth": ("true", "false")}
+# A loop over one block (16 or 32 values, a run-time count) must fit in one vector iteration: with
+# wide vectors (64 lanes) or four interleaved ones the whole block falls to the scalar remainder.
+# Block kernels compile with one vector per iteration and their natural width instead.
+_BLOCK = {"-force-vector-interleave": ("1", "0")}
 
 
-def _compile_wide(dispatcher: Any) -> Any:
-    """Make ``dispatcher`` compile every new signature with :data:`_WIDE` on."""
+def _compile_with(dispatcher: Any, options: dict[str, tuple[str, str]]) -> Any:
+    """Make ``dispatcher`` compile every new signature with the LLVM ``options`` set (then reset)."""
     compile_one = dispatcher.compile
 
-    def compile_wide(sig: Any) -> Any:
+    def compile_with(sig: Any) -> Any:
         with global_compiler_lock:
-            llvm.set_option("qbench", f"{_WIDE}=true")
+            for name, (on, _) in options.items():
+                llvm.set_option("qbench", f"{name}={on}")
             try:
                 return compile_one(sig)
             finally:
-                llvm.set_option("qbench", f"{_WIDE}=false")
+                for name, (_, off) in options.items():
+                    llvm.set_option("qbench", f"{name}={off}")
 
-    dispatcher.compile = compile_wide
+    dispatcher.compile = compile_with
     return dispatcher
 
 
-def _njit(fn: Callable, **options: Any) -> Any:
-    return _compile_wide(numba.njit(**options)(fn))
+def _njit(fn: Callable, wide: bool = True, **options: Any) -> Any:
+    return _compile_with(numba.njit(**options)(fn), _WIDE if wide else _BLOCK)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class Kernel:
     name: str
     serial: Any
     parallel: Any
+    wide: bool = True
 
     def target(self, parallel: bool) -> Callable:
         """The compiled form to call: ``serial``, or ``parallel`` behind the launch guard.
@@ -95,20 +102,24 @@ class Kernel:
         """
         cached = self.parallel if parallel else self.serial
         options = {k: v for k, v in cached.targetoptions.items() if k != "nopython"}
-        twin = _njit(cached.py_func, **{**options, "cache": False})
+        twin = _njit(cached.py_func, self.wide, **{**options, "cache": False})
         twin.compile(tuple(numba.typeof(a) for a in args))
         return "\n".join(twin.inspect_asm().values())
 
 
-def kernel(fn: Callable | None = None, *, fastmath: bool | set = False) -> Any:
-    """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached)."""
+def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bool = True) -> Any:
+    """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached).
+
+    ``wide=False`` compiles with :data:`_BLOCK` instead of :data:`_WIDE`: for loops over one small block.
+    """
 
     def build(f: Callable) -> Kernel:
         opts = dict(nogil=True, cache=True, fastmath=fastmath)
         return Kernel(
             name=f.__name__,
-            serial=_njit(_renamed(f, "serial"), parallel=False, **opts),
-            parallel=_njit(_renamed(f, "parallel"), parallel=True, **opts),
+            serial=_njit(_renamed(f, "serial"), wide, parallel=False, **opts),
+            parallel=_njit(_renamed(f, "parallel"), wide, parallel=True, **opts),
+            wide=wide,
         )
 
     return build(fn) if fn is not None else build

@@ -9,7 +9,7 @@ zero strides (per-tensor and per-axis parameters of the 4-bit types are blocks t
 import numpy as np
 from numba import prange
 
-from qbench.kernels._jit import kernel
+from qbench.kernels._jit import REASSOC, kernel
 from qbench.kernels.quantize import quantize_value
 
 
@@ -83,3 +83,44 @@ def unpack_int4(packed, signed, out):
     if n % 2:
         v = np.int32(packed[n // 2])
         out[n - 1] = ((v & 15) ^ flip) - flip
+
+
+# ---- ONNX Runtime's MatMulNBits: y = a @ dequant(b)^T with b in blocks along K --------------------------------
+
+
+@kernel(fastmath=REASSOC, wide=False)
+def nbits4_dot_rows(a_even, a_odd, b, scale, zero_point, half, out):
+    """``out[n] = sum_blocks float32(scale * sum_j a_j (q_j - zero_point))``, 4-bit ``b`` (N, blocks, half) packed
+    in pairs along K; ``a_even`` / ``a_odd``: the activations at even / odd positions, zero-padded to the blocks.
+
+    Each block's sum is float32 in any order (vector lanes), the block terms are summed in float64. ``half``
+    arrives at run time: a constant 16 would be unrolled, where a loop of 16 becomes one vector iteration.
+    """
+    for n in prange(b.shape[0]):
+        total = 0.0
+        for blk in range(b.shape[1]):
+            z = zero_point[n, blk]
+            base = blk * half
+            s = np.float32(0)
+            for j in range(half):
+                v = b[n, blk, j]
+                # The int32 casts keep the nibbles 32-bit wide: Numba's int64 would halve the vector's lanes.
+                s += a_even[base + j] * (np.float32(np.int32(v & 15)) - z)
+                s += a_odd[base + j] * (np.float32(np.int32(v >> 4)) - z)
+            total += np.float32(s * scale[n, blk])
+        out[n] = total
+
+
+@kernel(fastmath=REASSOC, wide=False)
+def nbits8_dot_rows(a, b, scale, zero_point, block, out):
+    """The 8-bit form: ``b`` (N, blocks, block) one value per byte."""
+    for n in prange(b.shape[0]):
+        total = 0.0
+        for blk in range(b.shape[1]):
+            z = zero_point[n, blk]
+            base = blk * block
+            s = np.float32(0)
+            for j in range(block):
+                s += a[base + j] * (np.float32(np.int32(b[n, blk, j])) - z)
+            total += np.float32(s * scale[n, blk])
+        out[n] = total

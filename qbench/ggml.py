@@ -57,8 +57,9 @@ def _parts(blocks: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return d, (qs.view(np.int8) if kind == "Q8_0" else qs)
 
 
-def quantize(x: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
-    """Rows of float32 ``x`` (last axis a multiple of 32) as ggml ``kind`` blocks: uint8 (..., K / 32 * block bytes).
+def quantize(x: Any, kind: str, *, out: np.ndarray | None = None, parallel: bool | None = None) -> np.ndarray:
+    """Rows of float32 ``x`` (last axis a multiple of 32) as ggml ``kind`` blocks: uint8 (..., K / 32 * block bytes),
+    into ``out`` (C-contiguous) if given.
 
     NaN or inf has no block scale (ggml's result is undefined there): ``ValueError``.
     """
@@ -69,7 +70,11 @@ def quantize(x: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
     if x.ndim == 0 or x.shape[-1] % QK:
         raise ValueError(f"ggml.quantize needs rows whose length is a multiple of {QK}; got shape {x.shape}")
     blocks = np.ascontiguousarray(x).reshape(-1, QK)
-    out = np.empty((blocks.shape[0], BLOCK_BYTES[kind]), np.uint8)
+    shape = (*x.shape[:-1], x.shape[-1] // QK * BLOCK_BYTES[kind])
+    result = api._output(out, shape, np.dtype(np.uint8), x)
+    if not result.flags.c_contiguous:
+        raise ValueError("ggml.quantize needs a C-contiguous out")
+    out = result.reshape(-1, BLOCK_BYTES[kind])
     d = np.empty(blocks.shape[0], np.float32)
     quants = out[:, 2:].view(np.int8) if kind == "Q8_0" else out[:, 2:]
     kern = ggml_k.q8_0_quantize if kind == "Q8_0" else ggml_k.q4_0_quantize
@@ -77,7 +82,7 @@ def quantize(x: Any, kind: str, *, parallel: bool | None = None) -> np.ndarray:
     if not np.all(np.isfinite(d)):
         raise ValueError(f"ggml.quantize: x holds NaN or inf, which no {kind} block scale can represent")
     out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
-    return out.reshape(*x.shape[:-1], x.shape[-1] // QK * BLOCK_BYTES[kind])
+    return result
 
 
 def dequantize(blocks: Any, kind: str, *, out: np.ndarray | None = None, parallel: bool | None = None) -> np.ndarray:

@@ -168,6 +168,8 @@ def to_numpy(result: Any) -> np.ndarray:
 def onnxruntime_linear(d: Any, threads: int) -> Callable[[], np.ndarray]:
     """The layer as an ONNX Runtime user deploys it: weights, scales and zero points as initializers
     (which ONNX Runtime prepacks once), activations fed at run time, output into ``d.out``."""
+    if d.variant in ("nbits4", "nbits8"):
+        return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, d.bits, 32, d.out, threads)
     zb = np.zeros(d.n, np.int8)
     if d.variant == "float32":
         op, names, feeds, constants, domain = "MatMul", ["x", "w"], {"x": d.x}, {"w": d.w.T}, ""

@@ -79,7 +79,7 @@ def test_a_wrong_qdot_fails_the_check(monkeypatch):
         fam.check(data, "qbench", run())
 
 
-@pytest.mark.parametrize("comparison", [c.name for c in cases.comparisons()])
+@pytest.mark.parametrize("comparison", [c.name for c in cases.comparisons()] + list(cases.blocks.comparisons()))
 def test_every_comparison_builds_its_pair(comparison):
     c = cases.Comparison.parse(comparison)
     threads = 2 if c.kind == "threads" else 1
@@ -91,7 +91,9 @@ def test_every_comparison_builds_its_pair(comparison):
         pytest.skip(str(exc))
     assert mine.nbytes == cases.bytes_moved(c.kernel, c.dtype, N) and mine.threads == threads
     if c.kind == "ceiling":
-        assert base.nbytes == cases.bytes_moved(c.kernel, c.dtype, N) or c.against == "read"
+        assert base.nbytes == cases.bytes_moved(c.kernel, c.dtype, N) or c.against in ("read", "write")
+        if c.against in ("read", "write"):  # the probe touches the kernel's working-set bytes
+            assert base.nbytes == pytest.approx(cases.footprint(c.kernel, c.dtype, N), abs=4)
     assert _common.side_by_side(mine, base, per_byte=c.kind == "ceiling", rounds=1, timer=lambda p: 1.0) > 0
 
 
@@ -117,10 +119,11 @@ def test_buffers_are_page_placed_and_seeded():
 
 def test_results_name_each_family_by_its_benchmark_class():
     import benchmarks.benchmarks.bench_accumulate as acc
+    import benchmarks.benchmarks.bench_blocks as blocks
     import benchmarks.benchmarks.bench_matmul as matmul
     import benchmarks.benchmarks.bench_quantize as quant
 
-    modules = (acc, matmul, quant)
+    modules = (acc, blocks, matmul, quant)
     classes = {name: getattr(m, name) for m in modules for name in dir(m) if hasattr(getattr(m, name), "kernel")}
     named = {cls.kernel: name for name, cls in classes.items() if cls.kernel}
     assert named == {k: fam.benchmark for k, fam in cases.FAMILIES.items()}
@@ -162,6 +165,10 @@ def test_layer_rules_count_operations_and_weight_bytes():
     assert cases.matmul.weight_bytes("static", LAYER) == k * n
     assert cases.matmul.weight_bytes("float32", LAYER) == 4 * k * n
     assert cases.bytes_moved("matmul", "dynamic", LAYER) == 4 * m * k + k * n + 4 * m * n
+    # Block formats count their scales: 34 and 18 bytes per 32 weights (ggml), 4 bits + a float32 per 32 (nbits4).
+    assert cases.matmul.weight_bytes("Q8_0", LAYER) == k * n // 32 * 34
+    assert cases.matmul.weight_bytes("Q4_0", LAYER) == k * n // 32 * 18
+    assert cases.matmul.weight_bytes("nbits4", LAYER) == k * n // 2 + k * n // 32 * 4
     with pytest.raises(ValueError, match="MxKxN"):
         cases.matmul.dims("5x96")
 
@@ -169,8 +176,13 @@ def test_layer_rules_count_operations_and_weight_bytes():
 @pytest.mark.parametrize("comparison", cases.matmul.COMPARISONS)
 @pytest.mark.parametrize("shape", ["1x256x64", "8x256x64"])
 def test_every_layer_comparison_builds_or_says_why_not(comparison, shape):
-    against = cases.Comparison.parse(comparison).against
+    pair = cases.Comparison.parse(comparison)
+    against = pair.against
     gemv = cases.matmul.dims(shape)[0] == 1
+    if pair.dtype in cases.matmul.BLOCK_BITS and not gemv:
+        with pytest.raises(NotImplementedError, match=r"\(M = 1\)"):
+            _common.prepared_layer_pair(comparison, shape, 1)
+        return
     if (against == "read" and not gemv) or (against == "peak" and gemv):
         with pytest.raises(NotImplementedError, match="GEMV"):
             _common.prepared_layer_pair(comparison, shape, 1)

@@ -115,8 +115,8 @@ def prepare_probe(kernel: str, dtype: str, size: int, threads: int) -> Prepared:
     """The pattern probe of a kernel (``cases.CEILINGS``): its arrays as unsigned ints, moved with no arithmetic."""
     set_threads(threads, "qbench")
     probe = cases.family(kernel).ceiling
-    if probe == "read":
-        return prepare("read", "float32", cases.ceiling_size(kernel, dtype, size), threads, "qbench")
+    if probe in ("read", "write"):
+        return prepare(probe, "float32", cases.ceiling_size(kernel, dtype, size), threads, "qbench")
     buffers = cases.Buffers(seed=size)
     call = cases.pattern_probe_call(cases.probe_operands(kernel, dtype, size), probe == "update", buffers)
     return _fastest(call, cases.bytes_moved(kernel, dtype, size), threads)

@@ -7,10 +7,12 @@ same rules, so a plot can never disagree with the benchmark that produced it.
 - :mod:`.grid`: sizes, thread counts, quick/full, calibration grids, test data;
 - :mod:`.registry`: what a family declares (:class:`Family`, :class:`Operand`, :class:`Buffers`);
 - :mod:`.families`: the elementwise families (:data:`KERNELS`) and the bandwidth probes;
-- :mod:`.matmul`: the matrix-multiply family (a linear layer, by shape ``MxKxN``);
+- :mod:`.matmul`: the matrix-multiply family (a linear layer, by shape ``MxKxN``; the block formats' GEMV too);
+- :mod:`.blocks`: the block formats' conversions (Q8_0, Q4_0, ONNX int4), their side-by-side grid and accuracy;
 - :mod:`.rules`: bytes moved, working set, ceilings and comparisons, by kernel name.
 """
 
+from . import blocks, matmul
 from .families import (
     AXIS_CHANNELS,
     BANDWIDTH_OPS,
@@ -96,6 +98,7 @@ __all__ = [
     "all_cores",
     "bandwidth_call",
     "bandwidth_grid",
+    "blocks",
     "bytes_moved",
     "calibration_sizes",
     "ceiling_size",
@@ -107,6 +110,7 @@ __all__ = [
     "layer_shapes",
     "layer_threads",
     "make_distribution",
+    "matmul",
     "memory_grid",
     "operands",
     "pattern_probe_call",

@@ -23,6 +23,7 @@ from qbench import api, reference
 from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
+from .blocks import BLOCK_CONVERSIONS
 from .grid import IMPLS, WITH_PEERS
 from .registry import READ, UPDATE, WRITE, Buffers, Family, Operand, Shape, Stream, elementwise, peers_module
 
@@ -302,6 +303,7 @@ KERNELS: dict[str, Family] = {
             _check_qdot,
             ceiling="read",
         ),
+        *BLOCK_CONVERSIONS,
     )
 }
 assert all(tuple(f.impls)[: len(IMPLS)] == IMPLS and set(f.impls) <= set(WITH_PEERS) for f in KERNELS.values())

@@ -85,6 +85,11 @@ def thread_counts() -> tuple[int, ...]:
     return _counts("QBENCH_THREADS", "thread counts") or tuple(sorted({1, all_cores()}))
 
 
+def quick_threads() -> tuple[int, ...]:
+    """Thread counts of a family whose targets are single-threaded: 1 in the quick grid, else the grid's."""
+    return (1,) if quick() else thread_counts()
+
+
 def calibration_sizes() -> tuple[int, ...]:
     return (2**14, 2**18) if quick() else (2**14, 2**18, 2**22)
 

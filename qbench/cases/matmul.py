@@ -9,7 +9,10 @@ Variants (the family's ``dtype`` axis):
 - ``dynamic``: float32 in and out, activations quantized at run time from their own range (ONNX Runtime
   ``DynamicQuantizeMatMul``; PyTorch ``linear_dynamic``);
 - ``integer``: the raw int32 product (ONNX ``MatMulInteger``);
-- ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead).
+- ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead);
+- the block formats, matrix-vector products only (M = 1), float32 in and out: ``Q8_0`` and ``Q4_0`` (ggml's,
+  llama.cpp's CPU path: ``qbench.ggml.matvec``), ``nbits4`` and ``nbits8`` (ONNX Runtime's ``MatMulNBits``,
+  blocks of 32 with a float32 scale each: ``qbench.blocks.matmul_nbits``).
 
 A shape is ``"MxKxN"``: M rows of activations (1 is the GEMV of LLM decoding), K inputs, N outputs.
 """
@@ -26,7 +29,7 @@ from qbench import reference
 from qbench.calibrate import calibrate
 from qbench.params import QuantParams
 
-from .grid import layer_shapes_override, quick, thread_counts
+from .grid import layer_shapes_override, quick, quick_threads
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape, peers_module
 
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
@@ -43,7 +46,11 @@ SHAPES_FULL = (
 )
 #: The quick grid: a GEMV in cache, one from DRAM, one GEMM.
 SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
-VARIANTS = ("float32", "static", "dynamic", "integer", "quantize_x")
+#: The block formats: weight bits per value, scales included (blocks of 32: a float16 scale adds 0.5 bit,
+#: a float32 one 1 bit).
+BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0}
+NBITS_BLOCK = 32
+VARIANTS = ("float32", "static", "dynamic", "integer", "quantize_x", *BLOCK_BITS)
 #: (activations, weights, output) dtypes of each variant (``quantize_x`` reads no weights).
 VARIANT_TYPES = {
     "float32": ("float32", "float32", "float32"),
@@ -51,6 +58,13 @@ VARIANT_TYPES = {
     "dynamic": ("float32", "int8", "float32"),
     "integer": ("uint8", "int8", "int32"),
     "quantize_x": ("float32", None, "uint8"),
+    **{variant: ("float32", "uint8", "float32") for variant in BLOCK_BITS},
+}
+#: Bits per weight of every variant that reads weights: what a GEMV's time should shrink with.
+WEIGHT_BITS = {
+    variant: BLOCK_BITS.get(variant, 8.0 * np.dtype(types[1]).itemsize)
+    for variant, types in VARIANT_TYPES.items()
+    if types[1]
 }
 #: What every side-by-side ratio of the sweep holds qbench's ``variant`` to, as ``"matmul variant / against"``
 #: (the naming of :class:`qbench.cases.Comparison`):
@@ -71,6 +85,17 @@ COMPARISONS = (
     "matmul static / peak",
     "matmul float32 / peak",
     "matmul dynamic / qbench quantize_x",
+    "matmul Q4_0 / numpy float32",
+    "matmul Q8_0 / numpy float32",
+    "matmul nbits4 / numpy float32",
+    "matmul nbits8 / numpy float32",
+    "matmul Q4_0 / read",
+    "matmul Q8_0 / read",
+    "matmul nbits4 / read",
+    "matmul Q4_0 / onnxruntime nbits4",
+    "matmul Q8_0 / onnxruntime nbits8",
+    "matmul nbits4 / onnxruntime nbits4",
+    "matmul nbits8 / onnxruntime nbits8",
 )
 #: Accuracy of the layer's output against float32: static with each calibration method, and dynamic.
 ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")
@@ -90,7 +115,7 @@ def layer_shapes() -> tuple[str, ...]:
 
 def layer_threads() -> tuple[int, ...]:
     """Thread counts of the matmul sweep: 1 in the quick grid (its targets are single-threaded), else the grid's."""
-    return (1,) if quick() else thread_counts()
+    return quick_threads()
 
 
 def dims(shape: str | Shape) -> tuple[int, int, int]:
@@ -110,10 +135,9 @@ def ops(shape: str | Shape) -> int:
 
 
 def weight_bytes(variant: str, shape: str | Shape) -> int:
-    """Bytes of weights one call reads: what a GEMV is judged by against the read ceiling."""
+    """Bytes of weights one call reads, scales included: what a GEMV is judged by against the read ceiling."""
     _, k, n = dims(shape)
-    weights = VARIANT_TYPES[variant][1]
-    return k * n * np.dtype(weights).itemsize if weights else 0
+    return round(k * n * WEIGHT_BITS[variant] / 8) if variant in WEIGHT_BITS else 0
 
 
 def peak_call(variant: str, buf: Buffers) -> tuple[Callable[[], Any], int]:
@@ -134,7 +158,8 @@ def _operands(variant: str, shape: Shape) -> tuple[Operand, ...]:
     x, w, y = VARIANT_TYPES[variant]
     if w is None:
         return Operand(x, READ, m * k), Operand(y, WRITE, m * k)
-    return Operand(x, READ, m * k), Operand(w, READ, k * n), Operand(y, WRITE, m * n)
+    weights = weight_bytes(variant, shape) // np.dtype(w).itemsize
+    return Operand(x, READ, m * k), Operand(w, READ, weights), Operand(y, WRITE, m * n)
 
 
 def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
@@ -153,6 +178,8 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     d.w = buf.random("float32", (n, k), 1)
     d.w *= np.float32(1 / np.sqrt(k))  # outputs of the order of the inputs
     d.bias = np.linspace(-0.5, 0.5, n, dtype=np.float32)
+    if variant in BLOCK_BITS:
+        return _block_data(d)
     if variant == "float32":
         d.out = buf.empty((m, n), np.float32, 2)
         return d
@@ -169,7 +196,39 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     return d
 
 
+def _block_data(d: SimpleNamespace) -> SimpleNamespace:
+    """A block-format layer: the weights in ggml's bytes (made by the NumPy reference), or as MatMulNBits takes
+    them (symmetric, the default zero point); ``x`` one row (a GEMV)."""
+    if d.m != 1:
+        raise NotImplementedError("the block formats are timed as matrix-vector products (M = 1)")
+    d.out = np.empty((1, d.n), np.float32)
+    if d.variant in ("Q8_0", "Q4_0"):
+        d.blocks = reference.ggml_quantize(d.w, d.variant)
+        return d
+    try:
+        from qbench import blocks
+    except ImportError:  # an older commit, from before qbench had blocked formats
+        raise NotImplementedError("this qbench version has no MatMulNBits") from None
+    d.bits = 4 if d.variant == "nbits4" else 8
+    d.packed, d.scales, _ = blocks.quantize_nbits(d.w, bits=d.bits, block_size=NBITS_BLOCK)
+    return d
+
+
+def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
+    if d.variant in ("Q8_0", "Q4_0"):
+        try:
+            from qbench import ggml
+        except ImportError:  # an older commit, from before qbench had ggml's formats
+            raise NotImplementedError("this qbench version has no ggml formats") from None
+        return lambda: ggml.matvec(d.blocks, d.x[0], d.variant, parallel=parallel)
+    from qbench import blocks
+
+    return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)
+
+
 def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
+    if d.variant in BLOCK_BITS:
+        return _qbench_block(d, parallel)
     try:
         from qbench import matmul as mm
     except ImportError:  # an older commit, from before qbench had a matrix multiply
@@ -203,6 +262,10 @@ def _peer(name: str) -> Callable[[Any, int, bool | None], Callable[[], Any]]:
             raise NotImplementedError(f"this qbench version has no {name} linear layer")
         if d.variant == "quantize_x":
             raise NotImplementedError("the input's quantization alone is timed for qbench and NumPy only")
+        if d.variant in ("Q8_0", "Q4_0"):
+            raise NotImplementedError(f"{name} does not run ggml's formats; it is compared with the same bits")
+        if d.variant in BLOCK_BITS and name != "onnxruntime":
+            raise NotImplementedError(f"{name} has no MatMulNBits")
         return getattr(peers, f"{name}_linear")(d, threads)
 
     return build
@@ -213,6 +276,9 @@ def _check(d: Any, impl: str, result: Any) -> None:
     (both follow ONNX bit for bit), within a float32 dot's error bound for float32, and within one step (static)
     or a 25 dB SQNR (dynamic) for PyTorch, which quantizes its own way."""
     if impl == "numpy" and d.variant != "float32":
+        return
+    if d.variant in BLOCK_BITS:
+        _check_block(d, impl, peers_module().to_numpy(result))
         return
     if d.variant == "quantize_x":
         q, p = result
@@ -248,6 +314,39 @@ def _check(d: Any, impl: str, result: Any) -> None:
         noise = np.sum((got - want) ** 2)
         if noise > 10**-2.5 * np.sum(want**2):
             raise AssertionError("torch dynamic layer is below 25 dB SQNR against the ONNX definition")
+
+
+def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
+    """A block-format GEMV against float64 within its derived bound: ggml's against the exact sum of its block
+    terms (``qbench.ggml.vec_dot_error_bound``); MatMulNBits' against the float64 product with the dequantized
+    weights, within qbench's bound plus a float32 sum of K terms (ONNX Runtime sums in its own order)."""
+    got = np.asarray(got, np.float64).reshape(-1)[:CHECK_ROWS]
+    if d.variant in ("Q8_0", "Q4_0"):
+        from qbench import ggml
+
+        x_row = reference.ggml_quantize(d.x[0], "Q8_0")
+        for row in range(CHECK_ROWS):
+            terms = reference.ggml_block_terms(d.blocks[row], x_row, d.variant)
+            exact = float(terms.sum())
+            bound = ggml.vec_dot_error_bound(float(np.abs(terms).sum()), terms.size, exact)
+            if abs(got[row] - exact) > bound * 1.0001:
+                raise AssertionError(f"{impl} {d.variant} matvec is off the exact block sum by more than its bound")
+        return
+    from qbench import blocks
+
+    weights = reference.dequantize(
+        reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, d.k), signed=False).astype(np.int64)
+        if d.bits == 4
+        else d.packed[:CHECK_ROWS].reshape(CHECK_ROWS, -1)[:, : d.k].astype(np.int64),
+        QuantParams(d.scales[:CHECK_ROWS], 8 if d.bits == 4 else 128, "uint4" if d.bits == 4 else "uint8", 1, 32),
+    ).astype(np.float64)
+    exact = weights @ d.x[0].astype(np.float64)
+    abs_products = np.abs(weights) @ np.abs(d.x[0]).astype(np.float64)
+    u = 2.0**-24
+    bound = blocks.matmul_nbits_error_bound(abs_products, d.k // NBITS_BLOCK, NBITS_BLOCK, got)
+    bound += (d.k + 2) * u / (1 - (d.k + 2) * u) * abs_products
+    if not np.all(np.abs(got - exact) <= bound * 1.0001):
+        raise AssertionError(f"{impl} {d.variant} matvec is off the float64 product by more than its bound")
 
 
 MATMUL = Family(

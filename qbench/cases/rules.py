@@ -22,6 +22,7 @@ CEILINGS: dict[str, str] = {
     "stream": "the kernel's streams with no arithmetic: read its input, write its output (same widths)",
     "update": "the kernel's streams with no arithmetic: read x and update acc in place (same widths)",
     "read": "float32 read of the same working-set bytes",
+    "write": "float32 write of the same working-set bytes",
 }
 
 #: The pairs behind "what does 8-bit buy": the float32 variant and the 8-bit one of the same kernel.
@@ -92,7 +93,7 @@ def ceiling_size(kernel: str, dtype: str, size: int) -> int:
     may sit in a cache that 2**24 float32 values (64 MiB) do not fit. The
     pattern probes use the kernel's own arrays, so they need ``size`` itself.
     """
-    if family(kernel).ceiling != "read":
+    if family(kernel).ceiling not in ("read", "write"):
         return size
     return max(1, round(footprint(kernel, dtype, size) / footprint("read", "float32", 1)))
 

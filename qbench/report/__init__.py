@@ -5,6 +5,7 @@
 - :mod:`.figures`: what plots share and the registry of the main page's figures;
 - :mod:`.plots_speed`, :mod:`.plots_ratios`: the plot functions;
 - :mod:`.layers`: the linear layers' (matmul) tables and pictures;
+- :mod:`.blocks`: the block formats' conversion, accuracy and bits-per-weight tables and picture;
 - :mod:`.render`: Markdown and HTML;
 - :mod:`.pages`: report folders (main, compare, history), the README table and the run summary.
 """

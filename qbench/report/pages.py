@@ -19,7 +19,7 @@ import pandas as pd
 from qbench import cases
 from qbench.regress import one_env_per_commit
 
-from . import layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
+from . import blocks, layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .headline import (
     flag_lines,
@@ -120,6 +120,21 @@ def report_tables(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
         (
             "Linear layers: SQNR (dB) of the int8 output against float32, by how the activations were quantized",
             layers.layer_accuracy_table(data.current),
+        ),
+        (
+            "Block formats: conversion speed (1 thread), as GB/s of float32 values, GB/s of the format's bytes, "
+            "and ns per block of 32 values",
+            blocks.conversion_table(data.current),
+        ),
+        (
+            "Block formats: bits per weight and the round trip's accuracy (a 256 x 4096 weight matrix; symmetric "
+            "MinMax scales per tensor, channel or block)",
+            blocks.accuracy_table(data.current),
+        ),
+        (
+            "Block formats: matrix-vector speed over NumPy float32 by bits per weight (qbench side by side; ONNX "
+            "Runtime from its own timings)",
+            blocks.bits_speedup(data.current),
         ),
         ("Accuracy: SQNR (dB) of the round trip, by calibration method and data", accuracy_table(data.current)),
         (f"Memory per call at {pow2(cases.MEMORY_SIZE)} elements", memory_table(data.current)),

@@ -25,7 +25,7 @@ from .figures import (
 )
 
 #: The bandwidth line drawn beside each kernel in the throughput plot (the share itself is measured side by side).
-BANDWIDTH_LINE = {"stream": "copy", "update": "copy", "read": "read"}
+BANDWIDTH_LINE = {"stream": "copy", "update": "copy", "read": "read", "write": "write"}
 
 
 @figure("throughput", order=10)

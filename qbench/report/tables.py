@@ -80,7 +80,7 @@ def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
     (``qbench run``).
     """
     cols = ["kind", "kernel", "dtype", "against", "size", "threads", "ratio", "low", "high", "footprint"]
-    rows = select(frame, "track_ratio", cls="SideBySide")
+    rows = pd.concat([select(frame, "track_ratio", cls=c) for c in ("SideBySide", "BlockSideBySide")])
     if rows.empty:
         return pd.DataFrame(columns=cols)
     pairs = [cases.Comparison.parse(c) for c in rows["param_comparison"]]

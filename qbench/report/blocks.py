@@ -92,7 +92,9 @@ def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
         peers = t[(t["impl"] == "onnxruntime") & t["variant"].isin(["nbits4", "nbits8", "dynamic"])]
         rows += [
             {"shape": s, "k": k, "n": n, "variant": v, "impl": "onnxruntime", "speedup": base[s] / sec}
-            for s, k, n, v, sec in zip(peers["shape"], peers["k"], peers["n"], peers["variant"], peers["seconds"])
+            for s, k, n, v, sec in zip(
+                peers["shape"], peers["k"], peers["n"], peers["variant"], peers["seconds"], strict=True
+            )
             if s in base.index
         ]
     if not rows:

@@ -13,16 +13,22 @@ from qbench.kernels._jit import REASSOC, kernel
 from qbench.kernels.quantize import quantize_value
 
 
-@kernel
+@kernel(wide=False)
 def quantize_rows(x, scale, zero_point, block, qmin, qmax, out):
     """Blocks along the last axis: ``out[r, i] = q(x[r, i])`` with the scale of block ``i // block``."""
     rows, width = x.shape
     for r in prange(rows):
         for b in range(scale.shape[1]):
             s, z = scale[r, b], zero_point[r, b]
-            # One scale per inner loop, with a run-time trip count: a plain vectorizable loop.
-            for i in range(b * block, min(width, (b + 1) * block)):
-                out[r, i] = quantize_value(x[r, i], s, z, qmin, qmax)
+            base = b * block
+            # A whole block loops over range(block): written as range(base, end), over a count computed
+            # here, or under a bound computed with //, the loop does not vectorize (7-10x slower, measured).
+            if base + block <= width:
+                for j in range(block):
+                    out[r, base + j] = quantize_value(x[r, base + j], s, z, qmin, qmax)
+            else:
+                for i in range(base, width):
+                    out[r, i] = quantize_value(x[r, i], s, z, qmin, qmax)
 
 
 @kernel
@@ -37,15 +43,20 @@ def quantize_inner(x, scale, zero_point, block, qmin, qmax, out):
             out[o, i, k] = quantize_value(x[o, i, k], scale[o, b, k], zero_point[o, b, k], qmin, qmax)
 
 
-@kernel
+@kernel(wide=False)
 def dequantize_rows(q, scale, zero_point, block, out):
-    """Blocks along the last axis: ``(float32(q) - zero_point) * scale`` per block."""
+    """Blocks along the last axis: ``(float32(q) - zero_point) * scale`` per block (loops as quantize_rows)."""
     rows, width = q.shape
     for r in prange(rows):
         for b in range(scale.shape[1]):
             s, z = scale[r, b], zero_point[r, b]
-            for i in range(b * block, min(width, (b + 1) * block)):
-                out[r, i] = (np.float32(q[r, i]) - z) * s
+            base = b * block
+            if base + block <= width:
+                for j in range(block):
+                    out[r, base + j] = (np.float32(q[r, base + j]) - z) * s
+            else:
+                for i in range(base, width):
+                    out[r, i] = (np.float32(q[r, i]) - z) * s
 
 
 @kernel

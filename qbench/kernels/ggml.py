@@ -21,16 +21,15 @@ FLT_MAX = np.float32(np.finfo(np.float32).max)
 
 @njit(cache=True, inline="always")
 def roundf(v):
-    """C's roundf: to nearest, ties away from zero (exact: ``v - trunc(v)`` has no rounding error)."""
+    """C's roundf: to nearest, ties away from zero (exact: ``v - trunc(v)`` has no rounding error).
+
+    Written without branches, so that a block's loop vectorizes."""
     t = np.trunc(v)
-    if v - t >= np.float32(0.5):
-        return t + np.float32(1)
-    if v - t <= np.float32(-0.5):
-        return t - np.float32(1)
-    return t
+    r = v - t
+    return t + np.float32(r >= np.float32(0.5)) - np.float32(r <= np.float32(-0.5))
 
 
-@kernel
+@kernel(wide=False)
 def q8_0_quantize(x, qk, d, qs):
     """Per block of 32: d = amax / 127, qs = roundf(x * (1 / d)) (0 where d is 0).
 
@@ -54,7 +53,7 @@ def q8_0_quantize(x, qk, d, qs):
             qs[b, j] = np.int8(roundf(row[j] * inv))
 
 
-@kernel
+@kernel(wide=False)
 def q4_0_quantize(x, qk, d, qs):
     """Per block: d = max / -8 (max: the first value of largest magnitude, signed), q = min(15, trunc(x / d + 8.5)),
     packed ``qs[j] = q[j] | q[j + 16] << 4``."""

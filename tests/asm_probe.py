@@ -16,6 +16,8 @@ from llvmlite import binding as llvm
 from numba import config
 
 from qbench.kernels import accumulate as ka
+from qbench.kernels import blocks as kb
+from qbench.kernels import ggml as kg
 from qbench.kernels import matmul as km
 from qbench.kernels import quantize as kq
 
@@ -27,6 +29,11 @@ I8 = U8.view(np.int8)
 ACC = np.zeros(N, f32)
 W16 = U8[: N // 16].astype(np.int16).reshape(1, -1)  # one activation row of K = N / 16, widened
 ZB, SUMS, OUT = np.zeros(16, np.int32), np.zeros(1, np.int32), np.zeros((1, 16), np.int32)
+# Block formats: 4 rows of 8 blocks (ggml's bytes, or MatMulNBits' packed nibbles), a float16 table, Q8_0 x.
+TABLE = np.zeros(1 << 16, f32)
+Q4_0_ROWS, Q8_0_ROWS = U8[: 4 * 8 * 18].reshape(4, 8, 18), U8[: 4 * 8 * 34].reshape(4, 8, 34)
+XD, XQS, ROWS_OUT = np.ones(8, f32), I8[: 8 * 32].reshape(8, 32), np.zeros(4)
+NBITS, NBITS_SCALE = U8[: 4 * 8 * 16].reshape(4, 8, 16), np.ones((4, 8), f32)
 
 HOT = {
     "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8))),
@@ -62,6 +69,36 @@ HOT = {
         (U8.reshape(4, -1), np.zeros(4, np.int16), np.zeros((4, N // 4), np.int16), np.zeros(4, np.int32)),
     ),
     "min max": (km.min_max, (X, f32(0))),
+    "ggml q4_0 dot": (kg.q4_0_q8_0_dot_rows, (Q4_0_ROWS, TABLE, XD, XQS, 16, ROWS_OUT)),
+    "ggml q8_0 dot": (kg.q8_0_q8_0_dot_rows, (Q8_0_ROWS, TABLE, XD, XQS, 32, ROWS_OUT)),
+    "ggml q4_0 dequantize": (
+        kg.q4_0_dequantize,
+        (Q4_0_ROWS.reshape(-1, 18), TABLE, 16, ACC[: 32 * 32].reshape(32, 32)),
+    ),
+    "ggml q8_0 dequantize": (
+        kg.q8_0_dequantize,
+        (Q8_0_ROWS.reshape(-1, 34), TABLE, 32, ACC[: 32 * 32].reshape(32, 32)),
+    ),
+    "ggml q8_0 quantize": (kg.q8_0_quantize, (X.reshape(-1, 32), 32, ACC[: N // 32], np.empty((N // 32, 32), np.int8))),
+    "nbits4 dot": (kb.nbits4_dot_rows, (X[:128], X[128:256], NBITS, NBITS_SCALE, NBITS_SCALE, 16, ROWS_OUT)),
+    "blocked quantize int4": (
+        kb.quantize_rows,
+        (
+            X.reshape(4, -1),
+            np.ones((4, 32), f32),
+            np.zeros((4, 32), np.int32),
+            32,
+            np.int32(-8),
+            np.int32(7),
+            I8.copy().reshape(4, -1),
+        ),
+    ),
+    "blocked dequantize int4": (
+        kb.dequantize_rows,
+        (I8.reshape(4, -1), np.ones((4, 32), f32), np.zeros((4, 32), f32), 32, ACC.reshape(4, -1)),
+    ),
+    "pack int4": (kb.pack_int4, (I8, np.empty(N // 2, np.uint8))),
+    "unpack int4": (kb.unpack_int4, (U8[: N // 2], True, I8.copy())),
 }
 
 

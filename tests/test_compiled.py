@@ -121,6 +121,24 @@ def test_int8_dot_uses_the_targets_multiply_add(target):
             assert not re.search(r"\bvpdp(wssd|busd)\b", asm), f"{name}: VNNI code for a target without it"
 
 
+VECTOR = r"[^\n]*%[xyz]mm"
+
+
+def test_block_dots_unpack_nibbles_and_multiply_add_bytes(target):
+    """ggml's and MatMulNBits' products: nibbles split by a vector mask and shift, ggml's integer block dots by
+    the target's 8-bit multiply-add (VNNI's only where the target has it), MatMulNBits' by packed FMAs."""
+    asm = target["asm"]
+    for name in ("ggml q4_0 dot", "nbits4 dot", "ggml q4_0 dequantize"):
+        assert re.search(r"\bvpand[dq]?\b" + VECTOR, asm[name]), f"{name}: no vector mask of the low nibbles"
+        # A vector shift of the high nibbles (GFNI targets may use a bit-matrix multiply for it).
+        assert re.search(r"\b(vpsrl[wdq]|vpsrlv[dq]|vgf2p8affineqb)\b" + VECTOR, asm[name]), f"{name}: no shift"
+    for name in ("ggml q4_0 dot", "ggml q8_0 dot"):
+        assert re.search(r"\b(vpmaddwd|vpmaddubsw|vpdpwssd|vpdpbusd)\b" + VECTOR, asm[name]), name
+        if not isa(target)["vnni"]:
+            assert not re.search(r"\bvpdp(wssd|busd)\b", asm[name]), f"{name}: VNNI code for a target without it"
+    assert re.search(r"\bvfmadd\d+ps\b" + VECTOR, asm["nbits4 dot"])
+
+
 def test_float_matmul_twin_uses_vector_fused_multiply_adds(target):
     # The float32 baseline of the same blocking must be a fair one: packed FMAs, not a serial chain.
     assert re.search(r"\bvfmadd\d+ps\b[^\n]*%[yz]mm", target["asm"]["matmul float32"])

@@ -258,6 +258,7 @@ def test_figures_registry_is_ordered_and_complete():
         "side by side",
         "linear layer",
         "linear layer speed",
+        "bits per weight",
         "history",
     ]
     assert [s.order for s in report.FIGURES] == sorted(s.order for s in report.FIGURES)

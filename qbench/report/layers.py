@@ -32,6 +32,12 @@ LABELS = {
     ("integer", "onnxruntime"): "ONNX Runtime MatMulInteger",
     ("quantize_x", "qbench"): "qbench dynamic_quantize_linear of x alone",
     ("quantize_x", "numpy"): "NumPy dynamic quantization of x alone",
+    ("Q8_0", "qbench"): "qbench Q8_0 (ggml.matvec)",
+    ("Q4_0", "qbench"): "qbench Q4_0 (ggml.matvec)",
+    ("nbits4", "qbench"): "qbench MatMulNBits 4-bit, blocks of 32",
+    ("nbits8", "qbench"): "qbench MatMulNBits 8-bit, blocks of 32",
+    ("nbits4", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, blocks of 32",
+    ("nbits8", "onnxruntime"): "ONNX Runtime MatMulNBits 8-bit, blocks of 32",
 }
 
 

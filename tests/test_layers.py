@@ -28,6 +28,7 @@ LAYERS = {
     "qbench.api": 1,
     "qbench.matmul": 1,
     "qbench.ggml": 1,
+    "qbench.blocks": 1,
     "qbench.peers": 1,
     "qbench.demo": 1,
     "qbench.__main__": 5,

@@ -133,6 +133,17 @@ def _operands(to_blocks: bool) -> Callable[[str, Shape], tuple[Operand, ...]]:
     return operands
 
 
+#: Sizes of the conversions in the quick grid: one in L2, one from DRAM.
+QUICK_SIZES = (2**14, 2**24)
+
+
+def block_sizes() -> tuple[int, ...]:
+    """Sizes of the conversions: the grid's, or in the quick grid those of :data:`QUICK_SIZES` it has."""
+    if not quick():
+        return sizes()
+    return tuple(s for s in sizes() if s in QUICK_SIZES) or sizes()
+
+
 def _allocates(d: Any, impl: str) -> int:
     return 0 if impl == "qbench" else d.out.nbytes
 
@@ -150,6 +161,7 @@ BLOCK_CONVERSIONS = (
         ceiling="read",
         allocates=_allocates,
         threads=quick_threads,
+        axis_values={"size": block_sizes},
     ),
     Family(
         "block_dequantize",
@@ -163,15 +175,12 @@ BLOCK_CONVERSIONS = (
         ceiling="write",
         allocates=_allocates,
         threads=quick_threads,
+        axis_values={"size": block_sizes},
     ),
 )
 
 
 # ---- side by side, and accuracy against bits per weight ---------------------------------------------------
-
-#: Sizes of the side-by-side conversions in the quick grid: one in L2, one from DRAM.
-SIDE_BY_SIDE_QUICK = (2**14, 2**24)
-
 
 def comparisons() -> tuple[str, ...]:
     """Each conversion against the NumPy reference and its bandwidth ceiling (see ``qbench.cases.Comparison``)."""
@@ -184,8 +193,7 @@ def comparisons() -> tuple[str, ...]:
 
 
 def side_by_side_grid() -> tuple[list, list[str]]:
-    grid_sizes = tuple(s for s in sizes() if s in SIDE_BY_SIDE_QUICK) if quick() else sizes()
-    return [list(grid_sizes or sizes()), list(comparisons()), list(quick_threads())], ["size", "comparison", "threads"]
+    return [list(block_sizes()), list(comparisons()), list(quick_threads())], ["size", "comparison", "threads"]
 
 
 #: Weight formats compared for accuracy, with the bits each stores per weight (scales included; per-tensor and

@@ -182,6 +182,7 @@ BLOCK_CONVERSIONS = (
 
 # ---- side by side, and accuracy against bits per weight ---------------------------------------------------
 
+
 def comparisons() -> tuple[str, ...]:
     """Each conversion against the NumPy reference and its bandwidth ceiling (see ``qbench.cases.Comparison``)."""
     return tuple(

@@ -5,6 +5,7 @@ sizes 2**14, 2**20, 2**24 and the GEMVs 1x4096x4096 and 1x4096x11008)."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from qbench import cases, report
@@ -62,3 +63,13 @@ def test_the_picture_and_the_page_show_the_block_formats(frame, tmp_path):
     md = (out / "report.md").read_text()
     assert "Block formats: conversion speed" in md and "Block formats: bits per weight" in md
     assert "| Q4_0 | 4.5 |" in md
+
+
+def test_one_commit_measured_from_two_environments_still_reports(frame, tmp_path):
+    # Two result files of one commit (two virtual environments, the second with the peers): the layers' timings
+    # twice, which once made the layer figures fail on a duplicate shape.
+    layers = frame[frame["benchmark"].str.endswith("Matmul.time_run")]
+    doubled = pd.concat([frame, layers], ignore_index=True)
+    out = tmp_path / "page"
+    report.build_report(doubled, machine_info(RESULTS, "box"), out, progress=lambda s: None)
+    assert (out / "layer_gops.png").exists() and (out / "bits_per_weight_speedup.png").exists()

@@ -88,7 +88,7 @@ def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
     t = layer_timings(frame)
     if not t.empty:
         t = t[(t["m"] == 1) & (t["threads"] == 1)]
-        base = t[(t["impl"] == "numpy") & (t["variant"] == "float32")].set_index("shape")["seconds"]
+        base = t[(t["impl"] == "numpy") & (t["variant"] == "float32")].groupby("shape")["seconds"].median()
         peers = t[(t["impl"] == "onnxruntime") & t["variant"].isin(["nbits4", "nbits8", "dynamic"])]
         rows += [
             {"shape": s, "k": k, "n": n, "variant": v, "impl": "onnxruntime", "speedup": base[s] / sec}

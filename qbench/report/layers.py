@@ -199,8 +199,9 @@ def plot_layer_gops(data: ReportData, out: Path) -> Figure | None:
     width = 0.85 / max(1, len(labels))
     cmap = plt().get_cmap("tab20")
     for i, label in enumerate(labels):
-        part = t[t["label"] == label].set_index("shape").reindex(shapes)
-        ax.bar(np.arange(len(shapes)) + i * width, part["gops"].to_numpy(), width, label=label, color=cmap(i))
+        # The median over result files: one commit measured from two environments has two rows per shape.
+        gops = t[t["label"] == label].groupby("shape")["gops"].median().reindex(shapes)
+        ax.bar(np.arange(len(shapes)) + i * width, gops.to_numpy(), width, label=label, color=cmap(i))
     ax.set_xticks(np.arange(len(shapes)) + 0.85 / 2 - width / 2, [_weights_label(s) for s in shapes], fontsize=7)
     plain_log_y(ax)
     ax.set_ylabel("GOP/s (2 M K N / time)")

@@ -15,6 +15,7 @@ most ``(2 u32 + nb u64) * sum |terms| + u32 |result|`` (``u32 = 2**-24``, ``u64 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,10 @@ def _kind(kind: Any) -> str:
     return str(name)
 
 
-#: float32 value of every float16 bit pattern: the kernels' scale decoder (256 KiB, made on first use).
-_F16_TABLE: list[np.ndarray] = []
-
-
+@functools.cache
 def _table() -> np.ndarray:
-    if not _F16_TABLE:
-        _F16_TABLE.append(np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32))
-    return _F16_TABLE[0]
+    """float32 value of every float16 bit pattern: the kernels' scale decoder (256 KiB, made on first use)."""
+    return np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
 def _parts(blocks: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

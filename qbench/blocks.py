@@ -132,6 +132,10 @@ def quantize(x: np.ndarray, params: QuantParams, out: np.ndarray | None, paralle
 
 def dequantize(q: Any, params: QuantParams, shape: Any, out: np.ndarray | None, parallel: bool | None) -> np.ndarray:
     """:func:`qbench.dequantize` for blocked or 4-bit parameters."""
+    if params.packed and type(q) is np.ndarray and q.dtype == _U8 and shape is not None:
+        fused = _dequantize_packed(q, params, _shape(shape), out, parallel)
+        if fused is not None:
+            return fused
     values = _unpacked(q, params, shape, parallel) if params.packed else q
     dims, scale, zero_point, block = _layout(params, values.shape, _F32, zero_as_int=False)
     result = api._output(out, values.shape, _F32, q)
@@ -150,6 +154,34 @@ def dequantize(q: Any, params: QuantParams, shape: Any, out: np.ndarray | None, 
         )
     if not np.shares_memory(target, result):
         result[...] = target.reshape(result.shape)
+    return result
+
+
+def _dequantize_packed(
+    q: np.ndarray, params: QuantParams, shape: tuple[int, ...], out: np.ndarray | None, parallel: bool | None
+) -> np.ndarray | None:
+    """Packed 4-bit rows dequantized in one pass, where every row and block starts on a byte (even row length
+    and block, blocks along the last axis); None where they do not, for the unpacking path."""
+    if q.size != packed_size(math.prod(shape)) or not shape:
+        return None  # _unpacked says what is wrong
+    dims, scale, zero_point, block = _layout(params, shape, _F32, zero_as_int=False)
+    if dims[2] != 1 or dims[1] % 2 or block % 2 or not q.size:
+        return None
+    result = api._output(out, shape, _F32, q)
+    target = result.reshape(dims[:2]) if result.flags.c_contiguous else np.empty(dims[:2], _F32)
+    kern = blocks_k.dequantize_packed_rows.target(
+        api.use_parallel(q.nbytes + result.nbytes, parallel, ("dequantize_blocks", params.dtype))
+    )
+    kern(
+        np.ascontiguousarray(q).reshape(dims[0], -1),
+        params.dtype == INT4,
+        scale[:, :, 0],
+        zero_point[:, :, 0],
+        block // 2,
+        target,
+    )
+    if not np.shares_memory(target, result):
+        result[...] = target.reshape(shape)
     return result
 
 

@@ -97,6 +97,10 @@ HOT = {
         kb.dequantize_rows,
         (I8.reshape(4, -1), np.ones((4, 32), f32), np.zeros((4, 32), f32), 32, ACC.reshape(4, -1)),
     ),
+    "packed dequantize int4": (
+        kb.dequantize_packed_rows,
+        (U8.reshape(4, -1), True, np.ones((4, 64), f32), np.zeros((4, 64), f32), 8, np.zeros((4, N // 2), f32)),
+    ),
     "pack int4": (kb.pack_int4, (I8, np.empty(N // 2, np.uint8))),
     "unpack int4": (kb.unpack_int4, (U8[: N // 2], True, I8.copy())),
 }

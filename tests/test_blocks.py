@@ -376,3 +376,20 @@ def test_matmul_nbits_refuses_bad_input(kwargs, error, message):
     options = {k: v for k, v in kwargs.items() if k not in args}
     with pytest.raises(error, match=message):
         qbench.blocks.matmul_nbits(args["a"], args["b"], args["scales"], args["zero_points"], **options)
+
+
+@pytest.mark.parametrize("dtype", ["int4", "uint4"])
+@pytest.mark.parametrize("shape, block", [((6, 64), 32), ((3, 10), 4), ((2, 3, 12), 6), ((5, 7), 4), ((4, 6), 3)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_packed_rows_dequantize_in_one_pass_as_the_reference(dtype, shape, block, parallel):
+    # Even rows and blocks take the one-pass kernel (a short last block included); odd ones the unpacking path.
+    rng = np.random.default_rng(block)
+    x = rng.normal(size=shape).astype(np.float32)
+    params = qbench.blocks.calibrate_blocks(x, dtype, axis=-1, block_size=block, symmetric=dtype == "int4")
+    packed = qbench.quantize(x, params)
+    values = reference.unpack_int4(packed, shape, signed=dtype == "int4").astype(np.int64)
+    want = reference.dequantize(values, params)
+    np.testing.assert_array_equal(qbench.dequantize(packed, params, shape=shape, parallel=parallel), want)
+    out = np.empty(shape[::-1], np.float32).T  # not C-contiguous
+    assert qbench.dequantize(packed, params, shape=shape, out=out) is out
+    np.testing.assert_array_equal(out, want)

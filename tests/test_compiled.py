@@ -128,7 +128,7 @@ def test_block_dots_unpack_nibbles_and_multiply_add_bytes(target):
     """ggml's and MatMulNBits' products: nibbles split by a vector mask and shift, ggml's integer block dots by
     the target's 8-bit multiply-add (VNNI's only where the target has it), MatMulNBits' by packed FMAs."""
     asm = target["asm"]
-    for name in ("ggml q4_0 dot", "nbits4 dot", "ggml q4_0 dequantize"):
+    for name in ("ggml q4_0 dot", "nbits4 dot", "ggml q4_0 dequantize", "packed dequantize int4"):
         assert re.search(r"\bvpand[dq]?\b" + VECTOR, asm[name]), f"{name}: no vector mask of the low nibbles"
         # A vector shift of the high nibbles (GFNI targets may use a bit-matrix multiply for it).
         assert re.search(r"\b(vpsrl[wdq]|vpsrlv[dq]|vgf2p8affineqb)\b" + VECTOR, asm[name]), f"{name}: no shift"

@@ -7,7 +7,7 @@ zero strides (per-tensor and per-axis parameters of the 4-bit types are blocks t
 """
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from qbench.kernels._jit import REASSOC, kernel
 from qbench.kernels.quantize import quantize_value
@@ -57,6 +57,32 @@ def dequantize_rows(q, scale, zero_point, block, out):
             else:
                 for i in range(base, width):
                     out[r, i] = (np.float32(q[r, i]) - z) * s
+
+
+@njit(cache=True, inline="always")
+def dequantize_pair(packed, r, i, flip, z, s, out):
+    """Byte ``i`` of row ``r``: its low nibble to ``out[r, 2 i]``, its high one to ``out[r, 2 i + 1]``."""
+    v = np.int32(packed[r, i])
+    out[r, 2 * i] = (np.float32(np.int32(((v & 15) ^ flip) - flip)) - z) * s
+    out[r, 2 * i + 1] = (np.float32(np.int32(((v >> 4) ^ flip) - flip)) - z) * s
+
+
+@kernel(wide=False)
+def dequantize_packed_rows(packed, signed, scale, zero_point, half, out):
+    """Packed 4-bit blocks along the last axis straight to float32: ``packed`` (rows, width / 2) bytes, each
+    block ``half`` bytes (an even block), sign-extended when ``signed``; one pass, no unpacked copy."""
+    rows, pairs = packed.shape
+    flip = np.int32(8) if signed else np.int32(0)
+    for r in prange(rows):
+        for b in range(scale.shape[1]):
+            s, z = scale[r, b], zero_point[r, b]
+            base = b * half
+            if base + half <= pairs:  # loops as quantize_rows: a whole block, or the short last one
+                for j in range(half):
+                    dequantize_pair(packed, r, base + j, flip, z, s, out)
+            else:
+                for i in range(base, pairs):
+                    dequantize_pair(packed, r, i, flip, z, s, out)
 
 
 @kernel

@@ -16,7 +16,7 @@ import numpy as np
 
 from qbench import api
 from qbench.kernels import blocks as blocks_k
-from qbench.params import INT4, PACKED_DTYPES, UINT4, QuantParams
+from qbench.params import INT4, PACKED_DTYPES, UINT4, QuantParams, quant_dtype, quant_range
 
 __all__ = [
     "calibrate_blocks",
@@ -252,8 +252,6 @@ def calibrate_blocks(
     """MinMax parameters per block of ``block_size`` along ``axis`` (as ONNX Runtime's blocked weight
     quantizer): symmetric ``scale = amax / qmax`` with zero point 0 (int) or the middle (uint); asymmetric
     the range widened to 0, ``scale = (max - min) / (qmax - qmin)``. A block of zeros gets scale 1."""
-    from qbench.params import quant_dtype, quant_range
-
     x = np.asarray(x)
     if x.dtype.kind != "f" or x.ndim == 0:
         raise TypeError(f"calibrate_blocks takes a float array of at least one dimension; got {x.dtype} {x.shape}")

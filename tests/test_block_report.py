@@ -73,3 +73,7 @@ def test_one_commit_measured_from_two_environments_still_reports(frame, tmp_path
     out = tmp_path / "page"
     report.build_report(doubled, machine_info(RESULTS, "box"), out, progress=lambda s: None)
     assert (out / "layer_gops.png").exists() and (out / "bits_per_weight_speedup.png").exists()
+    # The tables keep one row per case: the median over the result files.
+    conversions = pd.concat([frame, frame[frame["benchmark"].str.contains("BlockQuantize")]], ignore_index=True)
+    assert len(blocks.conversion_table(conversions)) == len(blocks.conversion_table(frame))
+    assert len(blocks.bits_speedup(doubled)) == len(blocks.bits_speedup(frame))

@@ -31,28 +31,31 @@ VARIANT_NAMES = {
 
 def conversion_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per conversion, format, size and implementation (1 thread): GB/s of float32 values, GB/s of the format's
-    bytes, and ns per 32 values, as llama.cpp's ``test-quantize-perf`` reports them."""
-    rows = []
+    bytes, and ns per 32 values, as llama.cpp's ``test-quantize-perf`` reports them (the median time where
+    several result files hold the case)."""
+    parts = []
     for cls, kernel in (("BlockQuantize", "block_quantize"), ("BlockDequantize", "block_dequantize")):
         t = select(frame, "time_run", cls=cls)
-        for r in t.to_dict("records"):
-            if int(r["threads"]) != 1:
-                continue
-            size, seconds = int(r["size"]), float(r["value"])
-            stored = sum(o.nbytes for o in cases.operands(kernel, r["dtype"], size) if o.dtype == "uint8")
-            rows.append(
-                {
-                    "conversion": kernel.removeprefix("block_"),
-                    "format": r["dtype"],
-                    "impl": r["impl"],
-                    "size": size,
-                    "float32 GB/s": 4 * size / seconds / 1e9,
-                    "format GB/s": stored / seconds / 1e9,
-                    "ns / 32 values": seconds / (size / cases.blocks.BLOCK) * 1e9,
-                }
-            )
-    if not rows:
+        parts.append(t[t["threads"].astype(int) == 1].assign(kernel=kernel))
+    t = pd.concat(parts)
+    if t.empty:
         return pd.DataFrame()
+    t = t.groupby(["kernel", "dtype", "impl", "size"], as_index=False)["value"].median()
+    rows = []
+    for r in t.to_dict("records"):
+        size, seconds = int(r["size"]), float(r["value"])
+        stored = sum(o.nbytes for o in cases.operands(r["kernel"], r["dtype"], size) if o.dtype == "uint8")
+        rows.append(
+            {
+                "conversion": r["kernel"].removeprefix("block_"),
+                "format": r["dtype"],
+                "impl": r["impl"],
+                "size": size,
+                "float32 GB/s": 4 * size / seconds / 1e9,
+                "format GB/s": stored / seconds / 1e9,
+                "ns / 32 values": seconds / (size / cases.blocks.BLOCK) * 1e9,
+            }
+        )
     table = pd.DataFrame(rows).sort_values(["conversion", "format", "impl", "size"], ignore_index=True)
     return with_sizes(table)
 
@@ -77,7 +80,7 @@ def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
     """Per GEMV shape and variant: bits per weight and the speed-up over NumPy float32 (qbench: side by side;
-    ONNX Runtime: from the medians of its own timings, a ratio of two processes)."""
+    ONNX Runtime: from the medians of its own timings, a ratio of two processes; the median over result files)."""
     r = layer_ratios(frame)
     r = r[(r["m"] == 1) & (r["threads"] == 1) & (r["against"] == "numpy float32")]
     rows = [
@@ -99,7 +102,8 @@ def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
         ]
     if not rows:
         return pd.DataFrame()
-    out = pd.DataFrame(rows)
+    keys = ["shape", "k", "n", "variant", "impl"]
+    out = pd.DataFrame(rows).groupby(keys, as_index=False, sort=False)["speedup"].median()
     return out.assign(bits=[cases.matmul.WEIGHT_BITS[v] for v in out["variant"]])
 
 

@@ -226,3 +226,16 @@ def test_second_process_loads_kernels_from_disk_cache(tmp_path):
     second = _run(CACHE, **env)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "misses 0 hits 1" in second.stdout  # loaded, not compiled again
+
+
+def test_kernels_compiled_with_other_llvm_options_are_cached_apart():
+    # Numba's disk cache notices a change to a kernel's source, not to the LLVM options qbench compiles it with:
+    # the options are part of each compiled form's name, so changing them cannot load code compiled before.
+    from qbench.kernels import _jit, blocks, quantize
+
+    wide, block = _jit._options_tag(_jit._WIDE), _jit._options_tag(_jit._BLOCK)
+    assert wide != block
+    assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{wide}")
+    assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}")
+    changed = {**_jit._BLOCK, "-force-vector-width": ("16", "0")}
+    assert _jit._options_tag(changed) != block

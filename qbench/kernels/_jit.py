@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 import types
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,12 @@ def _compile_with(dispatcher: Any, options: dict[str, tuple[str, str]]) -> Any:
     return dispatcher
 
 
+def _options_tag(options: dict[str, tuple[str, str]]) -> str:
+    """A short name for a set of LLVM options, part of each kernel's cache name: Numba's disk cache notices
+    a change to the kernel's own source, not to the options it was compiled with here."""
+    return f"{zlib.crc32(repr(sorted(options.items())).encode()) & 0xFFFF:04x}"
+
+
 def _njit(fn: Callable, wide: bool = True, **options: Any) -> Any:
     return _compile_with(numba.njit(**options)(fn), _WIDE if wide else _BLOCK)
 
@@ -115,10 +122,11 @@ def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bo
 
     def build(f: Callable) -> Kernel:
         opts = dict(nogil=True, cache=True, fastmath=fastmath)
+        tag = _options_tag(_WIDE if wide else _BLOCK)
         return Kernel(
             name=f.__name__,
-            serial=_njit(_renamed(f, "serial"), wide, parallel=False, **opts),
-            parallel=_njit(_renamed(f, "parallel"), wide, parallel=True, **opts),
+            serial=_njit(_renamed(f, f"serial_{tag}"), wide, parallel=False, **opts),
+            parallel=_njit(_renamed(f, f"parallel_{tag}"), wide, parallel=True, **opts),
             wide=wide,
         )
 

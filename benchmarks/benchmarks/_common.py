@@ -300,6 +300,24 @@ class _Timed:
         sample_time = 0.005
 
 
+class _SideBySide(_Timed):
+    """Base of the side-by-side benchmarks: one ratio per (size, comparison, threads) of the subclass's ``params``,
+    qbench and its baseline (:func:`prepared_pair`) timed alternately in this process."""
+
+    pair_rounds = 5 if cases.quick() else 11
+
+    def setup(self, size: int, comparison: str, threads: int) -> None:
+        self.mine, self.base = prepared_pair(comparison, size, threads)
+        self.per_byte = cases.Comparison.parse(comparison).kind == "ceiling"
+
+    def track_ratio(self, size: int, comparison: str, threads: int) -> float:
+        ratios = side_by_side_rounds(self.mine, self.base, per_byte=self.per_byte, rounds=self.pair_rounds)
+        record_rounds(comparison, size, threads, ratios)  # asv keeps the median; the report shows the spread
+        return float(np.median(ratios))
+
+    track_ratio.unit = "ratio"
+
+
 class _KernelTime(_Timed):
     """Base of every kernel benchmark: the time of one call over the kernel's grid.
 

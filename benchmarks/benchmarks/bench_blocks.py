@@ -8,7 +8,7 @@ import numpy as np
 
 import qbench
 
-from ._common import _KernelTime, _Timed, cases, prepared_pair, record_rounds, side_by_side_rounds
+from ._common import _KernelTime, _SideBySide, cases
 
 
 class BlockQuantize(_KernelTime):
@@ -21,22 +21,10 @@ class BlockDequantize(_KernelTime):
     params, param_names = cases.kernel_grid(kernel)
 
 
-class BlockSideBySide(_Timed):
+class BlockSideBySide(_SideBySide):
     """Each conversion over the NumPy reference, and its share of its bandwidth ceiling, side by side."""
 
     params, param_names = cases.blocks.side_by_side_grid()
-    pair_rounds = 5 if cases.quick() else 11
-
-    def setup(self, size: int, comparison: str, threads: int) -> None:
-        self.mine, self.base = prepared_pair(comparison, size, threads)
-        self.per_byte = cases.Comparison.parse(comparison).kind == "ceiling"
-
-    def track_ratio(self, size: int, comparison: str, threads: int) -> float:
-        ratios = side_by_side_rounds(self.mine, self.base, per_byte=self.per_byte, rounds=self.pair_rounds)
-        record_rounds(comparison, size, threads, ratios)
-        return float(np.median(ratios))
-
-    track_ratio.unit = "ratio"
 
 
 class BlockAccuracy:

@@ -148,36 +148,31 @@ def _allocates(d: Any, impl: str) -> int:
     return 0 if impl == "qbench" else d.out.nbytes
 
 
-BLOCK_CONVERSIONS = (
-    Family(
-        "block_quantize",
-        "float32 -> block format (Q8_0, Q4_0: ggml; int4: ONNX blocks of 32)",
+def _conversion(to_blocks: bool) -> Family:
+    """quantize (float32 to the formats, judged against the read ceiling) or dequantize (back, the write one)."""
+    name, impls, ceiling = (
+        ("block_quantize", {"qbench": _quantize, "numpy": _quantize_numpy}, "read")
+        if to_blocks
+        else ("block_dequantize", {"qbench": _dequantize, "numpy": _dequantize_numpy}, "write")
+    )
+    direction = "float32 -> block format" if to_blocks else "block format -> float32"
+    return Family(
+        name,
+        f"{direction} (Q8_0, Q4_0: ggml; int4: ONNX blocks of 32)",
         FORMATS,
         FORMATS,
-        _operands(True),
-        _data(True),
-        {"qbench": _quantize, "numpy": _quantize_numpy},
+        _operands(to_blocks),
+        _data(to_blocks),
+        impls,
         _check,
-        ceiling="read",
+        ceiling=ceiling,
         allocates=_allocates,
         threads=quick_threads,
         axis_values={"size": block_sizes},
-    ),
-    Family(
-        "block_dequantize",
-        "block format -> float32 (Q8_0, Q4_0: ggml; int4: ONNX blocks of 32)",
-        FORMATS,
-        FORMATS,
-        _operands(False),
-        _data(False),
-        {"qbench": _dequantize, "numpy": _dequantize_numpy},
-        _check,
-        ceiling="write",
-        allocates=_allocates,
-        threads=quick_threads,
-        axis_values={"size": block_sizes},
-    ),
-)
+    )
+
+
+BLOCK_CONVERSIONS = (_conversion(True), _conversion(False))
 
 
 # ---- side by side, and accuracy against bits per weight ---------------------------------------------------

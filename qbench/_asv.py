@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: asv releases whose ``_stats`` and ``step_detect`` qbench was tested with: [low, high).
+#: asv releases whose ``_stats`` qbench was tested with: [low, high).
 SUPPORTED = ((0, 6, 4), (0, 7, 0))
 
 
@@ -54,11 +54,3 @@ def is_different(stats_a: dict[str, float], stats_b: dict[str, float]) -> bool:
     from asv import _stats
 
     return bool(_stats.is_different(None, None, stats_a, stats_b))
-
-
-def detect_steps(y: list[float]) -> list[tuple]:
-    """asv's piecewise-constant fit of a series: ``(start, end, level, ...)`` per segment."""
-    _asv()
-    from asv.step_detect import detect_steps as steps
-
-    return list(steps(y))

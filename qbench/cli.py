@@ -216,7 +216,16 @@ def _history(args: argparse.Namespace) -> int:
     from qbench.regress import detect_steps
     from qbench.report import build_history_report
     from qbench.results import ResultsError, machine_info
-    from qbench.runner import RunError, UsageError, benchmark_commits, checkout_root, git, publish_asv
+    from qbench.runner import (
+        SAMPLES_PER_ROUND,
+        RunError,
+        UsageError,
+        benchmark_commits,
+        checkout_root,
+        git,
+        publish_asv,
+        touches_measured,
+    )
 
     try:
         root = checkout_root()
@@ -260,7 +269,9 @@ def _history(args: argparse.Namespace) -> int:
     asv_html, why = publish_asv(root)
     if asv_html is None:
         print(f"qbench: warning: asv publish failed, no link to asv's pages: {why}", file=sys.stderr)
-    steps = detect_steps(frame, order=hashes)
+    steps = detect_steps(
+        frame, order=hashes, changed=lambda a, b: touches_measured(root, a, b), per_round=SAMPLES_PER_ROUND
+    )
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
     page = build_history_report(
         frame,
@@ -271,9 +282,19 @@ def _history(args: argparse.Namespace) -> int:
         commits=hashes,
         asv_html=asv_html,
     )
-    for r in steps.itertuples(index=False):
-        print(f"{r.change:<11} x{r.ratio:5.2f} at {r.commit[:8]}  {r.benchmark} {r.params}")
-    print(f"{len(steps)} step(s) detected; report: {page}")
+    mine = steps[steps["change"].isin(["regression", "improvement"])]
+    for r in mine.itertuples(index=False):
+        print(
+            f"{r.change:<11} x{r.ratio:5.2f} at {r.commit[:8]} (t = {r.t:.0f}, noise "
+            f"{100 * r.noise:.0f}% a round)  {r.benchmark} {r.params}"
+        )
+    aside = steps["change"].value_counts()
+    extra = [f"{aside[k]} {k} (context)" for k in ("baseline slower", "baseline faster") if k in aside]
+    if "no measured change" in aside:
+        extra.append(f"{aside['no measured change']} at commits that changed no measured file (noise, set aside)")
+    print(
+        f"{len(mine)} step(s) of qbench's code" + (f"; also {', '.join(extra)}" if extra else "") + f"; report: {page}"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ comparison means for a CI job (the exit code) is decided here too: :func:`verdic
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,15 +121,118 @@ def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1
     return table.sort_values("ratio", ascending=False).reset_index(drop=True)
 
 
-def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshold: float = 0.10) -> pd.DataFrame:
+#: Chance of a false step per series of commits, shared among its boundaries (see :func:`detect_steps`).
+STEP_ALPHA = 1e-3
+
+
+def t_tail(t: float, df: float) -> float:
+    """P(|T| > t) for Student's t with ``df`` degrees of freedom: the regularized incomplete beta
+    I_x(df/2, 1/2) at x = df / (df + t**2), integrated after s = x v**(2/df), which takes away the
+    integrand's singularity at 0."""
+    a, x = df / 2, df / (df + t * t)
+    v = (np.arange(4000) + 0.5) / 4000
+    beta = math.exp(math.lgamma(a) + math.lgamma(0.5) - math.lgamma(a + 0.5))
+    return float(x**a / (a * beta) * np.mean((1 - x * v ** (1 / a)) ** -0.5))
+
+
+def t_critical(p: float, df: float) -> float:
+    """The t with P(|T| > t) = p (bisection on :func:`t_tail`)."""
+    lo, hi = 0.0, 1.0
+    while t_tail(hi, df) > p:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_tail(mid, df) > p else (lo, mid)
+    return hi
+
+
+def commit_rounds(row: pd.Series, per_round: int) -> list[float]:
+    """The log of each round's median for one commit's result (its value alone when samples do not split)."""
+    samples = row["samples"]
+    if isinstance(samples, list | tuple) and len(samples) >= 2 * per_round and len(samples) % per_round == 0:
+        medians = round_medians(samples, len(samples) // per_round)
+        return [math.log(m) for m in medians if m > 0]
+    return [math.log(row["value"])] if row["value"] > 0 else []
+
+
+def round_noise(points: list[list[float]]) -> tuple[float, int]:
+    """Run-to-run noise of one benchmark: the pooled standard deviation of log round medians within commits.
+
+    Returns (sigma, degrees of freedom). Rounds of one commit run in
+    separate processes, interleaved with the other commits' rounds, so their
+    spread is exactly the process-to-process and drift noise a step must
+    beat. Where no commit has two rounds, the robust spread of successive
+    commit levels stands in (steps themselves move only a few of those
+    differences).
+    """
+    groups = [p for p in points if len(p) >= 2]
+    if groups:
+        ss = sum(float(np.sum((np.asarray(p) - np.mean(p)) ** 2)) for p in groups)
+        df = sum(len(p) - 1 for p in groups)
+        return math.sqrt(ss / df), df
+    levels = [float(np.mean(p)) for p in points if p]
+    if len(levels) < 3:
+        return 0.0, 0
+    return float(1.4826 * np.median(np.abs(np.diff(levels))) / math.sqrt(2)), len(levels) - 2
+
+
+def _boundary(a: list[float], b: list[float], sigma: float) -> tuple[float, float]:
+    """(log ratio of the levels b over a, its size in standard errors) between two adjacent segments."""
+    d = float(np.mean(b) - np.mean(a))
+    se = sigma * math.sqrt(1 / len(a) + 1 / len(b))
+    return d, (abs(d) / se if se > 0 else math.inf)
+
+
+def segment(points: list[list[float]], sigma: float, threshold: float, z: float) -> list[list[int]]:
+    """Commits grouped into levels: start with one segment per commit, merge the weakest boundary until
+    every remaining one is both a change beyond ``threshold`` and ``z`` standard errors clear of noise."""
+    segs = [[i] for i, p in enumerate(points) if p]
+
+    def pts(seg: list[int]) -> list[float]:
+        return [v for i in seg for v in points[i]]
+
+    while len(segs) > 1:
+        weak = []
+        for j in range(len(segs) - 1):
+            d, stat = _boundary(pts(segs[j]), pts(segs[j + 1]), sigma)
+            if abs(d) < math.log1p(threshold) or stat < z:
+                weak.append((stat, abs(d), j))
+        if not weak:
+            break
+        _, _, j = min(weak)
+        segs[j : j + 2] = [segs[j] + segs[j + 1]]
+    return segs
+
+
+def detect_steps(
+    history: pd.DataFrame,
+    order: list[str] | None = None,
+    threshold: float = 0.10,
+    *,
+    changed: Callable[[str, str], bool] | None = None,
+    per_round: int = 5,
+) -> pd.DataFrame:
     """Steps in each timed series (benchmark and parameters) along commits, oldest first.
 
     ``order`` is the commits in history order (git's, which dates cannot give
     for commits made within one second); by commit date when not given.
+    Each commit contributes its rounds (``per_round`` samples each, the fixed
+    repeat of ``qbench compare``/``history``); :func:`segment` groups commits
+    into levels, and a step is kept only where the new level differs by more
+    than ``threshold`` and passes a t test against the benchmark's own
+    run-to-run noise (:func:`round_noise`) at :data:`STEP_ALPHA` shared
+    among the series' boundaries (so a history of many commits and
+    benchmarks shows about one false step in a thousand series).
+
+    ``changed(a, b)`` says whether anything measured changed from commit ``a``
+    to ``b``; a step where nothing did is noise by construction and is kept
+    aside as such ("no measured change"), never as a regression. Baselines
+    (NumPy, peers) are context: their steps are "baseline slower/faster".
 
     Returns one row per step: the commit that caused it (the first commit of
-    the new level), the levels before and after, their ratio, and whether it
-    is a regression (slower) or an improvement.
+    the new level), the levels before and after (geometric means of their rounds),
+    their ratio, ``t`` (the difference in standard errors), ``noise`` (one round's relative
+    spread) and ``change``.
     """
     rows = timed(history)
     measured = set(rows["commit"])
@@ -138,29 +242,44 @@ def detect_steps(history: pd.DataFrame, order: list[str] | None = None, threshol
     position = {c: i for i, c in enumerate(order)}
     steps = []
     for (bench, params), g in rows.groupby(["benchmark", "params"]):
-        y = [np.nan] * len(order)
-        for c, v in zip(g["commit"], g["value"], strict=True):
-            y[position[c]] = v
-        if sum(v == v for v in y) < 2:
+        points: list[list[float]] = [[] for _ in order]
+        for _, row in g.iterrows():
+            points[position[row["commit"]]] = commit_rounds(row, per_round)
+        if sum(bool(p) for p in points) < 2:
             continue
-        segments = _asv.detect_steps(y)
-        for prev, nxt in zip(segments, segments[1:], strict=False):
-            ratio = nxt[2] / prev[2]
-            if abs(ratio - 1) < threshold:
-                continue
+        sigma, df = round_noise(points)
+        if df < 1:
+            continue  # two lone values: no noise to judge a step by
+        z = t_critical(STEP_ALPHA / (sum(bool(p) for p in points) - 1), df)
+        segs = segment(points, sigma, threshold, z)
+        impl = g["impl"].iloc[0]
+        for prev, nxt in zip(segs, segs[1:], strict=False):
+            a = [v for i in prev for v in points[i]]
+            b = [v for i in nxt for v in points[i]]
+            d, stat = _boundary(a, b, sigma)
+            ratio = math.exp(d)
+            if impl in BASELINES:
+                change = "baseline slower" if ratio > 1 else "baseline faster"
+            elif changed is not None and not changed(order[prev[-1]], order[nxt[0]]):
+                change = "no measured change"
+            else:
+                change = "regression" if ratio > 1 else "improvement"
             steps.append(
                 {
                     "benchmark": bench,
                     "params": params,
                     "kernel": g["kernel"].iloc[0],
+                    "impl": impl,
                     "commit": order[nxt[0]],
-                    "before": prev[2],
-                    "after": nxt[2],
+                    "before": math.exp(float(np.mean(a))),
+                    "after": math.exp(float(np.mean(b))),
                     "ratio": ratio,
-                    "change": "regression" if ratio > 1 else "improvement",
+                    "t": stat,
+                    "noise": math.expm1(sigma),
+                    "change": change,
                 }
             )
-    columns = ["benchmark", "params", "kernel", "commit", "before", "after", "ratio", "change"]
+    columns = ["benchmark", "params", "kernel", "impl", "commit", "before", "after", "ratio", "t", "noise", "change"]
     return pd.DataFrame(steps, columns=columns)
 
 

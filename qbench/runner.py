@@ -269,6 +269,14 @@ def run_suite(
 
 SAMPLES_PER_ROUND = 5
 
+#: What a commit must touch to change a measurement: the package, its build, the suite.
+MEASURED_PATHS = ("qbench", "benchmarks", "pyproject.toml", "asv.conf.json")
+
+
+def touches_measured(root: Path, a: str, b: str) -> bool:
+    """Whether anything measured differs between commits ``a`` and ``b`` (git's diff of those paths)."""
+    return bool(git(root, "diff", "--name-only", a, b, "--", *MEASURED_PATHS).strip())
+
 
 class UsageError(RunError):
     """The command was given something it cannot use (exit status 2)."""

@@ -117,6 +117,10 @@ def test_history_marks_a_step(tmp_path, monkeypatch, capsys):
     _git(root, "config", "user.email", "t@example.com")
     _git(root, "config", "user.name", "t")
     for i in range(4):
+        if i == 2:  # the step's commit changes the package; the others change nothing measured
+            (root / "qbench").mkdir()
+            (root / "qbench" / "kernel.py").write_text("# slower\n")
+            _git(root, "add", "qbench")
         _git(root, "commit", "-q", "--allow-empty", "-m", f"c{i}")
     hashes = subprocess.run(["git", "rev-list", "--reverse", "HEAD"], cwd=root, capture_output=True, text=True)
     hashes = hashes.stdout.split()

@@ -16,7 +16,7 @@ SLOW_LOOP = """    for _ in range(3):  # injected slowdown: three passes
             out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
 """
 KERNEL = Path("qbench/kernels/quantize.py")
-BENCH = r"Quantize\.time_run"
+BENCH = r"bench_quantize\.Quantize\.time_run"
 
 
 def _commit(repo: Path, message: str) -> str:
@@ -31,7 +31,7 @@ def _qbench(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """Commits: base, comment-only, 3x slower quantize, still slow (a comment), fixed again."""
+    """Commits: base, comment-only, 3x slower quantize, still slow (a comment), fixed again, README only."""
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
     home = tmp_path_factory.mktemp("home")
     src = (repo / KERNEL).read_text()
@@ -50,6 +50,8 @@ def repo(tmp_path_factory):
     commits["still slow"] = _commit(repo, "still slow")
     (repo / KERNEL).write_text(src)
     commits["fixed"] = _commit(repo, "fast again")
+    (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA line of documentation.\n")
+    commits["docs"] = _commit(repo, "documentation only")
     return repo, home, commits
 
 
@@ -89,13 +91,16 @@ def test_improvement_is_reported_and_exits_zero(repo):
 @pytest.mark.slow
 def test_history_marks_the_slow_commit(repo):
     path, home, c = repo
-    result = _qbench(path, home, "history", "--quick", "-b", BENCH, "-n", "5")
+    result = _qbench(path, home, "history", "--quick", "-b", BENCH, "-n", "6")
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-4000:]
-    # The slow commit is named as the start of a regression, and the fix as the start of an improvement.
+    # The slow commit is named as the start of a regression, and the fix as the start of an improvement,
+    # each with its t statistic and the benchmark's noise; nothing is said of the README-only commit.
     lines = text.splitlines()
-    assert any(line.startswith("regression") and c["slow"][:8] in line for line in lines), text[-3000:]
+    assert any(line.startswith("regression") and c["slow"][:8] in line and "noise" in line for line in lines), text
     assert any(line.startswith("improvement") and c["fixed"][:8] in line for line in lines), text[-3000:]
+    own = [line for line in lines if line.startswith(("regression", "improvement"))]
+    assert not any(c["docs"][:8] in line or c["comment"][:8] in line for line in own), text[-3000:]
     page = (path / "reports" / "history" / "index.html").read_text()
     assert c["slow"][:8] in page and "data:image/png;base64," in page
 

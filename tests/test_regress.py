@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from qbench import _asv
-from qbench.regress import Verdict, compare_commits, detect_steps, round_medians
+from qbench.regress import Verdict, compare_commits, detect_steps, round_medians, t_critical
 
 ROUNDS = 5
 
@@ -93,14 +93,75 @@ def test_without_samples_the_confidence_intervals_decide():
     assert table["change"].tolist() == ["slower"] and table["ratio"].iloc[0] == pytest.approx(3.1 / 1.1)
 
 
-def test_steps_name_the_first_commit_at_the_new_level():
-    commits = [f"c{i}" for i in range(6)]
+def _series(levels: list[float], noise: float, seed: int, impl: str = "qbench", rounds: int = 2) -> pd.DataFrame:
+    """One benchmark along commits c0, c1, ...: per commit ``rounds`` rounds of 5 samples, each round's level
+    off by a lognormal process-to-process factor of spread ``noise`` (the noise a shared machine adds)."""
+    rng = np.random.default_rng(seed)
     rows = []
-    for i, c in enumerate(commits):
-        rows += [dict(r, value=(1e-6 if i < 3 else 2e-6)) for r in _rows(c, {}, i)[2:]]
-    steps = detect_steps(pd.DataFrame(rows), order=commits)
+    for i, level in enumerate(levels):
+        per_round = level * np.exp(noise * rng.standard_normal(rounds))
+        samples = [float(v * (1 + 0.002 * rng.standard_normal())) for v in np.repeat(per_round, 5)]
+        row = dict(_rows(f"c{i}", {}, 0)[0], impl=impl, samples=samples, value=float(np.median(samples)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _steps(levels, noise=0.05, seed=0, **kw):
+    return detect_steps(_series(levels, noise, seed, **kw), order=[f"c{i}" for i in range(len(levels))])
+
+
+def test_steps_name_the_first_commit_at_the_new_level():
+    steps = _steps([1e-6] * 3 + [2e-6] * 3)
     assert steps[["commit", "change"]].values.tolist() == [["c3", "regression"]]
-    assert steps["ratio"].iloc[0] == pytest.approx(2.0)
+    assert steps["ratio"].iloc[0] == pytest.approx(2.0, rel=0.1)
+    assert steps["t"].iloc[0] > 5 and 0 < steps["noise"].iloc[0] < 0.2
+
+
+@pytest.mark.parametrize(
+    "p, df, table",  # Student's t critical values as printed in statistics tables
+    [(0.05, 1, 12.706), (0.05, 10, 2.228), (0.01, 5, 4.032), (0.001, 6, 5.959), (0.001, 30, 3.646)],
+)
+def test_t_critical_matches_the_tables(p, df, table):
+    assert t_critical(p, df) == pytest.approx(table, abs=1e-3)
+
+
+def test_a_one_commit_spike_is_two_steps():
+    steps = _steps([1e-6, 1e-6, 3e-6, 1e-6, 1e-6])
+    assert steps[["commit", "change"]].values.tolist() == [["c2", "regression"], ["c3", "improvement"]]
+
+
+def test_noise_alone_makes_no_step():
+    """Flat series with 5% round-to-round noise (20% apart at worst): 200 of them, not one step."""
+    found = [len(_steps([1e-6] * 6, noise=0.05, seed=s)) for s in range(200)]
+    assert sum(found) == 0
+
+
+def test_a_step_within_the_noise_is_not_reported():
+    """A 12% change under 10% noise with 2 rounds a commit is not distinguishable: no step."""
+    assert _steps([1e-6] * 3 + [1.12e-6] * 3, noise=0.10, seed=1).empty
+
+
+def test_a_step_where_nothing_measured_changed_is_set_aside():
+    frame = _series([1e-6] * 3 + [2e-6] * 3, 0.05, 0)
+    order = [f"c{i}" for i in range(6)]
+    steps = detect_steps(frame, order=order, changed=lambda a, b: b != "c3")
+    assert steps["change"].tolist() == ["no measured change"]
+    steps = detect_steps(frame, order=order, changed=lambda a, b: True)
+    assert steps["change"].tolist() == ["regression"]
+
+
+def test_a_baseline_step_is_context():
+    steps = _steps([1e-6] * 3 + [2e-6] * 3, impl="numpy")
+    assert steps["change"].tolist() == ["baseline slower"]
+
+
+def test_results_without_rounds_use_the_spread_of_levels():
+    """Single-round results (a plain ``qbench run``): the noise comes from successive commits."""
+    frame = _series([1e-6] * 4 + [3e-6] * 4, 0.03, 0, rounds=1)
+    steps = detect_steps(frame, order=[f"c{i}" for i in range(8)])
+    assert steps["commit"].tolist() == ["c4"]
+    flat = _series([1e-6] * 8, 0.03, 0, rounds=1)
+    assert detect_steps(flat, order=[f"c{i}" for i in range(8)]).empty
 
 
 def test_an_untested_asv_version_is_refused(monkeypatch):

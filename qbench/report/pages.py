@@ -337,7 +337,13 @@ def build_history_report(
 
     def fill(tmp: Path) -> None:
         figures = [f for f in (plot_history(t, tmp, steps, commits),) if f]
-        tables = [("Detected steps (the commit named is the first at the new level)", steps)]
+        tables = [
+            (
+                "Detected steps (the commit named is the first at the new level; t: the difference in standard "
+                "errors of the benchmark's round-to-round noise)",
+                steps,
+            )
+        ]
         links: tuple = ()
         if asv_html is not None and (asv_html / "index.html").exists():
             links = (("asv's interactive graphs (asv publish)", os.path.relpath(asv_html / "index.html", out_dir)),)

@@ -122,7 +122,8 @@ def plot_history(
                 color=colors[dtype],
             )
         if steps is not None and not steps.empty:
-            for commit, change in steps.loc[steps["kernel"] == kernel, ["commit", "change"]].drop_duplicates().values:
+            own = steps[(steps["kernel"] == kernel) & steps["change"].isin(["regression", "improvement"])]
+            for commit, change in own[["commit", "change"]].drop_duplicates().values:
                 if commit in order:
                     color = "#d62728" if change == "regression" else "#2ca02c"
                     ax.axvline(order[commit] - 0.5, color=color, lw=1.2, ls="--", alpha=0.8)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from qbench.timing import clock
+
 
 class RunError(Exception):
     """A precondition or step of a run failed; the message says what to do."""
@@ -160,10 +162,10 @@ class Progress:
 
     def line(self, elapsed: float, what: str) -> str:
         share = min(self.done_sets / self.total_sets, 1.0) if self.total_sets else 0.0
-        left = f"~{_clock(elapsed * (1 - share) / share)} left" if share >= 0.02 else "estimating time left"
+        left = f"~{clock(elapsed * (1 - share) / share)} left" if share >= 0.02 else "estimating time left"
         return (
             f"[{100 * share:5.1f}%] {self.done}/{self.total} benchmarks done "
-            f"({self.done_sets:.0f}/{self.total_sets} parameter sets), {_clock(elapsed)} elapsed, {left}  {what}"
+            f"({self.done_sets:.0f}/{self.total_sets} parameter sets), {clock(elapsed)} elapsed, {left}  {what}"
         )
 
 
@@ -215,7 +217,7 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
             echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets")
             continue
         if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
-            echo(f"{_clock(time.monotonic() - start)} {line.lstrip('· ')}")
+            echo(f"{clock(time.monotonic() - start)} {line.lstrip('· ')}")
             continue
         m = _PROGRESS.match(line)
         if not m:
@@ -339,11 +341,6 @@ def benchmark_commits(
         args += ["--bench", bench]
     failed, seconds = run_asv(args, root, env, log_name, echo)
     return RunOutcome(",".join(hashes), machine, failed, seconds)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
 def write_machine_info(root: Path, machine: str) -> Path:

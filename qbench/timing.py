@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 
 def first_call_seconds(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
@@ -70,3 +71,41 @@ def round_ratios(per_round: dict[str, list[float]], slow: str, fast: str) -> lis
 def interleaved(calls: dict[str, Callable[[], Any]], rounds: int = 5, budget_s: float = 0.004) -> dict[str, float]:
     """Median over rounds of each call's seconds (:func:`interleaved_rounds`)."""
     return {name: float(sorted(v)[len(v) // 2]) for name, v in interleaved_rounds(calls, rounds, budget_s).items()}
+
+
+def clock(seconds: float) -> str:
+    """mm:ss (or h:mm:ss) of a duration."""
+    seconds = int(seconds)
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Ticker:
+    """A progress line on stderr: share done, items done of total, elapsed, time left, the current item.
+
+    Redrawn in place on a terminal; elsewhere (a CI log) the first item and one line per 10% of the work.
+    """
+
+    def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
+        self.what, self.total, self.count = what, total, 0
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = time.perf_counter()
+        self.shown = -1.0
+
+    def step(self, share: float, label: str = "") -> None:
+        """One item done; ``share`` of the work done in all (by size, not count, for the estimate)."""
+        self.count += 1
+        elapsed = time.perf_counter() - self.start
+        left = f"~{clock(elapsed / share * (1 - share))} left" if 0 < share < 1 else "done"
+        text = f"[{100 * share:5.1f}%] {self.count}/{self.total} {self.what}, {clock(elapsed)} elapsed, {left}"
+        if self.tty:
+            self.stream.write(f"\r{text}  {label[:40]:<40}")
+        elif int(10 * share) > int(10 * self.shown) or self.shown < 0:
+            self.stream.write(f"{text}  {label}\n")
+            self.shown = share
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")

@@ -12,6 +12,7 @@ import pytest
 
 from qbench import runner
 from qbench.results import rounds_file
+from qbench.timing import clock
 
 LOG = Path(__file__).parent / "data" / "asv-run.log"
 
@@ -162,7 +163,7 @@ def test_machine_info_is_recorded_beside_the_results(tmp_path):
 
 
 def test_clock():
-    assert runner._clock(0) == "00:00" and runner._clock(61.9) == "01:01" and runner._clock(3600) == "60:00"
+    assert clock(0) == "00:00" and clock(61.9) == "01:01" and clock(3599) == "59:59" and clock(3723) == "1:02:03"
 
 
 @pytest.mark.parametrize(

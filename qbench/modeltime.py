@@ -1,0 +1,144 @@
+"""A model's matrix products per format, timed side by side with float32 on this CPU.
+
+For each distinct weight shape (N outputs, K inputs) of the tensors that
+feed matrix products, the GEMV (one row of activations: a generated token)
+and a batched GEMM (``batch`` rows) are built as the matmul suite builds
+them (:data:`qbench.cases.MATMUL`: the same data, kernels and checks) and
+timed in interleaved rounds in one process (:func:`qbench.timing.interleaved_rounds`),
+against NumPy's float32 BLAS. The block formats have matrix-vector kernels
+only, so their GEMM cell stays empty. The model total weighs each shape by
+how many tensors have it.
+
+In a forward pass every layer's weights come from memory: the model is far
+larger than the caches, and the other layers evict each one before it is
+used again. A layer timed alone would instead find its weights in cache from
+the call before, and the smaller a format's weights the more of them would
+stay there (a 2048 x 5632 int8 matrix fits a 32 MiB L3, its float32 twin
+does not), a gain no model sees. So each case is built as several copies
+whose weights together are twice the last-level cache (:func:`copies`, at
+most :data:`MAX_COPIES`), and each timed call uses the next copy.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from qbench.modelfile import TensorInfo
+from qbench.modelscan import GGML_BLOCK
+
+#: The float32 baseline: NumPy's BLAS.
+BASELINE = ("numpy", "float32")
+GGML_VARIANTS = ("Q8_0", "Q4_0")
+
+
+def shapes(tensors: Sequence[TensorInfo]) -> Counter:
+    """(N, K) of each matrix-product weight -> how many tensors have it."""
+    return Counter((t.rows, t.cols) for t in tensors if t.matmul)
+
+
+#: At most this many copies: weights below 1/128 of the cache are timed partly from it.
+MAX_COPIES = 256
+
+
+def copies(weight_bytes: int, cache_bytes: int) -> int:
+    """How many copies of a case's weights make its working set at least twice ``cache_bytes``."""
+    return min(MAX_COPIES, max(1, -(-2 * cache_bytes // max(weight_bytes, 1))))
+
+
+def last_level_cache() -> int:
+    """Bytes of this machine's last-level cache (32 MiB where it cannot be read)."""
+    from qbench.machine import describe
+
+    caches = describe().get("caches") or {}
+    return max(caches.values()) if caches else 32 << 20
+
+
+def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """One call that runs each of ``calls`` in turn."""
+    state = {"i": 0}
+
+    def call() -> object:
+        i = state["i"]
+        state["i"] = (i + 1) % len(calls)
+        return calls[i]()
+
+    return call
+
+
+def _set_threads(threads: int) -> None:
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def time_shapes(
+    counts: Counter,
+    variants: Sequence[str],
+    *,
+    batch: int = 16,
+    threads: int = 1,
+    rounds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """One row per shape, M (1 and ``batch``) and variant: median seconds per call and the median over rounds
+    of float32's time over the variant's (its speed-up)."""
+    from qbench import cases, timing
+
+    family = cases.MATMUL
+    _set_threads(threads)
+    cache = last_level_cache()
+    rows = []
+    for (n, k), count in sorted(counts.items(), key=lambda item: -item[0][0] * item[0][1]):
+        for m in (1, batch):
+            shape = f"{m}x{k}x{n}"
+            if progress:
+                progress(shape)
+            calls = {}
+            for impl, variant in [BASELINE, *(("qbench", v) for v in dict.fromkeys(variants))]:
+                if variant in GGML_VARIANTS and k % GGML_BLOCK:
+                    continue  # rows that ggml's blocks do not fit: the scan says so per tensor
+                if m > 1 and variant in cases.matmul.BLOCK_BITS:
+                    continue  # the block formats have matrix-vector kernels only
+                count_copies = copies(cases.matmul.weight_bytes(variant, shape), cache)
+                built = [
+                    family.build(variant, {"shape": shape}, impl, threads, cases.Buffers(seed=n * k + c))[0]
+                    for c in range(count_copies)
+                ]
+                calls[variant] = rotating(built)
+            per_round = timing.interleaved_rounds(calls, rounds=rounds)
+            for variant, seconds in per_round.items():
+                ratios = timing.round_ratios(per_round, "float32", variant)
+                rows.append(
+                    {
+                        "shape": f"{n}x{k}",
+                        "tensors": count,
+                        "m": m,
+                        "variant": variant,
+                        "impl": BASELINE[0] if variant == "float32" else "qbench",
+                        "seconds": timing.median(seconds),
+                        "speedup": timing.median(ratios),
+                    }
+                )
+            del calls
+    return pd.DataFrame(rows, columns=["shape", "tensors", "m", "variant", "impl", "seconds", "speedup"])
+
+
+def model_speedup(times: pd.DataFrame, m: int) -> dict[str, tuple[float, float]]:
+    """variant -> (the model's float32 time over its time at ``m`` rows, the share of the model's float32 time
+    it covers): shapes weighted by their tensor counts, over the shapes the variant runs (ggml's blocks need rows
+    of a multiple of 32)."""
+    sub = times[times["m"] == m]
+    if sub.empty:
+        return {}
+    weighted = sub.assign(total=sub["seconds"] * sub["tensors"]).set_index("shape")
+    base = weighted.loc[weighted["variant"] == "float32", "total"]
+    out = {}
+    for variant, g in weighted.groupby("variant"):
+        covered = base.loc[g.index]
+        out[variant] = (float(covered.sum() / g["total"].sum()), float(covered.sum() / base.sum()))
+    return out

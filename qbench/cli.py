@@ -305,7 +305,7 @@ def _model(args: argparse.Namespace) -> int:
     from qbench import modelscan, modeltime
     from qbench.machine import describe
     from qbench.modelfile import ModelError, open_model
-    from qbench.report.model import build_model_report, size_text, terminal_summary, with_speedups
+    from qbench.report.model import build_model_report, headline, size_text, terminal_summary, with_speedups
     from qbench.timing import Ticker
 
     cores = numba.config.NUMBA_NUM_THREADS
@@ -375,8 +375,9 @@ def _model(args: argparse.Namespace) -> int:
     print()
     for line in terminal_summary(summary):
         print(line)
-    for note in notes:
-        print(note)
+    print()
+    for line in [*headline(summary), *notes]:
+        print(textwrap.fill(line, width=100, subsequent_indent="  "))
     print()
     for key, text in header[4:6]:
         print(textwrap.fill(f"{key}: {text}", width=100, subsequent_indent="  "))

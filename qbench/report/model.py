@@ -13,7 +13,7 @@ import pandas as pd
 from .figures import Figure, plt, save
 from .layers import LABELS
 from .pages import publish
-from .render import render_html, render_markdown
+from .render import Lead, render_html, render_markdown
 
 #: Speed-up columns of the summary: (column, rows of activations).
 SPEED_COLUMNS = (("gemv_x", 1), ("gemm_x", None))
@@ -73,6 +73,27 @@ def terminal_summary(summary: pd.DataFrame) -> list[str]:
         lines.append(line)
     if speed and (summary.get("timed_share", pd.Series([1.0])) < 0.999).any():
         lines.append("* over the shapes it can store: rows of a multiple of its block (see the report)")
+    return lines
+
+
+def headline(summary: pd.DataFrame) -> list[str]:
+    """The answer in words, one line per format worth reading (of the per-tensor int8/uint8 rows, the most
+    accurate only): how much smaller, how much faster per token and per batch, at what SQNR."""
+    rows = summary[~summary["format"].isin(["float32", "as stored"])]
+    per_tensor = rows["format"].str.match(r"u?int8 (?!channel)")
+    if per_tensor.any():
+        best = rows.loc[per_tensor, "sqnr_db"].idxmax()
+        rows = rows[~per_tensor | (rows.index == best)]
+    lines = []
+    for r in rows.to_dict("records"):
+        text = f"{r['format']}: {r['x_float32']:.2f}x less memory than float32 ({r['bits']:.2f} bits a weight)"
+        if r.get("gemv_x", np.nan) == r.get("gemv_x", np.nan):
+            text += f", {r['gemv_x']:.2f}x faster per token (GEMV)"
+            if r.get("timed_share", 1) < 0.999:
+                text += f" over {100 * r['timed_share']:.0f}% of the float32 time it can store"
+        if r.get("gemm_x", np.nan) == r.get("gemm_x", np.nan):
+            text += f", {r['gemm_x']:.2f}x batched (GEMM)"
+        lines.append(text + f", SQNR {_db(r['sqnr_db'])} dB (worst tensor {_db(r['worst_db'])} dB)")
     return lines
 
 
@@ -175,9 +196,11 @@ def build_model_report(
 ) -> Path:
     """index.html (self-contained), report.md, tensors.csv, times.csv and the plots, into ``out_dir``."""
 
+    lead = Lead("What quantizing this model buys on this CPU", summary, headline(summary))
+
     def fill(tmp: Path) -> None:
         figures = [plot_tradeoff(summary, tmp), plot_depth(frame, tmp)]
-        tables: list[tuple[str, Any]] = [("The model per format", summary)]
+        tables: list[tuple[str, Any]] = []
         if times is not None and not times.empty:
             figures.append(plot_speed(times, tmp))
             tables.append(("Time per weight shape (seconds per call, median of rounds)", times))
@@ -185,8 +208,8 @@ def build_model_report(
         if notes:
             tables.append(("Notes", pd.DataFrame({"note": notes})))
         frame.to_csv(tmp / "tensors.csv", index=False)
-        (tmp / "report.md").write_text(render_markdown(title, header, figures, tables))
-        (tmp / "index.html").write_text(render_html(title, header, figures, tables, tmp))
+        (tmp / "report.md").write_text(render_markdown(title, header, figures, tables, lead=lead))
+        (tmp / "index.html").write_text(render_html(title, header, figures, tables, tmp, lead=lead))
 
     publish(Path(out_dir), fill)
     return Path(out_dir) / "index.html"

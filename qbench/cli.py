@@ -111,10 +111,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(results_dir: Path, machine: str | None):
+def _load(results_dir: Path, machine: str | None, several: bool = False):
     """(results of one machine, its name); files skipped while reading are named on stderr.
 
-    Raises ResultsError when there are none, or several machines and none was chosen.
+    Raises ResultsError when there are none, or several machines, none was chosen and ``several`` is False.
     """
     from qbench.results import ResultsError, load_results
 
@@ -124,7 +124,7 @@ def _load(results_dir: Path, machine: str | None):
     for w in caught:
         print(f"qbench: warning: {w.message}", file=sys.stderr)
     machines = sorted(frame["machine"].unique())
-    if machine is None and len(machines) > 1:
+    if machine is None and len(machines) > 1 and not several:
         raise ResultsError(f"results hold several machines ({', '.join(machines)}); pick one with --machine")
     return frame, machine or machines[0]
 
@@ -142,18 +142,40 @@ def _write_report(frame, results_dir: Path, machine: str, out: Path, commit: str
 
 
 def _report(args: argparse.Namespace) -> int:
-    from qbench.report import readme_table
+    import pandas as pd
+
+    from qbench.report import build_report, readme_table
+    from qbench.report.machines import build_machines_report
     from qbench.results import ResultsError, machine_info
 
-    results_dir = Path(args.results)
-    try:
-        frame, machine = _load(results_dir, args.machine)
-    except ResultsError as exc:
-        return _fail(str(exc))
-    if args.readme_table:
-        print(readme_table(frame, machine_info(results_dir, machine), args.commit), end="")
+    frames, infos = [], {}
+    for folder in map(Path, args.results):
+        try:
+            frame, _ = _load(folder, args.machine, several=True)
+        except ResultsError as exc:
+            return _fail(str(exc))
+        frames.append(frame)
+        for machine in frame["machine"].unique():
+            infos.setdefault(machine, machine_info(folder, machine))  # the first folder that has it describes it
+    frame = pd.concat(frames, ignore_index=True)
+    machines = sorted(frame["machine"].unique())
+    out = Path(args.out)
+    if len(machines) == 1:
+        if args.readme_table:
+            print(readme_table(frame, infos[machines[0]], args.commit), end="")
+            return 0
+        try:
+            index = build_report(frame, infos[machines[0]], out, commit=args.commit)
+        except ValueError as exc:
+            return _fail(str(exc))
+        print(f"wrote {index}")
         return 0
-    return _write_report(frame, results_dir, machine, Path(args.out), args.commit)
+    if args.readme_table or args.commit:
+        flag = "--readme-table" if args.readme_table else "--commit"
+        return _fail(f"{flag} reads one machine; the results hold {', '.join(machines)}: add --machine NAME", 2)
+    index = build_machines_report(frame, infos, out)
+    print(f"wrote {index} ({len(machines)} machines side by side; each one's own report in its folder)")
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -458,7 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     report = sub.add_parser("report", parents=[shared["machine"]], help="build plots and pages from asv result files")
-    report.add_argument("--results", default=".asv/results", help="asv results folder (default: %(default)s)")
+    report.add_argument(
+        "--results",
+        nargs="+",
+        default=[".asv/results"],
+        metavar="DIR",
+        help="asv results folder(s), merged; several machines give a page comparing them (default: .asv/results)",
+    )
     report.add_argument("--out", default="reports/latest", help="report folder (default: %(default)s)")
     report.add_argument("--commit", help="commit for the main plots (default: the newest measured)")
     report.add_argument(

@@ -60,14 +60,18 @@ def test_report_and_readme_table(tmp_path, capsys):
     assert "no results folder" in capsys.readouterr().err
 
 
-def test_report_asks_which_machine(tmp_path, capsys):
+def test_report_of_several_machines_compares_them_and_machine_narrows(tmp_path, capsys):
     results = copy_results(tmp_path)
     (results / "other").mkdir()
     for f in (results / "box").iterdir():
         (results / "other" / f.name).write_text(f.read_text())
-    assert cli.main(["report", "--results", str(results), "--out", str(tmp_path / "o")]) == 1
-    assert "several machines (box, other); pick one with --machine" in capsys.readouterr().err
-    assert cli.main(["report", "--results", str(results), "--machine", "other", "--out", str(tmp_path / "o")]) == 0
+    assert cli.main(["report", "--results", str(results), "--out", str(tmp_path / "o")]) == 0
+    assert "2 machines side by side" in capsys.readouterr().out
+    assert (tmp_path / "o" / "box" / "index.html").exists() and (tmp_path / "o" / "other" / "index.html").exists()
+    assert cli.main(["report", "--results", str(results), "--machine", "other", "--out", str(tmp_path / "n")]) == 0
+    assert not (tmp_path / "n" / "other").exists() and (tmp_path / "n" / "index.html").exists()
+    assert cli.main(["report", "--results", str(results), "--readme-table"]) == 2
+    assert "--readme-table reads one machine; the results hold box, other" in capsys.readouterr().err
 
 
 def _compare_with(checkout, monkeypatch, factor: float, bench: str):

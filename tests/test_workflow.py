@@ -23,3 +23,15 @@ def test_workflow_runs_compare_and_uploads_its_report():
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == args.out
     assert next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))["with"]["fetch-depth"] == 0
+
+
+def test_workflow_caches_asvs_environment_and_posts_the_summary():
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["compare"]["steps"]
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
+    assert (
+        cache["with"]["path"] == ".asv/env" and "hashFiles('pyproject.toml', 'asv.conf.json')" in cache["with"]["key"]
+    )
+    names = [s.get("uses", s.get("name")) for s in steps]
+    assert names.index(cache["uses"]) < next(i for i, s in enumerate(steps) if "qbench compare" in s.get("run", ""))
+    summary = next(s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+    assert summary["if"] == "always()" and "reports/compare/compare.md" in summary["run"]

@@ -192,11 +192,12 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         outcome = benchmark_commits(
             [args.base, args.head],
-            quick=args.quick,
+            quick=args.quick or args.gate,
             bench=args.bench,
             rounds=args.rounds,
             machine=args.machine,
             log_name="qbench-compare.log",
+            gate=args.gate,
         )
     except UsageError as exc:
         return _fail(str(exc), 2)
@@ -513,6 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="rounds, each in fresh processes, interleaved across the two commits; the significance test "
         "needs at least 4 (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--gate",
+        action="store_true",
+        help="the CI gate's grid: qbench's kernels only, 1 thread, one size in cache and one beyond L3 each",
     )
     compare.add_argument("--out", help="report folder (default: reports/compare-<base8>-<head8>)")
     compare.set_defaults(func=_compare)

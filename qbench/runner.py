@@ -118,13 +118,15 @@ def _prepare(root: Path | None, machine: str | None) -> tuple[Path, str]:
     return root, machine
 
 
-def _suite_env(quick: bool, threads: str | None) -> dict[str, str]:
+def _suite_env(quick: bool, threads: str | None, gate: bool = False) -> dict[str, str]:
     """The environment the suite reads its grid from, checked here so a bad value never reaches asv."""
-    from qbench.cases.grid import check_environment
+    from qbench.cases.grid import GATE, check_environment
 
     env = {**os.environ, "QBENCH_QUICK": "1" if quick else "0"}
     if threads:
         env["QBENCH_THREADS"] = threads
+    if gate:
+        env.update(GATE)
     try:
         check_environment(env)
     except ValueError as exc:
@@ -270,6 +272,9 @@ def run_suite(
 
 
 SAMPLES_PER_ROUND = 5
+#: The gate's benchmarks: every kernel family's timed call (not the probes, the peers' side-by-side ratios,
+#: accuracy or memory: nothing there is qbench's code running faster or slower).
+GATE_BENCH = r"^bench_(quantize|accumulate|blocks|matmul)\.[A-Za-z]+\.time_run$"
 
 #: What a commit must touch to change a measurement: the package, its build, the suite.
 MEASURED_PATHS = ("qbench", "benchmarks", "pyproject.toml", "asv.conf.json")
@@ -310,6 +315,7 @@ def benchmark_commits(
     root: Path | None = None,
     log_name: str = "qbench-commits.log",
     echo=print,
+    gate: bool = False,
 ) -> RunOutcome:
     """Build each commit from a clean checkout into asv's own environment and benchmark it.
 
@@ -319,7 +325,7 @@ def benchmark_commits(
     """
     root = checkout_root(root)
     hashes = [resolve(root, r) for r in revs]
-    env = _suite_env(quick, None)
+    env = _suite_env(quick, None, gate)
     root, machine = _prepare(root, machine)
     hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
     # A fixed number of samples per round lets the comparison split them back into rounds.
@@ -337,8 +343,8 @@ def benchmark_commits(
         args.append("--interleave-rounds")
     if skip_existing:
         args.append("--skip-existing-commits")
-    if bench:
-        args += ["--bench", bench]
+    if bench or gate:
+        args += ["--bench", bench or GATE_BENCH]
     failed, seconds = run_asv(args, root, env, log_name, echo)
     return RunOutcome(",".join(hashes), machine, failed, seconds)
 

@@ -188,3 +188,36 @@ def test_a_bad_grid_variable_stops_before_anything_starts(repo, monkeypatch, var
         runner.run_suite(quick=True, bench=None, threads=None, allow_dirty=True, root=repo)
     with pytest.raises(runner.UsageError, match=variable):
         runner.benchmark_commits(["HEAD"], quick=True, bench=None, rounds=2, root=repo)
+
+
+def test_a_bad_impls_variable_names_what_is_accepted(repo, monkeypatch):
+    monkeypatch.setenv("QBENCH_IMPLS", "qbench,tensorflow")
+    with pytest.raises(runner.UsageError, match="QBENCH_IMPLS names tensorflow; accepted: qbench, numpy"):
+        runner.benchmark_commits(["HEAD"], quick=True, bench=None, rounds=2, root=repo)
+
+
+def test_the_gate_grid_is_qbench_alone_at_one_cache_and_one_dram_size(monkeypatch):
+    """Every family's gate grid: qbench only, 1 thread, 2**14 and 2**24 (or the two GEMV shapes); asv gets the
+    gate's benchmark pattern, which takes every family's time_run and no probe, ratio or accuracy benchmark."""
+    import re
+
+    from qbench import cases
+
+    for name, value in cases.grid.GATE.items():
+        monkeypatch.setenv(name, value)
+    for kernel in [*cases.KERNELS, "matmul"]:
+        params, names = cases.family(kernel).grid()
+        grid = dict(zip(names, params, strict=True))
+        assert grid["impl"] == ["qbench"] and grid["threads"] == [1]
+        assert grid.get("size", grid.get("shape")) in ([2**14, 2**24], ["1x1024x1024", "1x4096x11008"])
+    pattern = re.compile(runner.GATE_BENCH)
+    assert pattern.search("bench_quantize.Quantize.time_run") and pattern.search("bench_matmul.Matmul.time_run")
+    assert pattern.search("bench_blocks.BlockDequantize.time_run")
+    for other in (
+        "bench_bandwidth.Bandwidth.time_run",
+        "bench_blocks.BlockSideBySide.track_ratio",
+        "bench_matmul.MatmulSideBySide.track_ratio",
+        "bench_compile.timeraw_import_qbench",
+        "bench_memory.Memory.peakmem_run",
+    ):
+        assert not pattern.search(other)

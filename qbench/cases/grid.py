@@ -4,7 +4,8 @@ Environment variables shape the grid, read when the suite is imported:
 ``QBENCH_QUICK=1`` selects the reduced grid of ``qbench run --quick``,
 ``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores)
 ``QBENCH_SIZES=1024,65536`` the sizes and ``QBENCH_SHAPES=1x4096x4096,64x1024x1024`` the
-linear layers' shapes (M x K x N).
+linear layers' shapes (M x K x N), ``QBENCH_IMPLS=qbench`` the implementations (of those the
+grid has). :data:`GATE` is the regression gate's grid in those variables.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ DISTRIBUTIONS = ("normal", "uniform", "laplace", "outliers")
 ACCURACY_DTYPES = ("uint8", "int8")
 ACCURACY_SIZE = 2**16
 MEMORY_SIZE = 2**20
+
+
+#: The regression gate (``qbench compare --gate``): qbench's own kernels only (nothing else can regress), one
+#: thread, one size whose working set is in cache (2**14 elements: L2 everywhere, L1 for 8-bit data) and one
+#: beyond any L3 (2**24), a matrix-vector product in cache and one from memory.
+GATE = {
+    "QBENCH_QUICK": "1",
+    "QBENCH_SIZES": f"{2**14},{2**24}",
+    "QBENCH_THREADS": "1",
+    "QBENCH_IMPLS": "qbench",
+    "QBENCH_SHAPES": "1x1024x1024,1x4096x11008",
+}
 
 
 def quick() -> bool:
@@ -62,11 +75,21 @@ def layer_shapes_override(environ: Mapping[str, str] = os.environ) -> tuple[str,
     return tuple(dict.fromkeys(parts))
 
 
+def impls_override(environ: Mapping[str, str] = os.environ) -> tuple[str, ...] | None:
+    """Implementations named in ``QBENCH_IMPLS`` (each one of :data:`WITH_PEERS`); None when it is unset or empty."""
+    parts = [p.strip() for p in environ.get("QBENCH_IMPLS", "").split(",") if p.strip()]
+    unknown = [p for p in parts if p not in WITH_PEERS]
+    if unknown:
+        raise ValueError(f"QBENCH_IMPLS names {', '.join(unknown)}; accepted: {', '.join(WITH_PEERS)}")
+    return tuple(parts) or None
+
+
 def check_environment(environ: Mapping[str, str]) -> None:
     """Raise ValueError, saying what is wrong, if the grid variables in ``environ`` cannot be read."""
     _counts("QBENCH_SIZES", "element counts", environ)
     _counts("QBENCH_THREADS", "thread counts", environ)
     layer_shapes_override(environ)
+    impls_override(environ)
 
 
 def sizes() -> tuple[int, ...]:

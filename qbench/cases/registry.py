@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .grid import IMPLS, quick, sizes, thread_counts
+from .grid import IMPLS, impls_override, quick, sizes, thread_counts
 
 #: How a kernel touches an array: read, written, or read and written in place.
 READ, WRITE, UPDATE = "r", "w", "rw"
@@ -99,7 +99,9 @@ class Family:
         return self.quick_dtypes if quick() else self.dtypes
 
     def grid_impls(self) -> tuple[str, ...]:
-        return self.quick_impls if quick() else tuple(self.impls)
+        impls = self.quick_impls if quick() else tuple(self.impls)
+        only = impls_override()
+        return tuple(i for i in impls if i in only) if only else impls
 
     def grid(self) -> tuple[list, list[str]]:
         """asv ``params`` and ``param_names``: the family's axes, then dtype, threads and implementation."""

@@ -273,8 +273,9 @@ def run_suite(
 
 SAMPLES_PER_ROUND = 5
 #: The gate's benchmarks: every kernel family's timed call (not the probes, the peers' side-by-side ratios,
-#: accuracy or memory: nothing there is qbench's code running faster or slower).
-GATE_BENCH = r"^bench_(quantize|accumulate|blocks|matmul)\.[A-Za-z]+\.time_run$"
+#: accuracy or memory: nothing there is qbench's code running faster or slower). asv matches a parameterized
+#: benchmark as ``name(param, ...)``, hence the parenthesis.
+GATE_BENCH = r"^bench_(quantize|accumulate|blocks|matmul)\.[A-Za-z]+\.time_run\("
 
 #: What a commit must touch to change a measurement: the package, its build, the suite.
 MEASURED_PATHS = ("qbench", "benchmarks", "pyproject.toml", "asv.conf.json")

@@ -181,6 +181,7 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import time
 
+    from qbench.cases.grid import GATE_FACTOR, GATE_MEMORY_FACTOR, gate_from_memory
     from qbench.regress import Verdict, compare_commits
     from qbench.report import build_compare_report
     from qbench.results import ResultsError, machine_info
@@ -211,7 +212,18 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     # Only what this run measured: earlier runs may have left other benchmarks' results for these commits.
     fresh = frame[frame["started_at"].notna() & (frame["started_at"] >= started - 1000)]
-    table = compare_commits(fresh, base, head, args.factor, rounds=args.rounds)
+    factor, memory_factor = args.factor or 1.10, None
+    if args.gate:
+        factor, memory_factor = args.factor or GATE_FACTOR, max(args.factor or 0, GATE_MEMORY_FACTOR)
+    table = compare_commits(
+        fresh,
+        base,
+        head,
+        factor,
+        rounds=args.rounds,
+        memory_factor=memory_factor,
+        from_memory=gate_from_memory if args.gate else None,
+    )
     if table.empty:
         return _fail("no benchmark was measured at both commits (does -b match any? see .asv/qbench-compare.log)", 2)
     out = Path(args.out or f"reports/compare-{base[:8]}-{head[:8]}")
@@ -222,10 +234,10 @@ def _compare(args: argparse.Namespace) -> int:
         out,
         base=base,
         head=head,
-        factor=args.factor,
+        factor=factor,
         machine=outcome.machine,
     )
-    verdict = Verdict(table, args.factor)
+    verdict = Verdict(table, factor)
     print(
         f"\ncompared {len(table)} benchmark results, {base[:8]} (base) -> {head[:8]} (head), "
         f"in {outcome.seconds / 60:.1f} min"
@@ -505,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--factor",
         type=_factor,
-        default=1.10,
-        help="slower than this time ratio, and significant, is a regression (default: %(default)s)",
+        help="slower than this time ratio, and significant, is a regression (default: 1.10; with --gate 1.05 in "
+        "cache and 1.25 from memory)",
     )
     compare.add_argument(
         "--rounds",
@@ -518,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--gate",
         action="store_true",
-        help="the CI gate's grid: qbench's kernels only, 1 thread, one size in cache and one beyond L3 each",
+        help="the CI gate: qbench's kernels only, 1 thread, one size in cache and one beyond L3 each, each judged "
+        "by its own factor",
     )
     compare.add_argument("--out", help="report folder (default: reports/compare-<base8>-<head8>)")
     compare.set_defaults(func=_compare)

@@ -68,13 +68,25 @@ def _verdict(a: pd.Series, b: pd.Series, rounds: int) -> tuple[float, bool]:
     return min(rb) / min(ra), _asv.mann_whitney_u(ra, rb) < 0.05
 
 
-def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1.10, rounds: int = 1) -> pd.DataFrame:
+def compare_commits(
+    frame: pd.DataFrame,
+    base: str,
+    head: str,
+    factor: float = 1.10,
+    rounds: int = 1,
+    *,
+    memory_factor: float | None = None,
+    from_memory: Callable[[pd.Series], bool] | None = None,
+) -> pd.DataFrame:
     """One row per timed benchmark and parameter set measured at both commits.
 
     ``ratio`` is head time over base time; ``change`` is "slower" or "faster"
-    when the ratio passes ``factor`` (or 1/factor) and the difference is
-    significant, else "same". ``regression`` marks the slower rows of qbench's
-    own code (baselines are reported, never a regression).
+    when the ratio passes the row's ``factor`` (or 1/factor) and the difference
+    is significant, else "same". The factor is ``memory_factor`` for the rows
+    ``from_memory`` picks (data beyond the caches, where a shared machine's
+    memory bandwidth moves a time far more than it moves in cache), else
+    ``factor``. ``regression`` marks the slower rows of qbench's own code
+    (baselines are reported, never a regression).
     """
     rows = timed(frame[frame["commit"].isin([base, head])])
     key = ["benchmark", "params"]
@@ -84,10 +96,11 @@ def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1
     for idx in before.index.intersection(after.index):
         a, b = before.loc[idx], after.loc[idx]
         ratio, significant = _verdict(a, b, rounds)
+        limit = memory_factor if memory_factor and from_memory is not None and from_memory(a) else factor
         change = "same"
-        if significant and ratio > factor:
+        if significant and ratio > limit:
             change = "slower"
-        elif significant and ratio < 1 / factor:
+        elif significant and ratio < 1 / limit:
             change = "faster"
         rows.append(
             {
@@ -101,6 +114,7 @@ def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1
                 "significant": significant,
                 "change": change,
                 "regression": change == "slower" and a["impl"] not in BASELINES,
+                "factor": limit,
                 "unit": a["unit"],
             }
         )
@@ -115,6 +129,7 @@ def compare_commits(frame: pd.DataFrame, base: str, head: str, factor: float = 1
         "significant",
         "change",
         "regression",
+        "factor",
         "unit",
     ]
     table = pd.DataFrame(rows, columns=columns)
@@ -319,11 +334,14 @@ class Verdict:
                     f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}{note}"
                 )
         slower, faster, mine = len(self.slower), len(self.faster), len(self.mine)
+        factors = sorted(set(self.table["factor"])) if "factor" in self.table and len(self.table) else [self.factor]
+        rule = f"factor {factors[0]:g}" + (f" in cache, {factors[-1]:g} from memory" if len(factors) > 1 else "")
         out.append(
-            f"{slower} slower, {faster} faster, {mine - slower - faster} unchanged qbench results (factor "
-            f"{self.factor:g}, significant only; {len(self.table) - mine} baseline results beside them)"
+            f"{slower} slower, {faster} faster, {mine - slower - faster} unchanged qbench results ({rule}, "
+            f"significant only; {len(self.table) - mine} baseline results beside them)"
         )
         if slower:
             kernels = ", ".join(sorted(set(self.slower["kernel"])))
-            out.append(f"REGRESSION: {slower} benchmark(s) slower by more than x{self.factor:g} ({kernels})")
+            worst = self.slower["factor"].min() if "factor" in self.slower else self.factor
+            out.append(f"REGRESSION: {slower} benchmark(s) slower by more than x{worst:g} ({kernels})")
         return out

@@ -172,3 +172,29 @@ def test_an_untested_asv_version_is_refused(monkeypatch):
         _asv.mann_whitney_u([1.0, 2.0], [3.0, 4.0])
     monkeypatch.setattr(asv, "__version__", "0.6.6")
     assert _asv.mann_whitney_u([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]) < 0.05
+
+
+def test_points_beyond_the_caches_have_their_own_factor():
+    """The gate's rule: 7% slower in cache fails at factor 1.05; 20% slower from memory passes at 1.25."""
+    frame = pd.DataFrame(
+        _rows("base", {}, 0)
+        + _rows(
+            "head", {"bench_quantize.Quantize.time_run:qbench": 1.07, "bench_accumulate.Sum.time_run:qbench": 1.2}, 1
+        )
+    )
+    table = compare_commits(
+        frame, "base", "head", 1.05, rounds=ROUNDS, memory_factor=1.25, from_memory=lambda r: r["kernel"] == "sum"
+    ).set_index(["benchmark", "impl"])
+    assert table.loc[("bench_quantize.Quantize.time_run", "qbench"), ["change", "factor"]].tolist() == ["slower", 1.05]
+    assert table.loc[("bench_accumulate.Sum.time_run", "qbench"), ["change", "factor"]].tolist() == ["same", 1.25]
+    lines = Verdict(table.reset_index(), 1.05).lines()
+    assert "(factor 1.05 in cache, 1.25 from memory, significant only;" in lines[-2]
+    assert lines[-1] == "REGRESSION: 1 benchmark(s) slower by more than x1.05 (quantize)"
+
+
+def test_the_gate_knows_its_memory_points():
+    from qbench.cases.grid import GATE, gate_from_memory
+
+    assert gate_from_memory({"size": 2**24}) and gate_from_memory({"size": float("nan"), "param_shape": "1x4096x11008"})
+    assert not gate_from_memory({"size": 2**16}) and not gate_from_memory({"param_shape": "1x1024x1024"})
+    assert GATE["QBENCH_SIZES"] == f"{2**16},{2**24}"

@@ -197,7 +197,7 @@ def test_a_bad_impls_variable_names_what_is_accepted(repo, monkeypatch):
 
 
 def test_the_gate_grid_is_qbench_alone_at_one_cache_and_one_dram_size(monkeypatch):
-    """Every family's gate grid: qbench only, 1 thread, 2**14 and 2**24 (or the two GEMV shapes); asv gets the
+    """Every family's gate grid: qbench only, 1 thread, 2**16 and 2**24 (or the two GEMV shapes); asv gets the
     gate's benchmark pattern, which takes every family's time_run and no probe, ratio or accuracy benchmark."""
     import re
 
@@ -209,7 +209,7 @@ def test_the_gate_grid_is_qbench_alone_at_one_cache_and_one_dram_size(monkeypatc
         params, names = cases.family(kernel).grid()
         grid = dict(zip(names, params, strict=True))
         assert grid["impl"] == ["qbench"] and grid["threads"] == [1]
-        assert grid.get("size", grid.get("shape")) in ([2**14, 2**24], ["1x1024x1024", "1x4096x11008"])
+        assert grid.get("size", grid.get("shape")) in ([2**16, 2**24], ["1x1024x1024", "1x4096x11008"])
     pattern = re.compile(runner.GATE_BENCH)  # asv matches a parameterized benchmark as name(param, ...)
     for mine in ("bench_quantize.Quantize", "bench_matmul.Matmul", "bench_blocks.BlockDequantize"):
         assert pattern.search(f"{mine}.time_run(16384, uint8, 1, qbench)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from qbench import api, reference
 
-from .grid import quick, quick_threads, sizes
+from .grid import quick, quick_threads, sizes, sizes_override
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape
 
 #: The formats, as the families' ``dtype``: ggml's, and ONNX blocked int4 (blocks of 32, symmetric, float32 scale).
@@ -138,8 +138,9 @@ QUICK_SIZES = (2**14, 2**24)
 
 
 def block_sizes() -> tuple[int, ...]:
-    """Sizes of the conversions: the grid's, or in the quick grid those of :data:`QUICK_SIZES` it has."""
-    if not quick():
+    """Sizes of the conversions: the grid's, or in the quick grid those of :data:`QUICK_SIZES` it has; sizes
+    named in ``QBENCH_SIZES`` always."""
+    if not quick() or sizes_override():
         return sizes()
     return tuple(s for s in sizes() if s in QUICK_SIZES) or sizes()
 

@@ -34,15 +34,25 @@ MEMORY_SIZE = 2**20
 
 
 #: The regression gate (``qbench compare --gate``): qbench's own kernels only (nothing else can regress), one
-#: thread, one size whose working set is in cache (2**14 elements: L2 everywhere, L1 for 8-bit data) and one
-#: beyond any L3 (2**24), a matrix-vector product in cache and one from memory.
+#: thread, one size whose working set is in cache and one beyond any L3, a matrix-vector product in cache and
+#: one from memory. The cache size is 2**16 elements (at most 320 KiB touched: in L2 on current CPUs), not
+#: 2**14: there the ~2.5 us entry cost is most of a call, and a kernel 10% slower made calls only 6% slower.
+GATE_CACHE, GATE_MEMORY = (2**16, "1x1024x1024"), (2**24, "1x4096x11008")
 GATE = {
     "QBENCH_QUICK": "1",
-    "QBENCH_SIZES": f"{2**14},{2**24}",
+    "QBENCH_SIZES": f"{GATE_CACHE[0]},{GATE_MEMORY[0]}",
     "QBENCH_THREADS": "1",
     "QBENCH_IMPLS": "qbench",
-    "QBENCH_SHAPES": "1x1024x1024,1x4096x11008",
+    "QBENCH_SHAPES": f"{GATE_CACHE[1]},{GATE_MEMORY[1]}",
 }
+#: The gate's factors: in cache a shared machine's rounds agree within a few percent, so 5% is told from noise;
+#: from memory, unchanged code measured up to 1.15x between two commits (other tenants' bandwidth).
+GATE_FACTOR, GATE_MEMORY_FACTOR = 1.05, 1.25
+
+
+def gate_from_memory(row: Mapping) -> bool:
+    """Whether a result row is one of the gate's points beyond the caches."""
+    return row.get("size") == GATE_MEMORY[0] or row.get("param_shape") == GATE_MEMORY[1]
 
 
 def quick() -> bool:
@@ -92,9 +102,14 @@ def check_environment(environ: Mapping[str, str]) -> None:
     impls_override(environ)
 
 
+def sizes_override() -> tuple[int, ...] | None:
+    """The sizes ``QBENCH_SIZES`` names (comma-separated element counts); None when it is unset or empty."""
+    return _counts("QBENCH_SIZES", "element counts")
+
+
 def sizes() -> tuple[int, ...]:
-    """Sizes to sweep: ``QBENCH_SIZES`` (comma-separated element counts) if set, else the grid of the mode."""
-    return _counts("QBENCH_SIZES", "element counts") or (SIZES_QUICK if quick() else SIZES_FULL)
+    """Sizes to sweep: ``QBENCH_SIZES`` if set, else the grid of the mode."""
+    return sizes_override() or (SIZES_QUICK if quick() else SIZES_FULL)
 
 
 def all_cores() -> int:

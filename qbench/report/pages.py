@@ -297,7 +297,8 @@ def build_compare_report(
         ("head", head),
         (
             "rule",
-            f"slower: time ratio (best round of head over best round of base) > {factor:g} and significant "
+            f"slower: time ratio (best round of head over best round of base) > the row's factor "
+            f"({'/'.join(f'{f:g}' for f in sorted(set(table['factor'])) or [factor])}) and significant "
             "(Mann-Whitney U on the per-round medians, p < 0.05); only qbench's own results decide, baselines "
             "(numpy, onnxruntime, torch) are context",
         ),

@@ -99,12 +99,13 @@ def _run(args: argparse.Namespace) -> int:
         frame, machine = _load(results_dir, outcome.machine)
     except ResultsError as exc:
         return _fail(str(exc))
-    code = _write_report(frame, results_dir, machine, out, outcome.commit)
-    if code:
-        return code
     from qbench.results import machine_info
 
-    failed = _print_summary(frame, out, outcome.commit, machine_info(results_dir, machine).get("caches", {}))
+    info = machine_info(results_dir, machine)
+    code = _write_report(frame, info, out, outcome.commit)
+    if code:
+        return code
+    failed = _print_summary(frame, out, outcome.commit, info.get("caches", {}))
     if failed or outcome.failed:
         names = ", ".join(failed or outcome.failed)
         return _fail(f"benchmarks failed: {names} (details in .asv/qbench-run.log); the report was built from the rest")
@@ -129,12 +130,11 @@ def _load(results_dir: Path, machine: str | None, several: bool = False):
     return frame, machine or machines[0]
 
 
-def _write_report(frame, results_dir: Path, machine: str, out: Path, commit: str | None) -> int:
+def _write_report(frame, info: dict, out: Path, commit: str | None) -> int:
     from qbench.report import build_report
-    from qbench.results import machine_info
 
     try:
-        index = build_report(frame, machine_info(results_dir, machine), out, commit=commit)
+        index = build_report(frame, info, out, commit=commit)
     except ValueError as exc:
         return _fail(str(exc))
     print(f"wrote {index}")
@@ -144,7 +144,7 @@ def _write_report(frame, results_dir: Path, machine: str, out: Path, commit: str
 def _report(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from qbench.report import build_report, readme_table
+    from qbench.report import readme_table
     from qbench.report.machines import build_machines_report
     from qbench.results import ResultsError, machine_info
 
@@ -164,12 +164,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.readme_table:
             print(readme_table(frame, infos[machines[0]], args.commit), end="")
             return 0
-        try:
-            index = build_report(frame, infos[machines[0]], out, commit=args.commit)
-        except ValueError as exc:
-            return _fail(str(exc))
-        print(f"wrote {index}")
-        return 0
+        return _write_report(frame, infos[machines[0]], out, args.commit)
     if args.readme_table or args.commit:
         flag = "--readme-table" if args.readme_table else "--commit"
         return _fail(f"{flag} reads one machine; the results hold {', '.join(machines)}: add --machine NAME", 2)

@@ -68,72 +68,138 @@ def _verdict(a: pd.Series, b: pd.Series, rounds: int) -> tuple[float, bool]:
     return min(rb) / min(ra), _asv.mann_whitney_u(ra, rb) < 0.05
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The factors a comparison holds each row to.
+
+    A time ratio beyond its row's factor, and significant, is a change: the
+    factor is ``memory`` for rows ``from_memory`` picks (data beyond the
+    caches, where a shared machine's bandwidth moves a time most), ``counted``
+    for rows whose instructions per call were counted too (the count is then
+    the fine test and time the coarse one), else ``time``. An instruction
+    count beyond ``instructions`` is a change by itself: it is deterministic.
+    """
+
+    time: float = 1.10
+    memory: float | None = None
+    counted: float | None = None
+    instructions: float = 1.05
+    from_memory: Callable[[Any], bool] | None = None
+    in_cache: Callable[[Any], bool] = lambda row: True  # the rows a count of the same kernel and dtype belongs to
+
+    def time_factor(self, row: Any, counted: bool) -> float:
+        if self.memory and self.from_memory is not None and self.from_memory(row):
+            return self.memory
+        return self.counted if counted and self.counted else self.time
+
+
+def counted(frame: pd.DataFrame) -> pd.DataFrame:
+    """The instruction counts that succeeded (``bench_counts``), one environment per commit."""
+    return one_env_per_commit(frame[(frame["unit"] == "instructions") & (frame["status"] == "ok")])
+
+
+def _change(ratio: float, limit: float, significant: bool = True) -> str:
+    if significant and ratio > limit:
+        return "slower"
+    return "faster" if significant and ratio < 1 / limit else "same"
+
+
+def _decided(time_change: str, count_change: str, change: str) -> str:
+    """Which measure made a row's ``change``: "time", "instructions", or both."""
+    if change == "same":
+        return ""
+    by = [name for name, c in (("instructions", count_change), ("time", time_change)) if c == change]
+    return " and ".join(by)
+
+
 def compare_commits(
-    frame: pd.DataFrame,
-    base: str,
-    head: str,
-    factor: float = 1.10,
-    rounds: int = 1,
-    *,
-    memory_factor: float | None = None,
-    from_memory: Callable[[pd.Series], bool] | None = None,
+    frame: pd.DataFrame, base: str, head: str, factor: float = 1.10, rounds: int = 1, *, rule: Rule | None = None
 ) -> pd.DataFrame:
     """One row per timed benchmark and parameter set measured at both commits.
 
-    ``ratio`` is head time over base time; ``change`` is "slower" or "faster"
-    when the ratio passes the row's ``factor`` (or 1/factor) and the difference
-    is significant, else "same". The factor is ``memory_factor`` for the rows
-    ``from_memory`` picks (data beyond the caches, where a shared machine's
-    memory bandwidth moves a time far more than it moves in cache), else
-    ``factor``. ``regression`` marks the slower rows of qbench's own code
-    (baselines are reported, never a regression).
+    ``ratio`` is head time over base time; where the instructions per call of
+    the same kernel and dtype were counted at both commits (``rule.in_cache``
+    says which time rows that count belongs to), ``instructions_ratio`` is
+    head over base. ``change`` is "slower" (or "faster") when either passes
+    its factor of the :class:`Rule` (``factor`` alone when none is given),
+    time only when significant; ``decided`` names which did. ``regression``
+    marks the slower rows of qbench's own code (baselines are reported, never
+    a regression). A count with no time row of its own is a row by itself.
     """
+    rule = rule or Rule(time=factor)
     rows = timed(frame[frame["commit"].isin([base, head])])
     key = ["benchmark", "params"]
     before = rows[rows["commit"] == base].set_index(key)
     after = rows[rows["commit"] == head].set_index(key)
-    rows = []
-    for idx in before.index.intersection(after.index):
-        a, b = before.loc[idx], after.loc[idx]
-        ratio, significant = _verdict(a, b, rounds)
-        limit = memory_factor if memory_factor and from_memory is not None and from_memory(a) else factor
-        change = "same"
-        if significant and ratio > limit:
-            change = "slower"
-        elif significant and ratio < 1 / limit:
-            change = "faster"
-        rows.append(
+    counts = counted(frame[frame["commit"].isin([base, head])])
+    count_of = {
+        (r.kernel, r.dtype, r.commit): r.value for r in counts.itertuples(index=False) if r.impl not in BASELINES
+    }
+    unused = {(k, d) for k, d, _ in count_of}
+    out = []
+
+    def add(idx: tuple, a: pd.Series, values: tuple, time: tuple | None, count: tuple | None) -> None:
+        time_change = _change(time[0], rule.time_factor(a, count is not None), time[1]) if time else "same"
+        count_change = _change(count[1] / count[0], rule.instructions) if count else "same"
+        change = (
+            "slower"
+            if "slower" in (time_change, count_change)
+            else "faster"
+            if "faster" in (time_change, count_change)
+            else "same"
+        )
+        out.append(
             {
                 "benchmark": idx[0],
                 "params": idx[1],
                 "kernel": a["kernel"],
                 "impl": a["impl"],
-                "before": a["value"],
-                "after": b["value"],
-                "ratio": ratio,
-                "significant": significant,
+                "before": values[0],
+                "after": values[1],
+                "ratio": values[1] / values[0],
+                "significant": time[1] if time else True,
+                "instructions_ratio": count[1] / count[0] if count else np.nan,
                 "change": change,
+                "decided": _decided(time_change, count_change, change),
                 "regression": change == "slower" and a["impl"] not in BASELINES,
-                "factor": limit,
+                "factor": rule.time_factor(a, count is not None) if time else np.nan,
                 "unit": a["unit"],
             }
         )
-    columns = [
-        "benchmark",
-        "params",
-        "kernel",
-        "impl",
-        "before",
-        "after",
-        "ratio",
-        "significant",
-        "change",
-        "regression",
-        "factor",
-        "unit",
-    ]
-    table = pd.DataFrame(rows, columns=columns)
+
+    for idx in before.index.intersection(after.index):
+        a, b = before.loc[idx], after.loc[idx]
+        ratio, significant = _verdict(a, b, rounds)
+        pair = (a["kernel"], a.get("dtype"))
+        count = None
+        if a["impl"] not in BASELINES and rule.in_cache(a) and (*pair, base) in count_of and (*pair, head) in count_of:
+            count = (count_of[(*pair, base)], count_of[(*pair, head)])
+            unused.discard(pair)
+        add(idx, a, (a["value"], b["value"]), (ratio, significant), count)
+    for r in counts[counts["commit"] == base].itertuples(index=False):
+        if (r.kernel, r.dtype) in unused and (r.kernel, r.dtype, head) in count_of:
+            count = (r.value, count_of[(r.kernel, r.dtype, head)])
+            add((r.benchmark, r.params), pd.Series(r._asdict()), count, None, count)
+    table = pd.DataFrame(out, columns=COMPARE_COLUMNS)
     return table.sort_values("ratio", ascending=False).reset_index(drop=True)
+
+
+COMPARE_COLUMNS = [
+    "benchmark",
+    "params",
+    "kernel",
+    "impl",
+    "before",
+    "after",
+    "ratio",
+    "significant",
+    "instructions_ratio",
+    "change",
+    "decided",
+    "regression",
+    "factor",
+    "unit",
+]
 
 
 #: Chance of a false step per series of commits, shared among its boundaries (see :func:`detect_steps`).
@@ -304,6 +370,7 @@ class Verdict:
 
     table: pd.DataFrame
     factor: float
+    instructions: float = 1.05
 
     @property
     def mine(self) -> pd.DataFrame:
@@ -327,21 +394,29 @@ class Verdict:
         out = []
         changed = self.table[self.table["change"] != "same"]
         if len(changed):
-            out.append(f"{'change':<8} {'ratio':>7} {'before':>11} {'after':>11}  benchmark (parameters)")
+            out.append(f"{'change':<8} {'time':>6} {'instr':>6}  {'decided by':<21} benchmark (parameters)")
             for r in changed.itertuples(index=False):
                 note = "" if r.impl not in BASELINES else "  (a baseline: context, not a verdict)"
-                out.append(
-                    f"{r.change:<8} {r.ratio:7.2f} {r.before:11.4g} {r.after:11.4g}  {r.benchmark} {r.params}{note}"
-                )
+                instr = "" if math.isnan(r.instructions_ratio) else f"{r.instructions_ratio:6.3f}"
+                time = "" if r.benchmark.endswith("track_instructions") else f"{r.ratio:6.2f}"
+                out.append(f"{r.change:<8} {time:>6} {instr:>6}  {r.decided:<21} {r.benchmark} {r.params}{note}")
         slower, faster, mine = len(self.slower), len(self.faster), len(self.mine)
-        factors = sorted(set(self.table["factor"])) if "factor" in self.table and len(self.table) else [self.factor]
-        rule = f"factor {factors[0]:g}" + (f" in cache, {factors[-1]:g} from memory" if len(factors) > 1 else "")
         out.append(
-            f"{slower} slower, {faster} faster, {mine - slower - faster} unchanged qbench results ({rule}, "
-            f"significant only; {len(self.table) - mine} baseline results beside them)"
+            f"{slower} slower, {faster} faster, {mine - slower - faster} unchanged qbench results ({self.rule()}; "
+            f"{len(self.table) - mine} baseline results beside them)"
         )
         if slower:
             kernels = ", ".join(sorted(set(self.slower["kernel"])))
-            worst = self.slower["factor"].min() if "factor" in self.slower else self.factor
-            out.append(f"REGRESSION: {slower} benchmark(s) slower by more than x{worst:g} ({kernels})")
+            by = ", ".join(sorted({d for d in self.slower["decided"] for d in d.split(" and ")}))
+            out.append(f"REGRESSION: {slower} benchmark(s) slower ({kernels}), decided by {by}")
         return out
+
+    def rule(self) -> str:
+        """The factors the rows were held to, in words."""
+        t = self.table
+        factors = sorted(set(t["factor"].dropna())) if len(t) else [self.factor]
+        words = [f"time x{'/'.join(f'{f:g}' for f in factors or [self.factor])} and significant"]
+        counted = t[t["instructions_ratio"].notna()] if len(t) else t
+        if len(counted):
+            words.append(f"instructions x{self.instructions:g} on {len(counted)} counted")
+        return ", ".join(words)

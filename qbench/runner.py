@@ -180,7 +180,8 @@ def parameter_sets(root: Path, patterns: list[str]) -> dict[str, int]:
         return {}
     sets = {}
     for name, info in meta.items():
-        if not isinstance(info, dict) or (patterns and not any(re.search(p, name) for p in patterns)):
+        # asv matches a parameterized benchmark's name and its "name(params)": the "(" stands for the latter.
+        if not isinstance(info, dict) or (patterns and not any(re.search(p, f"{name}(") for p in patterns)):
             continue
         count = 1
         for values in info.get("params") or []:
@@ -189,11 +190,10 @@ def parameter_sets(root: Path, patterns: list[str]) -> dict[str, int]:
     return sets
 
 
-def _progress_for(total_line: re.Match, root: Path, args: list[str]) -> Progress:
+def _progress_for(total_line: re.Match, root: Path, args: list[str], rounds: int) -> Progress:
     """The run's :class:`Progress` from asv's "Running N total benchmarks (C commits * E environments * B ...)"."""
     total = int(total_line.group(1))
     patterns = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--bench", "-b")]
-    rounds = next((int(a.split("=", 1)[1]) for a in args if a.startswith("rounds=")), 1)
     interleaved = rounds if "--interleave-rounds" in args else 1
     weights = parameter_sets(root, patterns)
     per_run = int(total_line.group(4)) if total_line.group(4) else total
@@ -215,7 +215,7 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
     progress = Progress({})
     for line in _stream(cmd, root, env, log):
         if m := _TOTAL.search(line):
-            progress = _progress_for(m, root, args)
+            progress = _progress_for(m, root, args, int(env.get("QBENCH_ROUNDS", 1)))
             echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets")
             continue
         if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
@@ -267,15 +267,17 @@ def run_suite(
     if not bench:  # a whole run replaces the spread of every side-by-side point; a partial one adds to it
         rounds.unlink(missing_ok=True)
     env["QBENCH_ROUNDS_FILE"] = str(rounds)
-    failed, seconds = run_asv(args + (["--bench", bench] if bench else []), root, env, "qbench-run.log", echo)
+    failed, seconds = run_asv(args + ["--bench", bench or RUN_BENCH], root, env, "qbench-run.log", echo)
     return RunOutcome(commit, machine, failed, seconds)
 
 
 SAMPLES_PER_ROUND = 5
 #: The gate's benchmarks: every kernel family's timed call (not the probes, the peers' side-by-side ratios,
-#: accuracy or memory: nothing there is qbench's code running faster or slower). asv matches a parameterized
-#: benchmark as ``name(param, ...)``, hence the parenthesis.
-GATE_BENCH = r"^bench_(quantize|accumulate|blocks|matmul)\.[A-Za-z]+\.time_run\("
+#: accuracy or memory: nothing there is qbench's code running faster or slower) and the instruction counts of
+#: its cache-resident points. asv matches a parameterized benchmark as ``name(param, ...)``, hence the parenthesis.
+GATE_BENCH = r"^(bench_(quantize|accumulate|blocks|matmul)\.[A-Za-z]+\.time_run\(|bench_counts\.)"
+#: What ``qbench run`` measures unless told otherwise: everything but the instruction counts (Valgrind, the gate's).
+RUN_BENCH = r"^(?!bench_counts\.)"
 
 #: What a commit must touch to change a measurement: the package, its build, the suite.
 MEASURED_PATHS = ("qbench", "benchmarks", "pyproject.toml", "asv.conf.json")
@@ -326,7 +328,7 @@ def benchmark_commits(
     """
     root = checkout_root(root)
     hashes = [resolve(root, r) for r in revs]
-    env = _suite_env(quick, None, gate)
+    env = {**_suite_env(quick, None, gate), "QBENCH_ROUNDS": str(rounds)}  # read by the timed benchmarks
     root, machine = _prepare(root, machine)
     hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
     # A fixed number of samples per round lets the comparison split them back into rounds.
@@ -335,8 +337,6 @@ def benchmark_commits(
         "--machine",
         machine,
         "--record-samples",
-        "-a",
-        f"rounds={rounds}",
         "-a",
         f"repeat={SAMPLES_PER_ROUND}",
     ]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from qbench import _asv
-from qbench.regress import Verdict, compare_commits, detect_steps, round_medians, t_critical
+from qbench.regress import Rule, Verdict, compare_commits, detect_steps, round_medians, t_critical
 
 ROUNDS = 5
 
@@ -57,7 +57,7 @@ def test_a_3x_slowdown_of_one_kernel_fails_and_names_it():
     assert v.exit_code == 1 and list(v.slower["kernel"]) == ["sum"]
     row = v.table.set_index(["benchmark", "impl"]).loc[("bench_accumulate.Sum.time_run", "qbench")]
     assert row["ratio"] == pytest.approx(3.0, rel=0.05) and row["significant"] and row["regression"]
-    assert v.lines()[-1] == "REGRESSION: 1 benchmark(s) slower by more than x1.1 (sum)"
+    assert v.lines()[-1] == "REGRESSION: 1 benchmark(s) slower (sum), decided by time"
 
 
 def test_a_slower_baseline_is_context_not_a_regression():
@@ -175,26 +175,97 @@ def test_an_untested_asv_version_is_refused(monkeypatch):
 
 
 def test_points_beyond_the_caches_have_their_own_factor():
-    """The gate's rule: 7% slower in cache fails at factor 1.05; 20% slower from memory passes at 1.25."""
+    """7% slower in cache fails at factor 1.05; 20% slower from memory passes at 1.25."""
     frame = pd.DataFrame(
         _rows("base", {}, 0)
         + _rows(
             "head", {"bench_quantize.Quantize.time_run:qbench": 1.07, "bench_accumulate.Sum.time_run:qbench": 1.2}, 1
         )
     )
-    table = compare_commits(
-        frame, "base", "head", 1.05, rounds=ROUNDS, memory_factor=1.25, from_memory=lambda r: r["kernel"] == "sum"
-    ).set_index(["benchmark", "impl"])
+    rule = Rule(time=1.05, memory=1.25, from_memory=lambda r: r["kernel"] == "sum")
+    table = compare_commits(frame, "base", "head", rounds=ROUNDS, rule=rule).set_index(["benchmark", "impl"])
     assert table.loc[("bench_quantize.Quantize.time_run", "qbench"), ["change", "factor"]].tolist() == ["slower", 1.05]
     assert table.loc[("bench_accumulate.Sum.time_run", "qbench"), ["change", "factor"]].tolist() == ["same", 1.25]
     lines = Verdict(table.reset_index(), 1.05).lines()
-    assert "(factor 1.05 in cache, 1.25 from memory, significant only;" in lines[-2]
-    assert lines[-1] == "REGRESSION: 1 benchmark(s) slower by more than x1.05 (quantize)"
+    assert "(time x1.05/1.25 and significant;" in lines[-2]
+    assert lines[-1] == "REGRESSION: 1 benchmark(s) slower (quantize), decided by time"
+
+
+def _counts(commit: str, per_kernel: dict[str, float]) -> list[dict]:
+    """Instruction-count rows as the results loader makes them of ``bench_counts`` (``case`` "kernel:dtype")."""
+    return [
+        {
+            "benchmark": "bench_counts.Instructions.track_instructions",
+            "params": f'{{"case": "{kernel}:uint8"}}',
+            "kernel": kernel,
+            "dtype": "uint8",
+            "impl": "qbench",
+            "kind": "track",
+            "status": "ok",
+            "commit": commit,
+            "env": "virtualenv-py3.11",
+            "value": value,
+            "samples": None,
+            "unit": "instructions",
+        }
+        for kernel, value in per_kernel.items()
+    ]
+
+
+def _gate(time_scale: dict[str, float], head_counts: dict[str, float], base_counts=None) -> Verdict:
+    """The gate's rule on quantize and sum (counted, in cache) and the NumPy baseline (not counted)."""
+    rows = _rows("base", {}, 0) + _rows("head", time_scale, 1)
+    for row in rows:
+        row["dtype"] = "uint8"
+    base_counts = base_counts or {"quantize": 120_000.0, "sum": 35_000.0}
+    frame = pd.DataFrame(rows + _counts("base", base_counts) + _counts("head", head_counts))
+    rule = Rule(time=1.10, memory=2.0, counted=1.5, instructions=1.05, from_memory=lambda r: False)
+    return Verdict(compare_commits(frame, "base", "head", rounds=ROUNDS, rule=rule), 1.10, 1.05)
+
+
+def test_where_instructions_were_counted_a_noisy_time_does_not_decide():
+    """Time 13% slower (significant: a slow spell of a shared machine) and the same instructions: passes."""
+    v = _gate({"bench_quantize.Quantize.time_run:qbench": 1.13}, {"quantize": 120_400.0, "sum": 35_000.0})
+    row = v.table.set_index(["benchmark", "impl"]).loc[("bench_quantize.Quantize.time_run", "qbench")]
+    assert row["significant"] and row["factor"] == 1.5 and row["change"] == "same"
+    assert row["instructions_ratio"] == pytest.approx(120_400 / 120_000) and v.exit_code == 0
+    assert "instructions x1.05 on 2 counted" in v.lines()[-1]
+
+
+def test_ten_percent_more_instructions_fail_even_when_the_time_hardly_moved():
+    v = _gate({"bench_quantize.Quantize.time_run:qbench": 1.03}, {"quantize": 132_000.0, "sum": 35_000.0})
+    assert v.exit_code == 1 and list(v.slower["kernel"]) == ["quantize"]
+    assert v.slower["decided"].tolist() == ["instructions"]
+    assert v.lines()[-1] == "REGRESSION: 1 benchmark(s) slower (quantize), decided by instructions"
+    # The NumPy baseline was not counted: its row has no instruction ratio and is judged by time at 1.10.
+    numpy = v.table.set_index(["benchmark", "impl"]).loc[("bench_quantize.Quantize.time_run", "numpy")]
+    assert np.isnan(numpy["instructions_ratio"]) and numpy["factor"] == 1.10
+
+
+def test_a_3x_slowdown_is_named_by_both_measures_and_fewer_instructions_are_faster():
+    v = _gate({"bench_accumulate.Sum.time_run:qbench": 3.0}, {"quantize": 100_000.0, "sum": 105_000.0})
+    rows = v.table.set_index("kernel")
+    assert rows.loc["sum", "decided"] == "instructions and time" and rows.loc["sum", "regression"]
+    quantize = rows[rows["impl"] == "qbench"].loc["quantize"]
+    assert quantize["change"] == "faster" and quantize["decided"] == "instructions"
+
+
+def test_a_count_without_a_time_row_is_a_row_of_its_own():
+    v = _gate(
+        {},
+        {"quantize": 120_000.0, "sum": 35_000.0, "dot": 50_000.0},
+        {"quantize": 120_000.0, "sum": 35_000.0, "dot": 40_000.0},
+    )
+    own = v.table[v.table["benchmark"] == "bench_counts.Instructions.track_instructions"]
+    assert own["kernel"].tolist() == ["dot"] and own["change"].tolist() == ["slower"]
+    assert own["ratio"].iloc[0] == pytest.approx(1.25) and own["decided"].iloc[0] == "instructions"
 
 
 def test_the_gate_knows_its_memory_points():
-    from qbench.cases.grid import GATE, gate_from_memory
+    from qbench.cases.grid import GATE, gate_from_memory, gate_in_cache
 
     assert gate_from_memory({"size": 2**24}) and gate_from_memory({"size": float("nan"), "param_shape": "1x4096x11008"})
     assert not gate_from_memory({"size": 2**16}) and not gate_from_memory({"param_shape": "1x1024x1024"})
+    assert gate_in_cache({"size": 2**16}) and gate_in_cache({"size": float("nan"), "param_shape": "1x1024x1024"})
+    assert not gate_in_cache({"size": 2**24})
     assert GATE["QBENCH_SIZES"] == f"{2**16},{2**24}"

@@ -61,13 +61,13 @@ def test_progress_parser_on_an_asv_log(monkeypatch, tmp_path):
 def test_progress_counts_interleaved_rounds_and_a_bench_filter(tmp_path):
     shutil.copytree(Path(__file__).parent / "data" / "quick-run", tmp_path / ".asv" / "results")
     line = runner._TOTAL.search("Running 4 total benchmarks (2 commits * 1 environments * 2 benchmarks)")
-    args = ["HASHFILE:x", "-a", "rounds=5", "--interleave-rounds", "--bench", r"Quantize\."]
-    progress = runner._progress_for(line, tmp_path, args)
+    args = ["HASHFILE:x", "--interleave-rounds", "--bench", r"Quantize\."]
+    progress = runner._progress_for(line, tmp_path, args, 5)
     # Quantize's time_run and track_gbps (not Dequantize's, not QuantizeAxis'): 5 sizes x 2 dtypes x 2 threads
     # x 2 impls each, for 2 commits and 5 rounds.
     assert set(progress.weights) == {"bench_quantize.Quantize.time_run", "bench_quantize.Quantize.track_gbps"}
     assert progress.total == 2 * 2 * 5 and progress.total_sets == (40 + 40) * 2 * 5
-    unknown = runner._progress_for(line, tmp_path / "elsewhere", args)
+    unknown = runner._progress_for(line, tmp_path / "elsewhere", args, 5)
     assert unknown.total == 20 and unknown.total_sets == 20  # no benchmarks.json: benchmarks alone
 
 
@@ -119,7 +119,9 @@ def test_benchmark_commits_interleaves_rounds_with_fixed_samples(repo, monkeypat
     _git(repo, "commit", "-q", "--allow-empty", "-m", "two")
     calls = {}
     monkeypatch.setattr(runner, "_prepare", lambda root, machine: (root, "box"))
-    monkeypatch.setattr(runner, "run_asv", lambda args, root, env, log, echo: calls.update(args=args) or ([], 2.0))
+    monkeypatch.setattr(
+        runner, "run_asv", lambda args, root, env, log, echo: calls.update(args=args, env=env) or ([], 2.0)
+    )
     out = runner.benchmark_commits(["HEAD~1", "main"], quick=True, bench="Sum", rounds=5, root=repo)
     hashes = out.commit.split(",")
     assert hashes == [runner.git(repo, "rev-parse", r) for r in ("HEAD~1", "HEAD")]
@@ -127,7 +129,10 @@ def test_benchmark_commits_interleaves_rounds_with_fixed_samples(repo, monkeypat
     assert args[0] == f"HASHFILE:{repo / '.asv' / 'qbench-hashes.txt'}"
     assert (repo / ".asv" / "qbench-hashes.txt").read_text().split() == hashes
     assert "--interleave-rounds" in args and "--record-samples" in args
-    assert args[args.index("rounds=5") - 1] == "-a" and f"repeat={runner.SAMPLES_PER_ROUND}" in args
+    # Rounds reach the timed benchmarks through the environment: asv's "-a rounds=" would also repeat the
+    # instruction counts, which are the same in every round.
+    assert calls["env"]["QBENCH_ROUNDS"] == "5" and not any(a.startswith("rounds=") for a in args)
+    assert args[args.index(f"repeat={runner.SAMPLES_PER_ROUND}") - 1] == "-a"
     with pytest.raises(runner.UsageError, match="unknown revision 'nope'"):
         runner.benchmark_commits(["nope"], quick=True, bench=None, rounds=2, root=repo)
 
@@ -213,6 +218,11 @@ def test_the_gate_grid_is_qbench_alone_at_one_cache_and_one_dram_size(monkeypatc
     pattern = re.compile(runner.GATE_BENCH)  # asv matches a parameterized benchmark as name(param, ...)
     for mine in ("bench_quantize.Quantize", "bench_matmul.Matmul", "bench_blocks.BlockDequantize"):
         assert pattern.search(f"{mine}.time_run(16384, uint8, 1, qbench)")
+    assert pattern.search("bench_counts.Instructions.track_instructions(quantize:uint8)")
+    # ... which a plain run leaves out, and keeps everything else.
+    run = re.compile(runner.RUN_BENCH)
+    assert not run.search("bench_counts.Instructions.track_instructions(quantize:uint8)")
+    assert run.search("bench_quantize.Quantize.time_run(16384, uint8, 1, qbench)") and run.search("bench_compile.x")
     for other in (
         "bench_bandwidth.Bandwidth.time_run(16384, copy, 1)",
         "bench_blocks.BlockSideBySide.track_ratio(16384, x, 1)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .families import BANDWIDTH_OPS, KERNELS
-from .grid import IMPLS, PEER_IMPLS, sizes, thread_counts
+from .grid import GATE_CACHE, IMPLS, PEER_IMPLS, sizes, thread_counts
 from .matmul import MATMUL
 from .registry import Family, Operand, Shape, Stream, itemsize
 
@@ -158,6 +158,16 @@ def comparisons() -> tuple[Comparison, ...]:
 def kernel_grid(kernel: str) -> tuple[list, list[str]]:
     """asv ``params`` and ``param_names`` of a kernel's benchmark."""
     return family(kernel).grid()
+
+
+def gate_points() -> list[tuple[str, str, int | str]]:
+    """The gate's cache-resident points, ``(kernel, dtype, size or shape)``: every family and dtype of the grid
+    at :data:`grid.GATE_CACHE` (a size, or the GEMV shape of the matrix products). Their instructions are counted."""
+    return [
+        (name, dtype, GATE_CACHE[0] if fam.axes == ("size",) else GATE_CACHE[1])
+        for name, fam in FAMILIES.items()
+        for dtype in fam.grid_dtypes()
+    ]
 
 
 def side_by_side_grid() -> tuple[list, list[str]]:

@@ -288,6 +288,7 @@ def build_compare_report(
     head: str,
     factor: float,
     machine: str,
+    instructions: float = 1.05,
 ) -> Path:
     """compare.md, compare.html (with the ratio chart) and compare.csv for two commits."""
     header = [
@@ -298,9 +299,10 @@ def build_compare_report(
         (
             "rule",
             f"slower: time ratio (best round of head over best round of base) > the row's factor "
-            f"({'/'.join(f'{f:g}' for f in sorted(set(table['factor'])) or [factor])}) and significant "
-            "(Mann-Whitney U on the per-round medians, p < 0.05); only qbench's own results decide, baselines "
-            "(numpy, onnxruntime, torch) are context",
+            f"({'/'.join(f'{f:g}' for f in sorted(set(table['factor'].dropna())) or [factor])}) and significant "
+            "(Mann-Whitney U on the per-round medians, p < 0.05), or, where instructions per call were counted "
+            f"(callgrind; instructions_ratio), more than x{instructions:g} of them; 'decided' names which. Only "
+            "qbench's own results decide, baselines (numpy, onnxruntime, torch) are context",
         ),
     ]
     changed = table[table["change"] != "same"]

@@ -156,15 +156,20 @@ def plot_ratios(table: pd.DataFrame, factor: float, out: Path, limit: int = 40) 
     ax.set_xscale("log")
     for x in (1 / factor, 1.0, factor):
         ax.axvline(x, color="black" if x == 1.0 else "0.5", lw=0.8, ls="-" if x == 1.0 else "--")
+    counts = shown["instructions_ratio"].to_numpy(float) if "instructions_ratio" in shown else np.array([])
+    at = np.flatnonzero(~np.isnan(counts))
+    if len(at):
+        ax.plot(counts[at], at, "k|", ms=9, mew=1.5, label="instructions per call, head / base")
+        ax.legend(loc="lower right", fontsize=7)
     ax.set_xlabel("time ratio, head / base (log; right of 1 is slower)")
-    ax.set_title(f"Change per benchmark (red: slower, green: faster, both significant and beyond x{factor:g})")
+    ax.set_title("Change per benchmark (red: slower, green: faster, each beyond its row's factor)")
     return save(
         fig,
         out,
         "ratios",
         "Time ratios",
-        "Head over base median time for each benchmark and "
-        f"parameter set; dashed lines at {1 / factor:.3g} and {factor:g}.",
+        "Head over base time for each benchmark and parameter set (bars; best round over best round); "
+        f"instructions per call where they were counted (ticks); dashed lines at {1 / factor:.3g} and {factor:g}.",
     )
 
 

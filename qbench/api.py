@@ -117,6 +117,10 @@ def _channel_axis(params: QuantParams, shape: tuple[int, ...]) -> int | None:
     return axis
 
 
+# np.may_share_memory without NumPy's __array_function__ dispatch, which costs as much as the test itself.
+_may_share_memory = getattr(np.may_share_memory, "_implementation", np.may_share_memory)
+
+
 def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, source: np.ndarray) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype)
@@ -126,7 +130,7 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, sou
         raise ValueError(f"out must have dtype {dtype.name} and shape {shape}; got {out.dtype.name} {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
-    if np.may_share_memory(out, source):
+    if _may_share_memory(out, source):
         raise ValueError("out must not overlap the input array")
     return out
 
@@ -143,7 +147,7 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     x = _array(x, "x", FLOAT_INPUTS, "quantize")
     if params.block_size is not None or params.packed:
         return blocks.quantize(x, params, out, parallel)
-    axis = _channel_axis(params, x.shape)
+    axis = None if params.axis is None else _channel_axis(params, x.shape)
     scale, _, zero_point = params.typed(x.dtype)
     return _convert(_QUANTIZE, axis, x, params, scale, zero_point, _output(out, x.shape, params.dtype, x), parallel)
 
@@ -167,7 +171,7 @@ def dequantize(
     q = _array(q, "q", (params.dtype,), "dequantize")
     if shape is not None and tuple(shape) != q.shape:
         raise ValueError(f"shape {tuple(shape)} differs from q's shape {q.shape} (shape= is for packed 4-bit data)")
-    axis = _channel_axis(params, q.shape)
+    axis = None if params.axis is None else _channel_axis(params, q.shape)
     scale, zero_point, _ = params.typed(_F32)
     return _convert(_DEQUANTIZE, axis, q, params, scale, zero_point, _output(out, q.shape, _F32, q), parallel)
 
@@ -190,6 +194,9 @@ def _convert(
     """quantize's and dequantize's shared path: pick the kernel and its form, run it over contiguous views."""
     kern, key = kernels[axis is not None]
     run = kern.target(use_parallel(src.nbytes + out.nbytes, parallel, (key, params.dtype)))
+    if axis is None and src.ndim == 1:  # the common call: flat_views would return (src, out) as they are
+        run(src, scale, zero_point, out)
+        return out
     for sv, ov in flat_views((src, out), axis):
         run(sv, scale, zero_point, ov)
     return out

@@ -188,8 +188,8 @@ def _compare_rule(args: argparse.Namespace) -> Rule:
         return Rule(time=factor)
     return Rule(
         time=factor,
-        memory=max(factor, grid.GATE_MEMORY_FACTOR),
-        counted=max(factor, grid.GATE_CACHE_FACTOR),
+        memory=max(factor, grid.GATE_TIME_FACTOR),
+        counted=max(factor, grid.GATE_TIME_FACTOR),
         instructions=grid.GATE_INSTRUCTIONS_FACTOR,
         from_memory=grid.gate_from_memory,
         in_cache=grid.gate_in_cache,
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--factor",
         type=_factor,
         help="slower than this time ratio, and significant, is a regression (default: 1.10; the gate holds "
-        "the points it counted to 1.05 in instructions and 1.5 in time, and those from memory to 2.0 in time)",
+        "the points it counted to 1.05 in instructions, and every point to 2.0 in time)",
     )
     compare.add_argument(
         "--rounds",

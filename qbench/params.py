@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ml_dtypes
@@ -74,6 +74,9 @@ class QuantParams:
     dtype: Any = np.uint8
     axis: int | None = None
     block_size: int | None = None
+    #: Whether quantized values of these parameters are stored two per byte (int4, uint4); set by the checks.
+    #: An attribute, not a property: every quantize and dequantize reads it, and a property costs a call.
+    packed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         dt = quant_dtype(self.dtype)
@@ -133,6 +136,7 @@ class QuantParams:
         object.__setattr__(self, "scale", scale_value)
         object.__setattr__(self, "zero_point", zp_value)
         object.__setattr__(self, "dtype", dt)
+        object.__setattr__(self, "packed", dt in PACKED_DTYPES)
         object.__setattr__(self, "axis", None if self.axis is None else int(self.axis))
         object.__setattr__(self, "block_size", None if self.block_size is None else int(self.block_size))
 
@@ -145,6 +149,7 @@ class QuantParams:
             object.__setattr__(params, name, value)
         object.__setattr__(params, "axis", None)
         object.__setattr__(params, "block_size", None)
+        object.__setattr__(params, "packed", params.dtype in PACKED_DTYPES)
         return params
 
     def typed(self, ftype: np.dtype) -> tuple[Any, Any, Any]:
@@ -153,7 +158,10 @@ class QuantParams:
         Scale and the first zero point are in float type ``ftype`` (dequantize
         subtracts the zero point in float); quantize adds the int32 one.
         """
-        cache = self.__dict__.setdefault("_typed", {})
+        cache = self.__dict__.get("_typed")
+        if cache is None:  # first call: a dict per instance (not made on every call, as setdefault would)
+            cache = {}
+            object.__setattr__(self, "_typed", cache)
         typed = cache.get(ftype)
         if typed is None:
             t = ftype.type
@@ -163,11 +171,6 @@ class QuantParams:
                 typed = (self.scale.astype(t), self.zero_point.astype(t), self.zero_point.astype(np.int32))
             cache[ftype] = typed
         return typed
-
-    @property
-    def packed(self) -> bool:
-        """Whether quantized values of these parameters are stored two per byte (int4, uint4)."""
-        return self.dtype in PACKED_DTYPES
 
     @property
     def qmin(self) -> int:

@@ -35,3 +35,38 @@ def test_workflow_caches_asvs_environment_and_posts_the_summary():
     assert names.index(cache["uses"]) < next(i for i, s in enumerate(steps) if "qbench compare" in s.get("run", ""))
     summary = next(s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
     assert summary["if"] == "always()" and "reports/compare/compare.md" in summary["run"]
+
+
+def test_workflow_installs_valgrind_before_the_gate():
+    """Without valgrind the gate counts nothing and judges cache-resident kernels by a noisy time alone."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["compare"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    install = next(i for i, r in enumerate(runs) if re.search(r"apt-get install\b.*\bvalgrind\b", r))
+    assert install < next(i for i, r in enumerate(runs) if "qbench compare" in r)
+
+
+SWEEP = WORKFLOW.parents[2] / "benchmarks" / "thread_sweep.sh"
+
+
+def test_the_thread_sweep_script_runs_commands_the_cli_accepts_on_the_right_benchmarks():
+    """Each qbench command of the many-core sweep parses; its pattern takes quantize, dequantize and the
+    side-by-side ratios (asv matches "name(params)"), and nothing else."""
+    text = SWEEP.read_text().replace("\\\n", " ")
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("qbench ")]
+    assert [c.split()[1] for c in commands] == ["run", "report"]
+    pattern = None
+    for command in commands:
+        command = command.split("#")[0].replace('"$threads"', "1,2,4,8,16")
+        argv = shlex.split(re.sub(r'"\$[^"]*"', "x", command))[1:]
+        args = build_parser().parse_args(argv)  # exits (fails the test) on an unknown option
+        pattern = pattern or args.bench
+    assert re.search(r'threads="\$\{QBENCH_THREADS:-1,2,4,8,16\}"', text)
+    bench = re.compile(pattern)
+    for name in (
+        "bench_quantize.Quantize.time_run",
+        "bench_quantize.Dequantize.track_gbps",
+        "bench_side_by_side.SideBySide.track_ratio",
+    ):
+        assert bench.search(f"{name}(16384, uint8, 4, qbench)")
+    for name in ("bench_quantize.QuantizeAxis.time_run", "bench_accumulate.Sum.time_run", "bench_counts.x"):
+        assert not bench.search(f"{name}(16384, uint8, 4, qbench)")

@@ -1,11 +1,14 @@
 """qbench compare and history on a temporary repository made from this one, with a slowdown injected."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from qbench import cases
 from tests.test_suite import _copy_repo, _git, run_qbench
 
 LOOP = """    for i in prange(x.shape[0]):
@@ -110,3 +113,24 @@ def test_unknown_base_is_a_usage_error(tmp_path):
     result = _qbench(repo, tmp_path, "compare", "no-such-branch")
     assert result.returncode == 2
     assert "unknown revision 'no-such-branch'" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_instruction_count_names_a_slower_kernel(repo, monkeypatch):
+    """The gate's counter end to end: asv runs bench_counts at both commits (one callgrind process each), the
+    comparison puts each count beside its kernel, and a 3x slower quantize is named by its instructions."""
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    path, home, c = repo
+    result = _qbench(path, home, "compare", "--quick", "-b", "bench_counts", c["comment"], c["slow"], "--out", "r/n")
+    text = result.stdout + result.stderr
+    assert result.returncode == 1, text[-4000:]
+    table = pd.read_csv(path / "r" / "n" / "compare.csv").set_index("kernel")
+    monkeypatch.setenv("QBENCH_QUICK", "1")  # the grid of the --quick run
+    assert len(table) == len(cases.gate_points())
+    slower = table[table["change"] == "slower"]
+    assert list(slower.index) == ["quantize", "quantize"] and set(slower["decided"]) == {"instructions"}
+    assert (slower["ratio"] > 2.5).all() and set(table.drop("quantize")["change"]) == {"same"}
+    # Kernels that do not call quantize count the same instructions at both commits (dynamic matmul quantizes x).
+    assert table.drop(["quantize", "matmul"])["ratio"].between(0.99, 1.01).all()
+    assert "decided by instructions" in text

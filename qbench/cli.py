@@ -192,7 +192,6 @@ def _compare_rule(args: argparse.Namespace) -> Rule:
         counted=max(factor, grid.GATE_TIME_FACTOR),
         instructions=grid.GATE_INSTRUCTIONS_FACTOR,
         from_memory=grid.gate_from_memory,
-        in_cache=grid.gate_in_cache,
     )
 
 

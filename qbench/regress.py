@@ -85,7 +85,8 @@ class Rule:
     counted: float | None = None
     instructions: float = 1.05
     from_memory: Callable[[Any], bool] | None = None
-    in_cache: Callable[[Any], bool] = lambda row: True  # the rows a count of the same kernel and dtype belongs to
+    #: The time rows a count of the same kernel and dtype belongs to: counts are made at the gate's cache point.
+    in_cache: Callable[[Any], bool] = cases.grid.gate_in_cache
 
     def time_factor(self, row: Any, counted: bool) -> float:
         if self.memory and self.from_memory is not None and self.from_memory(row):

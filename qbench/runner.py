@@ -344,8 +344,7 @@ def benchmark_commits(
         args.append("--interleave-rounds")
     if skip_existing:
         args.append("--skip-existing-commits")
-    if bench or gate:
-        args += ["--bench", bench or GATE_BENCH]
+    args += ["--bench", bench or (GATE_BENCH if gate else RUN_BENCH)]
     failed, seconds = run_asv(args, root, env, log_name, echo)
     return RunOutcome(",".join(hashes), machine, failed, seconds)
 

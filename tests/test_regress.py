@@ -216,10 +216,10 @@ def _gate(time_scale: dict[str, float], head_counts: dict[str, float], base_coun
     """The gate's rule on quantize and sum (counted, in cache) and the NumPy baseline (not counted)."""
     rows = _rows("base", {}, 0) + _rows("head", time_scale, 1)
     for row in rows:
-        row["dtype"] = "uint8"
+        row["dtype"], row["size"] = "uint8", 2**16  # the gate's cache point, where counts are made
     base_counts = base_counts or {"quantize": 120_000.0, "sum": 35_000.0}
     frame = pd.DataFrame(rows + _counts("base", base_counts) + _counts("head", head_counts))
-    rule = Rule(time=1.10, memory=2.0, counted=1.5, instructions=1.05, from_memory=lambda r: False)
+    rule = Rule(time=1.10, memory=2.0, counted=1.5, instructions=1.05, from_memory=lambda r: r["size"] == 2**24)
     return Verdict(compare_commits(frame, "base", "head", rounds=ROUNDS, rule=rule), 1.10, 1.05)
 
 
@@ -269,3 +269,16 @@ def test_the_gate_knows_its_memory_points():
     assert gate_in_cache({"size": 2**16}) and gate_in_cache({"size": float("nan"), "param_shape": "1x1024x1024"})
     assert not gate_in_cache({"size": 2**24})
     assert GATE["QBENCH_SIZES"] == f"{2**16},{2**24}"
+
+
+def test_a_count_belongs_to_the_cache_point_only():
+    """The same kernel and dtype timed at another size gets no instruction ratio: counts are of 2**16."""
+    rows = _rows("base", {}, 0) + _rows("head", {"bench_quantize.Quantize.time_run:qbench": 1.3}, 1)
+    for row in rows:
+        row["dtype"], row["size"] = "uint8", 2**20
+    counts = _counts("base", {"quantize": 100.0}) + _counts("head", {"quantize": 200.0})
+    table = compare_commits(pd.DataFrame(rows + counts), "base", "head", rounds=ROUNDS).set_index(["benchmark", "impl"])
+    timed = table.loc[("bench_quantize.Quantize.time_run", "qbench")]
+    assert np.isnan(timed["instructions_ratio"]) and timed["decided"] == "time"
+    own = table.loc[("bench_counts.Instructions.track_instructions", "qbench")]
+    assert own["instructions_ratio"] == 2.0 and own["change"] == "slower"

@@ -133,6 +133,11 @@ def test_benchmark_commits_interleaves_rounds_with_fixed_samples(repo, monkeypat
     # instruction counts, which are the same in every round.
     assert calls["env"]["QBENCH_ROUNDS"] == "5" and not any(a.startswith("rounds=") for a in args)
     assert args[args.index(f"repeat={runner.SAMPLES_PER_ROUND}") - 1] == "-a"
+    # With no pattern, compare and history measure what a run measures: not the gate's instruction counts.
+    runner.benchmark_commits(["HEAD~1", "main"], quick=True, bench=None, rounds=5, root=repo)
+    assert calls["args"][calls["args"].index("--bench") + 1] == runner.RUN_BENCH
+    runner.benchmark_commits(["HEAD~1", "main"], quick=True, bench=None, rounds=5, root=repo, gate=True)
+    assert calls["args"][calls["args"].index("--bench") + 1] == runner.GATE_BENCH
     with pytest.raises(runner.UsageError, match="unknown revision 'nope'"):
         runner.benchmark_commits(["nope"], quick=True, bench=None, rounds=2, root=repo)
 

@@ -3,7 +3,7 @@
 What the regression gate (``qbench compare --gate``) judges cache-resident
 kernels by: a count does not move when other work shares the machine, a time
 does. One callgrind process per commit counts every point (``setup_cache``);
-``qbench run`` leaves this module out (it needs Valgrind, and a minute).
+``qbench run``, and ``compare``/``history`` without ``-b``, leave this module out (it needs Valgrind, and a minute).
 """
 
 from . import _counts

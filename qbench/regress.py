@@ -140,15 +140,10 @@ def compare_commits(
     out = []
 
     def add(idx: tuple, a: pd.Series, values: tuple, time: tuple | None, count: tuple | None) -> None:
+        """One row; ``time`` is (ratio, significant) from :func:`_verdict`, ``count`` (base, head) instructions."""
         time_change = _change(time[0], rule.time_factor(a, count is not None), time[1]) if time else "same"
         count_change = _change(count[1] / count[0], rule.instructions) if count else "same"
-        change = (
-            "slower"
-            if "slower" in (time_change, count_change)
-            else "faster"
-            if "faster" in (time_change, count_change)
-            else "same"
-        )
+        change = next((c for c in ("slower", "faster") if c in (time_change, count_change)), "same")
         out.append(
             {
                 "benchmark": idx[0],
@@ -157,7 +152,7 @@ def compare_commits(
                 "impl": a["impl"],
                 "before": values[0],
                 "after": values[1],
-                "ratio": values[1] / values[0],
+                "ratio": time[0] if time else values[1] / values[0],  # the ratio judged, not medians
                 "significant": time[1] if time else True,
                 "instructions_ratio": count[1] / count[0] if count else np.nan,
                 "change": change,

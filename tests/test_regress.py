@@ -282,3 +282,12 @@ def test_a_count_belongs_to_the_cache_point_only():
     assert np.isnan(timed["instructions_ratio"]) and timed["decided"] == "time"
     own = table.loc[("bench_counts.Instructions.track_instructions", "qbench")]
     assert own["instructions_ratio"] == 2.0 and own["change"] == "slower"
+
+
+def test_the_ratio_shown_is_the_ratio_judged_best_round_over_best_round():
+    base, head = _rows("base", {}, 0), _rows("head", {"bench_accumulate.Sum.time_run:qbench": 1.3}, 1)
+    table = compare_commits(pd.DataFrame(base + head), "base", "head", rounds=ROUNDS).set_index(["benchmark", "impl"])
+    best = [min(round_medians(rows[2]["samples"], ROUNDS)) for rows in (base, head)]
+    assert table.loc[("bench_accumulate.Sum.time_run", "qbench"), "ratio"] == pytest.approx(
+        best[1] / best[0], rel=1e-12
+    )

@@ -206,6 +206,8 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
     """Run ``asv run ARGS``, echo progress (benchmark, how many done, elapsed, time left); return failures, seconds."""
     # The fork server imports the suite once and forks a process per parameter set: about 4x faster than
     # spawning an interpreter for each, and the timings were the same within this machine's noise.
+    from qbench.cases.grid import ROUNDS
+
     cmd = [sys.executable, "-m", "asv", "run", "--launch-method=forkserver", "--show-stderr", *args]
     log = root / ".asv" / log_name
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +217,7 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
     progress = Progress({})
     for line in _stream(cmd, root, env, log):
         if m := _TOTAL.search(line):
-            progress = _progress_for(m, root, args, int(env.get("QBENCH_ROUNDS", 1)))
+            progress = _progress_for(m, root, args, int(env.get(ROUNDS, 1)))
             echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets")
             continue
         if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
@@ -328,7 +330,9 @@ def benchmark_commits(
     """
     root = checkout_root(root)
     hashes = [resolve(root, r) for r in revs]
-    env = {**_suite_env(quick, None, gate), "QBENCH_ROUNDS": str(rounds)}  # read by the timed benchmarks
+    from qbench.cases.grid import ROUNDS
+
+    env = {**_suite_env(quick, None, gate), ROUNDS: str(rounds)}  # read by the timed benchmarks
     root, machine = _prepare(root, machine)
     hashfile = _hashfile(root, "qbench-hashes.txt", hashes)
     # A fixed number of samples per round lets the comparison split them back into rounds.

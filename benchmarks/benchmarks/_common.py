@@ -289,11 +289,6 @@ def median_rate(prepared: Prepared, budget_s: float = 0.01 if cases.quick() else
     return float(np.median(times))
 
 
-#: Rounds of every timed benchmark, set by ``qbench compare`` and ``history`` (asv's ``-a rounds=`` would set
-#: them for every benchmark, the instruction counts too, which need one).
-ROUNDS = "QBENCH_ROUNDS"
-
-
 class _Timed:
     """asv timing attributes: its defaults for the full sweep, a short budget for ``--quick``."""
 
@@ -303,8 +298,8 @@ class _Timed:
         repeat = (3, 10, 0.2)  # at least 3 samples, so the median means something
         warmup_time = 0.02
         sample_time = 0.005
-    if os.environ.get(ROUNDS):
-        rounds = int(os.environ[ROUNDS])
+    if os.environ.get(cases.grid.ROUNDS):  # compare and history set the rounds of the timed benchmarks
+        rounds = int(os.environ[cases.grid.ROUNDS])
 
 
 class _SideBySide(_Timed):

@@ -62,6 +62,11 @@ def gate_in_cache(row: Mapping) -> bool:
     return row.get("size") == GATE_CACHE[0] or row.get("param_shape") == GATE_CACHE[1]
 
 
+#: Rounds of every timed benchmark, set by ``qbench compare`` and ``history`` (asv's ``-a rounds=`` would set
+#: them for every benchmark, the instruction counts too, which need one).
+ROUNDS = "QBENCH_ROUNDS"
+
+
 def quick() -> bool:
     return os.environ.get("QBENCH_QUICK", "") == "1"
 

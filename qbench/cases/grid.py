@@ -48,7 +48,8 @@ GATE = {
 #: The gate's factors. In cache the instructions per call decide (deterministic: two runs of the same code
 #: agree within 1%), so 5% more is a change. Time judges only gross changes, there (what a count cannot see:
 #: the host's own vector code, as Valgrind runs another) and from memory (where nothing is counted): unchanged
-#: code moved up to 1.44x in cache and 1.40x from memory between two runs on a shared machine, hence 2.
+#: code's median time moved up to 1.77x in cache and 1.60x from memory between two runs of the gate on a shared
+#: machine (none significant), hence 2.
 GATE_INSTRUCTIONS_FACTOR, GATE_TIME_FACTOR = 1.05, 2.0
 
 

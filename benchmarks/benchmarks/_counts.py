@@ -9,7 +9,7 @@ counters. The count of a point is the part between its two marks over
 :data:`CALLS` (the Python entry path included: a slower entry is a slower call).
 
 The code counted is what Numba compiles for the CPU Valgrind presents (Valgrind
-3.x runs no AVX-512; on x86-64 it presents an AVX2 CPU): it is compiled once
+3.x runs no AVX-512; on x86-64 it presents at most an AVX2 CPU): it is compiled once
 natively for that CPU into a private cache, so no compilation runs under
 Valgrind, where it would take minutes. A slowdown that only the host's wider
 code shows is left to the time.

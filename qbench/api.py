@@ -89,8 +89,12 @@ def use_parallel(nbytes: int, parallel: bool | None, key: tuple = ()) -> bool:
     one; always serial when Numba has one thread.
     """
     if parallel is None:
+        if nbytes < tuning.SERIAL_BELOW:
+            return False
         return nbytes >= _SWITCHES.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()] and _num_threads() > 1
-    if not isinstance(parallel, (bool, np.bool_)):
+    if parallel is True or parallel is False:
+        return parallel
+    if not isinstance(parallel, np.bool_):
         raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
     return bool(parallel)
 
@@ -205,6 +209,8 @@ def _convert(
 def _reduce(kern: Any, par: bool, arrays: tuple[np.ndarray, ...], *args: Any) -> Any:
     """A reduction kernel over the contiguous runs of ``arrays``; parts added as Python numbers (ints exactly)."""
     run = kern.target(par)
+    if arrays[0].ndim == 1:  # the common call: one run, the arrays as they are (flat_views would say so)
+        return run(*arrays, *args)
     parts = [run(*views, *args) for views in flat_views(arrays, None)]
     if len(parts) == 1:
         return parts[0]

@@ -166,6 +166,12 @@ class Switch:
     def __call__(self, nbytes: int) -> bool:
         return nbytes >= self.min_bytes_by_bits[nbytes.bit_length()]
 
+    @property
+    def first_parallel(self) -> int:
+        """The fewest bytes touched that run in parallel (:data:`NEVER`: none)."""
+        starts = (max(t, 2 ** (b - 1) if b else 0) for b, t in enumerate(self.min_bytes_by_bits) if t < NEVER)
+        return min(starts, default=NEVER)
+
     def describe(self) -> str:
         """The decision in words: ``parallel from 700 KiB``, ``parallel 4 MiB to 64 MiB``, ``always serial``."""
         runs, start = [], None
@@ -205,6 +211,9 @@ DEFAULT = Switch.from_min_bytes(DEFAULT_MIN_BYTES)
 #: Per kernel key, the threshold by bit length of bytes touched (``Switch.min_bytes_by_bits``), for the API's
 #: lookups. Filled from the tuning file at import and refilled in place by :func:`reload`.
 TABLE: dict[tuple, tuple[int, ...]] = {}
+#: The fewest bytes touched that any kernel runs in parallel, tuned or by default: every smaller call is
+#: serial without a lookup (a small call is counted in microseconds). Kept by :func:`reload`.
+SERIAL_BELOW = DEFAULT.first_parallel
 _loaded: dict[str, Any] | None = None
 
 
@@ -215,9 +224,10 @@ def load() -> dict[str, Any] | None:
 
 def reload() -> dict[str, Any] | None:
     """Read the tuning file again (after ``qbench tune`` or a change of ``QBENCH_TUNING``) and refill :data:`TABLE`."""
-    global _loaded
+    global _loaded, SERIAL_BELOW
     TABLE.clear()
     _loaded = None
+    SERIAL_BELOW = DEFAULT.first_parallel
     file = path()
     if file is None or not file.exists():
         return None
@@ -231,6 +241,7 @@ def reload() -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None  # an unreadable tuning is ignored, like none at all: the default rule holds
     TABLE.update(table)
+    SERIAL_BELOW = min(SERIAL_BELOW, *(Switch(t).first_parallel for t in table.values()))
     _loaded = data
     return data
 

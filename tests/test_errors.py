@@ -22,6 +22,8 @@ Q = qbench.quantize(X, P)
         (lambda: qbench.quantize(X, P, out=np.empty((3, 4), np.int8)), ValueError, "dtype uint8"),
         (lambda: qbench.quantize(X, P, out=[0] * 12), TypeError, "numpy.ndarray"),
         (lambda: qbench.quantize(X, P, parallel="yes"), TypeError, "parallel must be"),
+        (lambda: qbench.quantize(X, P, parallel=1), TypeError, "parallel must be"),
+        (lambda: qbench.dot(X[0], X[0], parallel=0), TypeError, "parallel must be"),
         (lambda: qbench.dequantize(Q.astype(np.int8), P), TypeError, "dtype uint8; got int8"),
         (lambda: qbench.dequantize(Q, P, out=np.empty((3, 4), np.float64)), ValueError, "dtype float32"),
         (lambda: qbench.QuantParams(0.0, 0, "uint8"), ValueError, "scale must be finite and > 0"),
@@ -82,6 +84,11 @@ Q = qbench.quantize(X, P)
 def test_bad_input_raises_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_parallel_takes_numpy_booleans_too():
+    for parallel in (np.True_, np.False_, True, False, None):
+        assert np.array_equal(qbench.quantize(X, P, parallel=parallel), Q)
 
 
 def test_read_only_and_overlapping_outputs():

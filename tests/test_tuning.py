@@ -41,6 +41,12 @@ def test_switch_takes_the_nearest_measured_size_and_is_serial_below_the_ladder()
     assert Switch.from_ladder(sizes, [False, True, True, False]).describe() == "parallel 22.6 KiB to 128 KiB"
     assert Switch.from_ladder(sizes, [False] * 4).describe() == "always serial"
     assert Switch.from_min_bytes(1 << 20).describe() == "parallel from 1 MiB"
+    # The fewest bytes that run in parallel: what lets the API skip the lookup below it.
+    assert switch.first_parallel == int(2**15 * 2**0.5) and not switch(switch.first_parallel - 1)
+    assert Switch.from_ladder(sizes, [False, True, True, False]).first_parallel == int(2**14 * 2**0.5)
+    assert Switch.from_ladder(sizes, [False] * 4).first_parallel == tuning.NEVER
+    assert Switch.from_ladder(sizes, [True] * 4).first_parallel == 2**14  # serial below the ladder
+    assert Switch.from_min_bytes(1 << 20).first_parallel == 1 << 20
     default = Switch.from_min_bytes(1 << 20)
     assert not default((1 << 20) - 1) and default(1 << 20) and default(1 << 40) and not default(0)
 
@@ -74,7 +80,9 @@ def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     tuning.save(measured, tuning_file)
     crossover = int(2**15 * 2 ** ((np.log(tuning.MARGIN) - np.log(0.5)) / (np.log(2.0) - np.log(0.5))))
     assert tuning.load()["kernels"]["sum uint8"]["describe"] == f"parallel from {crossover / 1024:.3g} KiB"
+    assert tuning.SERIAL_BELOW == crossover
     assert api.use_parallel(1 << 16, None, ("sum", np.dtype("uint8")))
+    assert api.use_parallel(crossover, None, ("sum", np.dtype("uint8")))
     assert not api.use_parallel(1 << 15, None, ("sum", np.dtype("uint8")))
     assert not api.use_parallel(1 << 30, None, ("dot", np.dtype("int8")))
     # A kernel the file does not know keeps the default rule.
@@ -83,6 +91,15 @@ def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     # An explicit choice always wins.
     assert api.use_parallel(10, True, ("dot", np.dtype("int8")))
     assert f"sum uint8: parallel from {crossover / 1024:.3g} KiB" in tuning.summary()
+
+
+def test_the_serial_floor_follows_the_tuning_in_force(tuning_file, monkeypatch):
+    assert tuning.SERIAL_BELOW == tuning.DEFAULT.first_parallel == api.PARALLEL_MIN_BYTES
+    tuning.save([_measured("sum", "uint8", [2.0] * 3), _measured("dot", "int8", [0.5] * 3)], tuning_file)
+    assert tuning.SERIAL_BELOW == tuning.LADDER[0]  # the sum runs in parallel from the ladder's first size
+    monkeypatch.setenv(tuning.ENV, "off")
+    tuning.reload()
+    assert tuning.SERIAL_BELOW == api.PARALLEL_MIN_BYTES
 
 
 def test_one_numba_thread_is_always_serial(tuning_file):

@@ -169,7 +169,7 @@ class Switch:
     @property
     def first_parallel(self) -> int:
         """The fewest bytes touched that run in parallel (:data:`NEVER`: none)."""
-        starts = (max(t, 2 ** (b - 1) if b else 0) for b, t in enumerate(self.min_bytes_by_bits) if t < NEVER)
+        starts = (_first_parallel_in_class(b, t) for b, t in enumerate(self.min_bytes_by_bits) if t < NEVER)
         return min(starts, default=NEVER)
 
     def describe(self) -> str:
@@ -177,7 +177,7 @@ class Switch:
         runs, start = [], None
         for b, t in enumerate((*self.min_bytes_by_bits, NEVER)):
             if t < NEVER and start is None:
-                start = max(t, 2 ** (b - 1) if b else 0)
+                start = _first_parallel_in_class(b, t)
             elif t == NEVER and start is not None:
                 runs.append((start, 2 ** (b - 1) if b < 65 else None))
                 start = None
@@ -186,6 +186,11 @@ class Switch:
         return "parallel " + ", ".join(
             f"from {_size(a)}" if z is None else f"{_size(a)} to {_size(z)}" for a, z in runs
         )
+
+
+def _first_parallel_in_class(bits: int, threshold: int) -> int:
+    """The fewest bytes of bit length ``bits`` (the class ``[2**(bits-1), 2**bits)``) at or above ``threshold``."""
+    return max(threshold, 2 ** (bits - 1) if bits else 0)
 
 
 def _crossover(low: int, ratios: list[float] | None) -> int:

@@ -4,16 +4,39 @@ ONNX-exact quantize/dequantize, exact accumulate kernels and quantized matrix
 multiply (ONNX MatMulInteger, QLinearMatMul, DynamicQuantizeLinear), ONNX blocked
 and 4-bit quantization and ggml's block formats (``qbench.ggml``) in Numba,
 a NumPy reference of each (``qbench.reference``), calibration, and error metrics.
+
+The package is layered, each layer importing only those above it in this list:
+``kernels`` (Numba) and ``cpu``; ``ops`` (the public operations); ``reference`` and
+``peers`` (the same operations in NumPy and in other libraries); ``cases`` (the
+benchmark registry); ``measure``; ``analysis``; ``model``; ``report``; ``cli``.
 """
 
-from qbench import metrics, reference
-from qbench.api import accumulate, dequantize, dot, float_error_bound, qdot, quantize, sum
-from qbench.blocks import pack_int4, unpack_int4
-from qbench.calibrate import calibrate
-from qbench.matmul import dynamic_quantize_linear, dynamic_quantize_matmul, matmul_integer, qlinear_matmul
-from qbench.params import QUANT_DTYPES, QuantParams, quant_range
+import sys as _sys
+
+from qbench import reference
+from qbench.ops import accumulate, dequantize, dot, float_error_bound, metrics, qdot, quantize, sum
+from qbench.ops.blocks import pack_int4, unpack_int4
+from qbench.ops.calibrate import calibrate
+from qbench.ops.matmul import dynamic_quantize_linear, dynamic_quantize_matmul, matmul_integer, qlinear_matmul
+from qbench.ops.params import QUANT_DTYPES, QuantParams, quant_range
 
 __version__ = "0.1.0"
+
+# The public modules keep their first import paths (``qbench.blocks``, ``from qbench.params import ...``).
+from qbench import ops as api  # noqa: E402
+from qbench.ops import blocks, ggml, matmul, params  # noqa: E402
+from qbench.ops import calibrate as _calibrate_module  # noqa: E402
+
+for _name, _module in {
+    "api": api,
+    "blocks": blocks,
+    "calibrate": _calibrate_module,
+    "ggml": ggml,
+    "matmul": matmul,
+    "metrics": metrics,
+    "params": params,
+}.items():
+    _sys.modules[f"qbench.{_name}"] = _module
 
 __all__ = [
     "QUANT_DTYPES",

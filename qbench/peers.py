@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from qbench.params import QuantParams
+from qbench.ops.params import QuantParams
 
 
 class PeerUnavailable(NotImplementedError):

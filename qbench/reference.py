@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from qbench.params import QuantParams
+from qbench.ops.params import QuantParams
 
 
 def _broadcast(values: Any, params: QuantParams, ndim: int, length: int = 0) -> Any:
@@ -121,7 +121,7 @@ def qlinear_matmul(a: np.ndarray, pa: QuantParams, b: np.ndarray, pb: QuantParam
 
 
 def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, QuantParams]:
-    """ONNX DynamicQuantizeLinear, float32 throughout; an all-zero range gets scale 1 (see qbench.matmul)."""
+    """ONNX DynamicQuantizeLinear, float32 throughout; an all-zero range gets scale 1 (see qbench.ops.matmul)."""
     x = np.asarray(x, np.float32)
     lo = np.minimum(np.float32(0), x.min(initial=np.float32(0)))
     hi = np.maximum(np.float32(0), x.max(initial=np.float32(0)))

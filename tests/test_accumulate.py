@@ -56,7 +56,7 @@ def test_float_sum_bound_is_near_the_worst_case(dtype, parallel):
     # One large value and a block of ones: a lane holding the large value loses every one added to it.
     # The error reaches a sizeable part of the bound, so the bound is no empty promise, and still holds.
     big = 2.0 ** (np.finfo(dtype).nmant + 1)
-    a = np.ones(qbench.api.FLOAT_BLOCK, dtype)
+    a = np.ones(qbench.ops.FLOAT_BLOCK, dtype)
     a[0] = big
     exact = big + a.size - 1
     err = abs(float(qbench.sum(a, parallel=parallel)) - exact)

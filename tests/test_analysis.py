@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from qbench import cases, report
+from qbench.analysis.results import load_results, machine_info
+from qbench.measure.runner import rounds_file
 from qbench.report import headline, tables
-from qbench.results import load_results, machine_info, rounds_file
 
 DATA = Path(__file__).parent / "data"
 RESULTS = DATA / "quick-run"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from qbench import cases, report
+from qbench.analysis.results import load_results, machine_info
 from qbench.report import blocks, tables
-from qbench.results import load_results, machine_info
 
 RESULTS = Path(__file__).parent / "data" / "block-run"
 

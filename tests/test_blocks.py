@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import qbench
 from qbench import QuantParams, reference
-from qbench.params import INT4, UINT4
+from qbench.ops.params import INT4, UINT4
 
 DTYPES = ["uint8", "int8", "uint16", "int16", "int4", "uint4"]
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from qbench import report
-from qbench.results import load_results, machine_info
+from qbench.analysis.results import load_results, machine_info
 from tests.test_analysis import RESULTS
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)

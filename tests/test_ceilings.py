@@ -125,7 +125,7 @@ def test_each_case_of_a_thread_pair_runs_with_its_own_budget():
 
     mine, base = _common.prepared_pair("sum uint8 / 1 thread", 1 << 16, 2)
     assert (mine.threads, base.threads) == (2, 1)
-    _common.median_rate(base, 0.001)
+    _common.median_seconds(base, 0.001)
     assert numba.get_num_threads() == 1  # the baseline really ran with one thread
-    _common.median_rate(mine, 0.001)
+    _common.median_seconds(mine, 0.001)
     assert numba.get_num_threads() == 2

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from qbench.cli import main
-from qbench.demo import run_demo
+from qbench.measure.demo import run_demo
 
 
 def test_demo_numbers(capsys):

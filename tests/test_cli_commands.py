@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from qbench import cli, runner
+from qbench import cli
+from qbench.measure import runner
 from tests.test_analysis import COMMIT, RESULTS, copy_results, shifted_result
 from tests.test_runner import _git
 
@@ -207,11 +208,11 @@ def test_thread_counts_are_normalized_and_version_is_printed(capsys):
 
 
 def test_demo_without_memory_says_so(monkeypatch, capsys):
-    import qbench.demo
+    import qbench.measure.demo
 
     def no_memory(size):
         raise MemoryError
 
-    monkeypatch.setattr(qbench.demo, "run_demo", no_memory)
+    monkeypatch.setattr(qbench.measure.demo, "run_demo", no_memory)
     assert cli.main(["demo", "--size", str(10**13)]) == 1
     assert "not enough memory for --size 10,000,000,000,000" in capsys.readouterr().err

@@ -233,9 +233,9 @@ def test_kernels_compiled_with_other_llvm_options_are_cached_apart():
     # the options are part of each compiled form's name, so changing them cannot load code compiled before.
     from qbench.kernels import _jit, blocks, quantize
 
-    wide, block = _jit._options_tag(_jit._WIDE), _jit._options_tag(_jit._BLOCK)
+    wide, block = _jit._options_tag(_jit._WIDE), _jit._options_tag(_jit._ONE_VECTOR)
     assert wide != block
     assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{wide}")
     assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}")
-    changed = {**_jit._BLOCK, "-force-vector-width": ("16", "0")}
+    changed = {**_jit._ONE_VECTOR, "-force-vector-width": ("16", "0")}
     assert _jit._options_tag(changed) != block

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qbench import ggml
 from qbench import reference as ref
+from qbench.ops import ggml
 
 KINDS = ggml.KINDS
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from qbench import cases, report
+from qbench.analysis.results import load_results, machine_info
 from qbench.report import layers
-from qbench.results import load_results, machine_info
 
 RESULTS = Path(__file__).parent / "data" / "layer-run"
 

@@ -1,9 +1,11 @@
-"""The import flow runs one way: kernels -> api -> cases -> results/regress -> report/runner -> cli.
+"""The package's layers hold: no module imports from a layer above its own, and no two modules import each other.
 
-A module may import from its own layer or a lower one, never a higher one, function-level
-imports included: the suite loads ``qbench.cases`` against older installed commits, and the
-library must import without the analysis layer (pandas, matplotlib, asv).
+Every import statement counts, those inside functions too: a lazy import is still a dependency. The library
+(``ops`` and below) must import without the analysis stack (pandas, matplotlib, asv), and nothing in ``qbench``
+imports the benchmark suite: the suite loads ``qbench.cases`` against older installed commits.
 """
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
@@ -12,84 +14,153 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "qbench"
 
-#: Layer of each module (a package's modules share its layer), lowest first.
-LAYERS = {
-    "qbench.kernels": 0,
-    "qbench.params": 0,
-    "qbench._views": 0,
-    "qbench.metrics": 0,
-    "qbench.timing": 0,
-    "qbench._asv": 0,
-    "qbench": 1,
-    "qbench.reference": 1,
-    "qbench.calibrate": 1,
-    "qbench.tuning": 1,
-    "qbench.machine": 1,
-    "qbench.api": 1,
-    "qbench.matmul": 1,
-    "qbench.ggml": 1,
-    "qbench.blocks": 1,
-    "qbench.peers": 1,
-    "qbench.demo": 1,
-    "qbench.modelfile": 1,
-    "qbench.synthetic": 1,
-    "qbench.__main__": 5,
-    "qbench.cases": 2,
-    "qbench.tune": 3,
-    "qbench.results": 3,
-    "qbench.regress": 3,
-    "qbench.modelscan": 3,
-    "qbench.modeltime": 3,
-    "qbench.report": 4,
-    "qbench.runner": 4,
-    "qbench.cli": 5,
-}
+#: Bottom to top; a module may import from its own layer and the layers before it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("qbench.kernels", "qbench.cpu"),
+    ("qbench.ops",),
+    ("qbench.reference", "qbench.peers", "qbench"),
+    ("qbench.cases",),
+    ("qbench.measure",),
+    ("qbench.analysis",),
+    ("qbench.model",),
+    ("qbench.report",),
+    ("qbench.cli", "qbench.__main__"),
+)
 
 
-def _module(path: Path) -> str:
+def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
 def layer(name: str) -> int:
-    while name not in LAYERS:
-        if "." not in name:
-            raise KeyError(f"no layer is named for {name}")
-        name = name.rpartition(".")[0]
-    return LAYERS[name]
+    """The rank of the longest prefix of ``name`` in :data:`LAYERS`."""
+    best, rank = -1, None
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best:
+                best, rank = len(prefix), i
+    if rank is None:
+        raise AssertionError(f"{name} belongs to no layer: add it to LAYERS")
+    return rank
 
 
-def _imports(path: Path, module: str) -> list[str]:
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = []
+def imported(name: str) -> set[str]:
+    """Every module name ``name``'s import statements mention, as written (relative ones resolved)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names]
+            found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{anchor}.{base}".rstrip(".")
-            found += [f"{base}.{a.name}" if base == "qbench" else base for a in node.names]
-    return [f for f in found if f == "qbench" or f.startswith(("qbench.", "benchmarks"))]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.update(f"{base}.{a.name}" for a in node.names)
+            found.add(base)
+    return found
 
 
-MODULES = sorted(ROOT.rglob("*.py"))
+def imports(name: str) -> set[str]:
+    """The qbench modules ``name`` imports (a ``from X import y`` that names a module counts as that module)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "qbench")
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base.split(".")[0] != "qbench":
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in MODULES else base)
+    found.discard(name)
+    return {m for m in found if m in MODULES}
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_import_runs_back_up(path):
-    module = _module(path)
-    for target in _imports(path, module):
-        assert not target.startswith("benchmarks"), f"{module} imports the benchmark suite ({target})"
-        assert layer(target) <= layer(module), f"{module} (layer {layer(module)}) imports {target} ({layer(target)})"
+GRAPH = {name: imports(name) for name in MODULES}
 
 
-def test_the_check_can_fail():
-    assert layer("qbench.report.tables") > layer("qbench.cases.rules") > layer("qbench.api")
-    assert "qbench.report" in _imports(ROOT / "cli.py", "qbench.cli")
+def test_every_module_has_a_layer():
+    for name in MODULES:
+        layer(name)
 
 
-def test_every_module_is_placed():
-    for path in MODULES:
-        layer(_module(path))  # raises KeyError for a module no layer names
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_import_from_a_layer_above(name):
+    upward = sorted(t for t in GRAPH[name] if layer(t) > layer(name))
+    assert not upward, f"{name} (layer {layer(name)}) imports from layers above it: {upward}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_benchmark_suite_and_no_analysis_stack_below_it(name):
+    roots = {m.split(".")[0] for m in imported(name)}
+    assert "benchmarks" not in roots, f"{name} imports the benchmark suite"
+    if layer(name) <= layer("qbench.ops"):
+        heavy = roots & {"pandas", "matplotlib", "asv"}
+        assert not heavy, f"{name} is library code and imports {sorted(heavy)}"
+
+
+def test_no_import_cycles():
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(GRAPH[node]):
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target) :] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = 2
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_check_sees_an_upward_import_and_a_cycle():
+    """The walk itself can fail: a kernel importing the CLI, and a pair importing each other."""
+    assert layer("qbench.kernels.quantize") < layer("qbench.cli")
+    assert "qbench.ops.tuning" in GRAPH["qbench.ops.convert"]
+    assert "qbench.kernels.quantize" in GRAPH["qbench.ops.convert"]  # a `from qbench.kernels import quantize`
+
+
+def test_modules_stay_short():
+    """About 400 lines at most: a module a reader takes in one sitting."""
+    long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items()}
+    assert not {n: k for n, k in long.items() if k > 420}, long
+
+
+def test_public_modules_keep_their_first_import_paths():
+    import importlib
+
+    import qbench
+
+    for old, new in {
+        "api": "qbench.ops",
+        "blocks": "qbench.ops.blocks",
+        "calibrate": "qbench.ops.calibrate",
+        "ggml": "qbench.ops.ggml",
+        "matmul": "qbench.ops.matmul",
+        "metrics": "qbench.ops.metrics",
+        "params": "qbench.ops.params",
+    }.items():
+        assert importlib.import_module(f"qbench.{old}") is importlib.import_module(new)
+    from qbench.calibrate import calibrate
+    from qbench.params import QuantParams
+
+    assert calibrate is qbench.calibrate and QuantParams is qbench.QuantParams
+    assert qbench.blocks.calibrate_blocks is qbench.ops.blocks.calibrate_blocks
+    assert qbench.api.quantize is qbench.quantize

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from qbench import cli
+from qbench.analysis.results import load_results, machine_info
 from qbench.report.headline import headline_table
 from qbench.report.pages import report_data
 from qbench.report.tables import commit_view
-from qbench.results import load_results, machine_info
 from tests.test_analysis import copy_results
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import qbench
 from qbench import reference as ref
-from qbench.params import QuantParams
+from qbench.ops.params import QuantParams
 
 INT8 = (np.uint8, np.int8)
 

@@ -13,10 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qbench import cli, metrics, modelscan, reference, synthetic
-from qbench.calibrate import calibrate
-from qbench.modelfile import ModelError, open_model, rows_view
-from qbench.timing import Ticker
+from qbench import cli, reference
+from qbench.measure.timing import Ticker
+from qbench.model import scan as modelscan
+from qbench.model import synthetic
+from qbench.model.files import ModelError, open_model, rows_view
+from qbench.ops import metrics
+from qbench.ops.calibrate import calibrate
 
 onnx = pytest.importorskip("onnx")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -140,7 +143,7 @@ def _reference_round_trip(fmt_name: str, w: np.ndarray) -> tuple[np.ndarray, int
         p = calibrate(w, "int8", axis=0, symmetric=True)
         return reference.dequantize(reference.quantize(w, p), p), w.size + p.scale.nbytes + p.scale.size
     if fmt_name.startswith("int4"):
-        from qbench.blocks import calibrate_blocks
+        from qbench.ops.blocks import calibrate_blocks
 
         p = calibrate_blocks(w, "int4", axis=1, block_size=int(fmt_name[6:]))
         q = reference.quantize(w, p)
@@ -288,7 +291,7 @@ def test_a_tensor_with_nan_is_reported_and_skipped(tmp_path, capsys):
 
 
 def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, capsys, monkeypatch):
-    from qbench import modeltime
+    from qbench.model import speed as modeltime
 
     monkeypatch.setattr(modeltime, "last_level_cache", lambda: 64 << 10)  # a few copies of these small layers
     out = tmp_path / "report"
@@ -337,8 +340,8 @@ def test_synthetic_llama_has_pytorch_names_and_layout(tmp_path):
 
 
 def test_timed_weights_together_exceed_the_cache_twice():
-    from qbench import modeltime
-    from qbench.modeltime import copies, rotating
+    from qbench.model import speed as modeltime
+    from qbench.model.speed import copies, rotating
 
     assert copies(1 << 20, 32 << 20) == 64 and copies(100 << 20, 32 << 20) == 1 and copies(3 << 20, 4 << 20) == 3
     assert copies(1, 32 << 20) == modeltime.MAX_COPIES

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks.benchmarks import _common
-from qbench import api, cases, peers
+from qbench import cases, ops, peers
 from qbench.cases import Buffers
 
 N = 4096  # 64 whole rows for the per-channel cases
@@ -73,8 +73,8 @@ def test_a_wrong_qdot_fails_the_check(monkeypatch):
     fam = cases.family("qdot")
     run, data = fam.build("uint8", N, "qbench", 1, Buffers(seed=N))
     fam.check(data, "qbench", run())
-    real = api.qdot
-    monkeypatch.setattr(api, "qdot", lambda *a, **k: real(*a, **k) * (1 + 2.0**-10))
+    real = ops.qdot
+    monkeypatch.setattr(ops, "qdot", lambda *a, **k: real(*a, **k) * (1 + 2.0**-10))
     with pytest.raises(AssertionError, match="qdot"):
         fam.check(data, "qbench", run())
 

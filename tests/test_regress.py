@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qbench import _asv
-from qbench.regress import Rule, Verdict, compare_commits, detect_steps, round_medians, t_critical
+from qbench.analysis import asv_stats as _asv
+from qbench.analysis.regress import Rule, Verdict, compare_commits, detect_steps, round_medians, t_critical
 
 ROUNDS = 5
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from qbench.results import ResultsError, load_results
+from qbench.analysis.results import ResultsError, load_results
 
 COLUMNS = [
     "result",

@@ -1,4 +1,4 @@
-"""``qbench.runner`` without asv: the progress parser on a real asv log, the asv arguments, git and machine checks."""
+"""The runner without asv: the progress parser on a real asv log, the asv arguments, git and machine checks."""
 
 import json
 import re
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbench import runner
-from qbench.results import rounds_file
-from qbench.timing import clock
+from qbench.measure import runner
+from qbench.measure.runner import rounds_file
+from qbench.measure.timing import clock
 
 LOG = Path(__file__).parent / "data" / "asv-run.log"
 

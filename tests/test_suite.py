@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qbench import cases
-from qbench.results import load_results
+from qbench.analysis.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1024, 16384)
@@ -157,7 +157,7 @@ def test_report_pages_and_plots(suite_run):
     assert html.count("data:image/png;base64,") == len(pngs)  # self-contained: every plot embedded
     assert "<title>qbench report</title>" in html
     # The machine header: this CPU's own SIMD features, the threading layer and the parallel switch in force.
-    from qbench.machine import describe_cpu
+    from qbench.measure.machine import describe_cpu
 
     simd = describe_cpu()["simd"]
     assert "<th>SIMD</th><td>" + (", ".join(simd) or "unknown") + "</td>" in html
@@ -188,7 +188,7 @@ def test_report_on_an_empty_folder_is_a_clear_error(tmp_path):
 def test_run_without_asv_says_how_to_install_it(monkeypatch):
     import importlib.util
 
-    from qbench import runner
+    from qbench.measure import runner
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "asv" else real(name, *a))

@@ -9,8 +9,10 @@ import numba
 import numpy as np
 import pytest
 
-from qbench import api, cases, tune, tuning
-from qbench.tuning import Measured, Switch
+from qbench import cases
+from qbench.measure import tune
+from qbench.ops import convert, sums, tuning
+from qbench.ops.tuning import Measured, Switch
 
 multicore = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 
@@ -81,25 +83,25 @@ def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     crossover = int(2**15 * 2 ** ((np.log(tuning.MARGIN) - np.log(0.5)) / (np.log(2.0) - np.log(0.5))))
     assert tuning.load()["kernels"]["sum uint8"]["describe"] == f"parallel from {crossover / 1024:.3g} KiB"
     assert tuning.SERIAL_BELOW == crossover
-    assert api.use_parallel(1 << 16, None, ("sum", np.dtype("uint8")))
-    assert api.use_parallel(crossover, None, ("sum", np.dtype("uint8")))
-    assert not api.use_parallel(1 << 15, None, ("sum", np.dtype("uint8")))
-    assert not api.use_parallel(1 << 30, None, ("dot", np.dtype("int8")))
+    assert tuning.use_parallel(1 << 16, None, ("sum", np.dtype("uint8")))
+    assert tuning.use_parallel(crossover, None, ("sum", np.dtype("uint8")))
+    assert not tuning.use_parallel(1 << 15, None, ("sum", np.dtype("uint8")))
+    assert not tuning.use_parallel(1 << 30, None, ("dot", np.dtype("int8")))
     # A kernel the file does not know keeps the default rule.
-    assert api.use_parallel(api.PARALLEL_MIN_BYTES, None, ("sum", np.dtype("float32")))
-    assert not api.use_parallel(api.PARALLEL_MIN_BYTES - 1, None, ("sum", np.dtype("float32")))
+    assert tuning.use_parallel(tuning.DEFAULT_MIN_BYTES, None, ("sum", np.dtype("float32")))
+    assert not tuning.use_parallel(tuning.DEFAULT_MIN_BYTES - 1, None, ("sum", np.dtype("float32")))
     # An explicit choice always wins.
-    assert api.use_parallel(10, True, ("dot", np.dtype("int8")))
+    assert tuning.use_parallel(10, True, ("dot", np.dtype("int8")))
     assert f"sum uint8: parallel from {crossover / 1024:.3g} KiB" in tuning.summary()
 
 
 def test_the_serial_floor_follows_the_tuning_in_force(tuning_file, monkeypatch):
-    assert tuning.SERIAL_BELOW == tuning.DEFAULT.first_parallel == api.PARALLEL_MIN_BYTES
+    assert tuning.SERIAL_BELOW == tuning.DEFAULT.first_parallel == tuning.DEFAULT_MIN_BYTES
     tuning.save([_measured("sum", "uint8", [2.0] * 3), _measured("dot", "int8", [0.5] * 3)], tuning_file)
     assert tuning.SERIAL_BELOW == tuning.LADDER[0]  # the sum runs in parallel from the ladder's first size
     monkeypatch.setenv(tuning.ENV, "off")
     tuning.reload()
-    assert tuning.SERIAL_BELOW == api.PARALLEL_MIN_BYTES
+    assert tuning.SERIAL_BELOW == tuning.DEFAULT_MIN_BYTES
 
 
 def test_one_numba_thread_is_always_serial(tuning_file):
@@ -107,7 +109,7 @@ def test_one_numba_thread_is_always_serial(tuning_file):
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        assert not api.use_parallel(1 << 30, None, ("sum", np.dtype("uint8")))
+        assert not tuning.use_parallel(1 << 30, None, ("sum", np.dtype("uint8")))
     finally:
         numba.set_num_threads(before)
 
@@ -131,13 +133,14 @@ def test_every_tuned_case_is_the_key_the_api_asks_for(kernel, dtype, monkeypatch
     n = 4096
     call = tune.build_call(kernel, dtype, n)  # builds its data (dequantize quantizes first)
     asked = []
-    real = api.use_parallel
+    real = tuning.use_parallel
 
     def spy(nbytes, parallel, key=()):
         asked.append((key, nbytes))
         return real(nbytes, parallel, key)
 
-    monkeypatch.setattr(api, "use_parallel", spy)
+    for module in (convert, sums):
+        monkeypatch.setattr(module, "use_parallel", spy)
     call(None)
     assert asked == [(tuning.case_key(kernel, dtype), cases.bytes_moved(kernel, dtype, n))]
 

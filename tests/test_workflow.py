@@ -19,7 +19,7 @@ def test_workflow_runs_compare_and_uploads_its_report():
     assert len(commands) == 1
     argv = shlex.split(re.sub(r"\$\{\{[^}]*\}\}", "main", commands[0]))[1:]
     args = build_parser().parse_args(argv)  # exits (fails the test) on an unknown option
-    assert args.func.__name__ == "_compare" and args.gate and args.base == "origin/main" and args.head == "HEAD"
+    assert args.command == "compare" and args.gate and args.base == "origin/main" and args.head == "HEAD"
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == args.out
     assert next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))["with"]["fetch-depth"] == 0

@@ -31,7 +31,7 @@ def _suite_cases() -> ModuleType:
     asv runs one benchmark tree against many installed commits and files each
     result by parameter index: the grid must come from the tree asv read it
     from, or an older commit's grid would label results with the wrong sizes.
-    The registry calls the library (``qbench.api``, ``qbench.reference``) of
+    The registry calls the library (``qbench.ops``, ``qbench.reference``) of
     the commit measured.
     """
     folder = Path(__file__).resolve().parents[2] / "qbench" / "cases"
@@ -108,7 +108,7 @@ def prepare(kernel: str, dtype: str, size: int | str, threads: int, impl: str) -
 def _fastest(call: Callable[[bool], Callable[[], Any]], nbytes: int, threads: int) -> Prepared:
     """A probe's faster form within the budget (serial, or parallel where threads > 1): a ceiling is the best."""
     forms = [_warm(Prepared(call(p), nbytes, 0, threads)) for p in ((False, True) if threads > 1 else (False,))]
-    return min(forms, key=median_rate)
+    return min(forms, key=median_seconds)
 
 
 def prepare_probe(kernel: str, dtype: str, size: int, threads: int) -> Prepared:
@@ -216,11 +216,11 @@ def side_by_side_rounds(
     """qbench's rate over the baseline's in each round, the two timed alternately in this process.
 
     Each round times both (in alternating order, so a drift favours neither)
-    with ``timer`` (:func:`median_rate`), whose warm-up also refills the caches
+    with ``timer`` (:func:`median_seconds`), whose warm-up also refills the caches
     the other case evicted. Rates are elements/s, or bytes moved per second
     when ``per_byte`` (a share of a ceiling).
     """
-    timer = timer or median_rate
+    timer = timer or median_seconds
     # Elements are the same on both sides, so an element rate ratio is a time ratio.
     work_mine, work_base = (mine.nbytes, base.nbytes) if per_byte else (1, 1)
     ratios = []
@@ -266,7 +266,7 @@ def extra_allocation(prepared: Prepared) -> int:
     return max(0, peak - prepared.allocates_output)
 
 
-def median_rate(prepared: Prepared, budget_s: float = 0.01 if cases.quick() else 0.05) -> float:
+def median_seconds(prepared: Prepared, budget_s: float = 0.01 if cases.quick() else 0.05) -> float:
     """Median seconds per call within a short budget, after a warm-up of the same length.
 
     For track_ throughput and side-by-side ratios; time_ benchmarks carry asv's
@@ -347,6 +347,6 @@ class _KernelBench(_KernelTime):
     """A memory-bound kernel's benchmark: its time, and GB/s of the bytes it moves."""
 
     def track_gbps(self, size: int, dtype: str, threads: int, impl: str) -> float:
-        return self.case.nbytes / median_rate(self.case) / 1e9
+        return self.case.nbytes / median_seconds(self.case) / 1e9
 
     track_gbps.unit = "GB/s"

@@ -1,6 +1,6 @@
 """This machine's memory-bandwidth ceiling at every size: copy, read and write of float32."""
 
-from ._common import _Timed, cases, median_rate, prepared
+from ._common import _Timed, cases, median_seconds, prepared
 
 
 class Bandwidth(_Timed):
@@ -13,6 +13,6 @@ class Bandwidth(_Timed):
         self.case.run()
 
     def track_gbps(self, size: int, op: str, threads: int) -> float:
-        return self.case.nbytes / median_rate(self.case) / 1e9
+        return self.case.nbytes / median_seconds(self.case) / 1e9
 
     track_gbps.unit = "GB/s"

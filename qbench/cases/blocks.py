@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from qbench import api, reference
+from qbench import ops, reference
 
 from .grid import quick, quick_threads, sizes, sizes_override
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape
@@ -46,7 +46,7 @@ def _rows(size: int) -> tuple[int, int]:
 
 def _modules() -> tuple[Any, Any]:
     try:
-        from qbench import blocks, ggml
+        from qbench.ops import blocks, ggml
     except ImportError:  # an older commit, from before qbench had block formats
         raise NotImplementedError("this qbench version has no block formats") from None
     return blocks, ggml
@@ -75,7 +75,7 @@ def _data(to_blocks: bool) -> Callable[[str, Shape, Buffers], Any]:
 def _quantize(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
     _, ggml = _modules()
     if d.fmt == "int4":
-        return lambda: api.quantize(d.x, d.p, out=d.out, parallel=parallel)
+        return lambda: ops.quantize(d.x, d.p, out=d.out, parallel=parallel)
     return lambda: ggml.quantize(d.x, d.fmt, out=d.out, parallel=parallel)
 
 
@@ -88,7 +88,7 @@ def _quantize_numpy(d: Any, threads: int, parallel: bool | None) -> Callable[[],
 def _dequantize(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
     _, ggml = _modules()
     if d.fmt == "int4":
-        return lambda: api.dequantize(d.stored, d.p, shape=d.x.shape, out=d.out, parallel=parallel)
+        return lambda: ops.dequantize(d.stored, d.p, shape=d.x.shape, out=d.out, parallel=parallel)
     return lambda: ggml.dequantize(d.stored, d.fmt, out=d.out, parallel=parallel)
 
 
@@ -158,14 +158,14 @@ def _conversion(to_blocks: bool) -> Family:
     )
     direction = "float32 -> block format" if to_blocks else "block format -> float32"
     return Family(
-        name,
-        f"{direction} (Q8_0, Q4_0: ggml; int4: ONNX blocks of 32)",
-        FORMATS,
-        FORMATS,
-        _operands(to_blocks),
-        _data(to_blocks),
-        impls,
-        _check,
+        name=name,
+        summary=f"{direction} (Q8_0, Q4_0: ggml; int4: ONNX blocks of 32)",
+        dtypes=FORMATS,
+        quick_dtypes=FORMATS,
+        operands=_operands(to_blocks),
+        data=_data(to_blocks),
+        impls=impls,
+        check=_check,
         ceiling=ceiling,
         allocates=_allocates,
         threads=quick_threads,
@@ -213,12 +213,12 @@ ACCURACY_WEIGHTS = (256, 4096)
 def round_trip(fmt: str, w: np.ndarray) -> np.ndarray:
     """``w`` (rows, K) quantized to ``fmt`` and back to float32, with qbench's API (symmetric MinMax scales)."""
     blocks, ggml = _modules()
-    from qbench.calibrate import calibrate
+    from qbench.ops.calibrate import calibrate
 
     if fmt in ("Q8_0", "Q4_0"):
         return ggml.dequantize(ggml.quantize(w, fmt), fmt)
     if fmt.startswith("int8"):
         p = calibrate(w, "int8", axis=0 if fmt.endswith("channel") else None, symmetric=True)
-        return api.dequantize(api.quantize(w, p), p)
+        return ops.dequantize(ops.quantize(w, p), p)
     p = blocks.calibrate_blocks(w, "int4", axis=1, block_size=int(fmt.split("b")[-1]))
-    return api.dequantize(api.quantize(w, p), p, shape=w.shape)
+    return ops.dequantize(ops.quantize(w, p), p, shape=w.shape)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from qbench import api, reference
-from qbench.calibrate import calibrate
-from qbench.params import QuantParams
+from qbench import ops, reference
+from qbench.ops.calibrate import calibrate
+from qbench.ops.params import QuantParams
 
 from .blocks import BLOCK_CONVERSIONS
 from .grid import IMPLS, WITH_PEERS
@@ -72,13 +72,13 @@ def _flat_params(p: QuantParams, dims: tuple[int, ...], part: slice) -> QuantPar
 
 
 QUANTIZE: dict[str, Callable] = {
-    "qbench": lambda d, threads, parallel: lambda: api.quantize(d.x, d.p, out=d.out, parallel=parallel),
+    "qbench": lambda d, threads, parallel: lambda: ops.quantize(d.x, d.p, out=d.out, parallel=parallel),
     "numpy": lambda d, threads, parallel: lambda: reference.quantize(d.x, d.p),
     "onnxruntime": lambda d, threads, parallel: peers_module().onnxruntime_quantize(d.x, d.p, d.out, threads),
     "torch": lambda d, threads, parallel: peers_module().torch_quantize(d.x, d.p, threads),
 }
 DEQUANTIZE: dict[str, Callable] = {
-    "qbench": lambda d, threads, parallel: lambda: api.dequantize(d.q, d.p, out=d.out, parallel=parallel),
+    "qbench": lambda d, threads, parallel: lambda: ops.dequantize(d.q, d.p, out=d.out, parallel=parallel),
     "numpy": lambda d, threads, parallel: lambda: reference.dequantize(d.q, d.p),
     "onnxruntime": lambda d, threads, parallel: peers_module().onnxruntime_dequantize(d.q, d.p, d.out, threads),
     "torch": lambda d, threads, parallel: peers_module().torch_dequantize(d.q, d.p, threads),
@@ -120,14 +120,14 @@ def _conversion_allocates(d: Any, impl: str) -> int:
 
 def _conversion(name: str, dtypes: tuple, quick_dtypes: tuple, streams: Callable, summary: str) -> Family:
     return Family(
-        name,
-        summary,
-        dtypes,
-        quick_dtypes,
-        elementwise(streams),
-        _conversion_data(name),
-        QUANTIZE if name.startswith("quantize") else DEQUANTIZE,
-        _check_conversion,
+        name=name,
+        summary=summary,
+        dtypes=dtypes,
+        quick_dtypes=quick_dtypes,
+        operands=elementwise(streams),
+        data=_conversion_data(name),
+        impls=QUANTIZE if name.startswith("quantize") else DEQUANTIZE,
+        check=_check_conversion,
         allocates=_conversion_allocates,
     )
 
@@ -202,7 +202,7 @@ def _check_qdot(d: Any, impl: str, result: Any) -> None:
         return
     part = slice(0, CHECK)
     qa, qb = d.qa[part], d.qb[part]
-    got = api.qdot(qa, d.pa, qb, d.pb)
+    got = ops.qdot(qa, d.pa, qb, d.pb)
     a, b = reference.dequantize(qa, d.pa).astype(np.float64), reference.dequantize(qb, d.pb).astype(np.float64)
     bound = (2.0**-22 + qa.size * 2.0**-52) * float(np.abs(a * b).sum())
     if not math.isclose(got, float(np.dot(a, b)), rel_tol=0.0, abs_tol=bound):
@@ -248,59 +248,66 @@ KERNELS: dict[str, Family] = {
             f"q -> float32, per channel ({AXIS_CHANNELS} channels on axis 0)",
         ),
         Family(
-            "sum",
-            "whole-array sum, widening accumulator",
-            ("float32", "float64", "uint8", "int8", "uint16", "int16", "int32"),
-            ("float32", "uint8", "int8"),
-            elementwise(lambda d: ((d, READ),)),
-            _sum_data,
-            {
-                "qbench": lambda d, threads, parallel: lambda: api.sum(d.a, parallel=parallel),
+            name="sum",
+            summary="whole-array sum, widening accumulator",
+            dtypes=("float32", "float64", "uint8", "int8", "uint16", "int16", "int32"),
+            quick_dtypes=("float32", "uint8", "int8"),
+            operands=elementwise(lambda d: ((d, READ),)),
+            data=_sum_data,
+            impls={
+                "qbench": lambda d, threads, parallel: lambda: ops.sum(d.a, parallel=parallel),
                 "numpy": lambda d, threads, parallel: lambda: reference.sum(d.a),
             },
-            _exact_integer("sum"),
+            check=_exact_integer("sum"),
             ceiling="read",
         ),
         Family(
-            "accumulate",
-            "acc += x in place",
-            ("float32+=float32", "float32+=uint8", "uint8+=uint8", "int32+=int8", "uint16+=uint8", "int32+=int32"),
-            ("float32+=float32", "float32+=uint8", "uint8+=uint8"),
-            elementwise(_accumulate_streams),
-            _accumulate_data,
-            {
-                "qbench": lambda d, threads, parallel: lambda: api.accumulate(d.acc, d.x, parallel=parallel),
+            name="accumulate",
+            summary="acc += x in place",
+            dtypes=(
+                "float32+=float32",
+                "float32+=uint8",
+                "uint8+=uint8",
+                "int32+=int8",
+                "uint16+=uint8",
+                "int32+=int32",
+            ),
+            quick_dtypes=("float32+=float32", "float32+=uint8", "uint8+=uint8"),
+            operands=elementwise(_accumulate_streams),
+            data=_accumulate_data,
+            impls={
+                "qbench": lambda d, threads, parallel: lambda: ops.accumulate(d.acc, d.x, parallel=parallel),
                 "numpy": lambda d, threads, parallel: lambda: reference.accumulate(d.acc, d.x),
             },
-            _check_accumulate,
+            check=_check_accumulate,
             ceiling="update",
         ),
         Family(
-            "dot",
-            "dot product of two vectors",
-            ("float32", "float64", "int8", "uint8"),
-            ("float32", "int8"),
-            elementwise(lambda d: ((d, READ), (d, READ))),
-            _dot_data,
-            {
-                "qbench": lambda d, threads, parallel: lambda: api.dot(d.a, d.b, parallel=parallel),
+            name="dot",
+            summary="dot product of two vectors",
+            dtypes=("float32", "float64", "int8", "uint8"),
+            quick_dtypes=("float32", "int8"),
+            operands=elementwise(lambda d: ((d, READ), (d, READ))),
+            data=_dot_data,
+            impls={
+                "qbench": lambda d, threads, parallel: lambda: ops.dot(d.a, d.b, parallel=parallel),
                 "numpy": lambda d, threads, parallel: lambda: reference.dot(d.a, d.b),
             },
-            _exact_integer("dot"),
+            check=_exact_integer("dot"),
             ceiling="read",
         ),
         Family(
-            "qdot",
-            "dot of two quantized vectors, returned as float",
-            ("uint8", "int8"),
-            ("uint8",),
-            elementwise(lambda d: ((d, READ), (d, READ))),
-            _qdot_data,
-            {
-                "qbench": lambda d, threads, parallel: lambda: api.qdot(d.qa, d.pa, d.qb, d.pb, parallel=parallel),
+            name="qdot",
+            summary="dot of two quantized vectors, returned as float",
+            dtypes=("uint8", "int8"),
+            quick_dtypes=("uint8",),
+            operands=elementwise(lambda d: ((d, READ), (d, READ))),
+            data=_qdot_data,
+            impls={
+                "qbench": lambda d, threads, parallel: lambda: ops.qdot(d.qa, d.pa, d.qb, d.pb, parallel=parallel),
                 "numpy": lambda d, threads, parallel: lambda: reference.qdot(d.qa, d.pa, d.qb, d.pb),
             },
-            _check_qdot,
+            check=_check_qdot,
             ceiling="read",
         ),
         *BLOCK_CONVERSIONS,

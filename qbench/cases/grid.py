@@ -36,7 +36,7 @@ MEMORY_SIZE = 2**20
 #: The regression gate (``qbench compare --gate``): qbench's own kernels only (nothing else can regress), one
 #: thread, one size whose working set is in cache and one beyond any L3, a matrix-vector product in cache and
 #: one from memory. The cache size is 2**16 elements (at most 320 KiB touched: in L2 on current CPUs), not
-#: 2**14: there the ~2.5 us entry cost is most of a call, and a kernel 10% slower made calls only 6% slower.
+#: 2**14, where the fixed cost of a call hides most of a slower kernel.
 GATE_CACHE, GATE_MEMORY = (2**16, "1x1024x1024"), (2**24, "1x4096x11008")
 GATE = {
     "QBENCH_QUICK": "1",
@@ -47,9 +47,8 @@ GATE = {
 }
 #: The gate's factors. In cache the instructions per call decide (deterministic: two runs of the same code
 #: agree within 1%), so 5% more is a change. Time judges only gross changes, there (what a count cannot see:
-#: the host's own vector code, as Valgrind runs another) and from memory (where nothing is counted): unchanged
-#: code's median time moved up to 1.77x in cache and 1.60x from memory between two runs of the gate on a shared
-#: machine (none significant), hence 2.
+#: the host's own vector code, as Valgrind runs another) and from memory (where nothing is counted), at 2:
+#: unchanged code's median time moves by more than 1.5x between runs on a shared machine (README, regressions).
 GATE_INSTRUCTIONS_FACTOR, GATE_TIME_FACTOR = 1.05, 2.0
 
 

@@ -11,8 +11,8 @@ Variants (the family's ``dtype`` axis):
 - ``integer``: the raw int32 product (ONNX ``MatMulInteger``);
 - ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead);
 - the block formats, matrix-vector products only (M = 1), float32 in and out: ``Q8_0`` and ``Q4_0`` (ggml's,
-  llama.cpp's CPU path: ``qbench.ggml.matvec``), ``nbits4`` and ``nbits8`` (ONNX Runtime's ``MatMulNBits``,
-  blocks of 32 with a float32 scale each: ``qbench.blocks.matmul_nbits``).
+  llama.cpp's CPU path: ``qbench.ops.ggml.matvec``), ``nbits4`` and ``nbits8`` (ONNX Runtime's ``MatMulNBits``,
+  blocks of 32 with a float32 scale each: ``qbench.ops.blocks.matmul_nbits``).
 
 A shape is ``"MxKxN"``: M rows of activations (1 is the GEMV of LLM decoding), K inputs, N outputs.
 """
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from qbench import reference
-from qbench.calibrate import calibrate
-from qbench.params import QuantParams
+from qbench.ops.calibrate import calibrate
+from qbench.ops.params import QuantParams
 
 from .grid import layer_shapes_override, quick, quick_threads
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape, peers_module
@@ -206,7 +206,7 @@ def _block_data(d: SimpleNamespace) -> SimpleNamespace:
         d.blocks = reference.ggml_quantize(d.w, d.variant)
         return d
     try:
-        from qbench import blocks
+        from qbench.ops import blocks
     except ImportError:  # an older commit, from before qbench had blocked formats
         raise NotImplementedError("this qbench version has no MatMulNBits") from None
     d.bits = 4 if d.variant == "nbits4" else 8
@@ -217,11 +217,11 @@ def _block_data(d: SimpleNamespace) -> SimpleNamespace:
 def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
     if d.variant in ("Q8_0", "Q4_0"):
         try:
-            from qbench import ggml
+            from qbench.ops import ggml
         except ImportError:  # an older commit, from before qbench had ggml's formats
             raise NotImplementedError("this qbench version has no ggml formats") from None
         return lambda: ggml.matvec(d.blocks, d.x[0], d.variant, parallel=parallel)
-    from qbench import blocks
+    from qbench.ops import blocks
 
     return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)
 
@@ -230,7 +230,7 @@ def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
     if d.variant in BLOCK_BITS:
         return _qbench_block(d, parallel)
     try:
-        from qbench import matmul as mm
+        from qbench.ops import matmul as mm
     except ImportError:  # an older commit, from before qbench had a matrix multiply
         raise NotImplementedError("this qbench version has no matrix multiply") from None
 
@@ -318,11 +318,11 @@ def _check(d: Any, impl: str, result: Any) -> None:
 
 def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
     """A block-format GEMV against float64 within its derived bound: ggml's against the exact sum of its block
-    terms (``qbench.ggml.vec_dot_error_bound``); MatMulNBits' against the float64 product with the dequantized
+    terms (``qbench.ops.ggml.vec_dot_error_bound``); MatMulNBits' against the float64 product with the dequantized
     weights, within qbench's bound plus a float32 sum of K terms (ONNX Runtime sums in its own order)."""
     got = np.asarray(got, np.float64).reshape(-1)[:CHECK_ROWS]
     if d.variant in ("Q8_0", "Q4_0"):
-        from qbench import ggml
+        from qbench.ops import ggml
 
         x_row = reference.ggml_quantize(d.x[0], "Q8_0")
         for row in range(CHECK_ROWS):
@@ -332,7 +332,7 @@ def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
             if abs(got[row] - exact) > bound * 1.0001:
                 raise AssertionError(f"{impl} {d.variant} matvec is off the exact block sum by more than its bound")
         return
-    from qbench import blocks
+    from qbench.ops import blocks
 
     weights = reference.dequantize(
         reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, d.k), signed=False).astype(np.int64)
@@ -350,14 +350,14 @@ def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
 
 
 MATMUL = Family(
-    "matmul",
-    "linear layer y = x @ W.T: float32, and int8 static, dynamic and raw integer",
-    VARIANTS,
-    VARIANTS,
-    _operands,
-    _data,
-    {"qbench": _qbench, "numpy": _numpy, "onnxruntime": _peer("onnxruntime"), "torch": _peer("torch")},
-    _check,
+    name="matmul",
+    summary="linear layer y = x @ W.T: float32, and int8 static, dynamic and raw integer",
+    dtypes=VARIANTS,
+    quick_dtypes=VARIANTS,
+    operands=_operands,
+    data=_data,
+    impls={"qbench": _qbench, "numpy": _numpy, "onnxruntime": _peer("onnxruntime"), "torch": _peer("torch")},
+    check=_check,
     ceiling="read",
     axes=("shape",),
     axis_values={"shape": layer_shapes},

@@ -69,7 +69,7 @@ def no_check(data: Any, impl: str, result: Any) -> None:
     """For a family whose answer the unit tests hold (nothing cheap to compare at benchmark sizes)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Family:
     """One kernel of the suite. ``dtype`` is whatever names a variant: ``uint8``, or ``float32+=uint8``."""
 

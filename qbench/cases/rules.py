@@ -102,11 +102,10 @@ def ceiling_size(kernel: str, dtype: str, size: int) -> int:
 class Comparison:
     """qbench on one case against a baseline, both timed alternately in one process.
 
-    On a shared machine two processes running the same code can differ by 1.7x
-    while calls within one process agree to about 1%, so a ratio of two asv
-    results (two processes) is mostly noise and a ratio measured side by side is
-    not. ``against`` is a peer library or ``numpy`` (the same case, another
-    implementation), another dtype of the same kernel (what 8-bit buys), a
+    Two processes on a shared machine differ far more than calls within one
+    process, so a ratio of two asv results (two processes) is mostly noise and a
+    ratio measured side by side is not. ``against`` is a peer library or
+    ``numpy`` (the same case, another implementation), another dtype of the same kernel (what 8-bit buys), a
     bandwidth probe (share of the ceiling, in bytes/s), or :data:`ONE_THREAD`.
     """
 

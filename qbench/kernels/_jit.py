@@ -43,14 +43,14 @@ def _renamed(fn: Callable, suffix: str) -> Callable:
 # reads float32 and writes uint8 gets 8 lanes, so every 8 bytes of output are
 # packed and stored on their own. "Maximize bandwidth" lets it size them by the
 # narrowest type instead (32 lanes: four float32 vectors packed into one uint8
-# store), which measured 15-60% faster for quantize, 8-bit sums and int8 dots.
+# store): faster for quantize, 8-bit sums and int8 dots (the README's notes on how qbench measures).
 # It is a process-wide LLVM option, so it is switched on only while qbench's
 # own kernels compile, under Numba's compiler lock, and back off afterwards.
 _WIDE = {"-vectorizer-maximize-bandwidth": ("true", "false")}
 # A loop over one block (16 or 32 values, a run-time count) must fit in one vector iteration: with
 # wide vectors (64 lanes) or four interleaved ones the whole block falls to the scalar remainder.
 # Block kernels compile with one vector per iteration and their natural width instead.
-_BLOCK = {"-force-vector-interleave": ("1", "0")}
+_ONE_VECTOR = {"-force-vector-interleave": ("1", "0")}
 
 
 def _compile_with(dispatcher: Any, options: dict[str, tuple[str, str]]) -> Any:
@@ -78,7 +78,7 @@ def _options_tag(options: dict[str, tuple[str, str]]) -> str:
 
 
 def _njit(fn: Callable, wide: bool = True, **options: Any) -> Any:
-    return _compile_with(numba.njit(**options)(fn), _WIDE if wide else _BLOCK)
+    return _compile_with(numba.njit(**options)(fn), _WIDE if wide else _ONE_VECTOR)
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,12 @@ class Kernel:
 def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bool = True) -> Any:
     """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached).
 
-    ``wide=False`` compiles with :data:`_BLOCK` instead of :data:`_WIDE`: for loops over one small block.
+    ``wide=False`` compiles with :data:`_ONE_VECTOR` instead of :data:`_WIDE`: for loops over one small block.
     """
 
     def build(f: Callable) -> Kernel:
         opts = dict(nogil=True, cache=True, fastmath=fastmath)
-        tag = _options_tag(_WIDE if wide else _BLOCK)
+        tag = _options_tag(_WIDE if wide else _ONE_VECTOR)
         return Kernel(
             name=f.__name__,
             serial=_njit(_renamed(f, f"serial_{tag}"), wide, parallel=False, **opts),

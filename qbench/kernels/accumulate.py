@@ -1,7 +1,7 @@
 """Accumulate loops: whole-array sums, ``acc += x``, and dot products.
 
 Exactness comes from blocking: a block is summed in narrow lanes that cannot
-overflow within it (the block length is chosen by :mod:`qbench.api` from the
+overflow within it (the block length is chosen by :mod:`qbench.ops` from the
 input's range), then added to a 64-bit total. Narrow lanes are what lets one
 vector register hold many elements; the block bound is what keeps them exact.
 

@@ -7,7 +7,7 @@ activations are first widened to int16 (:func:`widen_rows`) and the weights
 widened inside the loop: a product of two int16 values summed in pairs into
 int32 is what LLVM turns into ``vpmaddwd``, or ``vpdpwssd`` where VNNI exists.
 int16 lanes hold every 8-bit product exactly and never saturate, unlike the
-u8 x s8 ``vpmaddubsw`` (see :mod:`qbench.matmul`).
+u8 x s8 ``vpmaddubsw`` (see :mod:`qbench.ops.matmul`).
 
 Blocking: the output columns are taken ``block`` at a time (the api sizes a
 block of weight rows to stay in L2) and every activation row is run against

@@ -1,6 +1,6 @@
 """Quantize and dequantize loops (ONNX QuantizeLinear / DequantizeLinear).
 
-Arguments arrive already validated and typed by :mod:`qbench.api`: ``scale``
+Arguments arrive already validated and typed by :mod:`qbench.ops`: ``scale``
 is a scalar (or a 1-D array, per axis) of the input's float type, so the
 division stays in that precision; quantize takes the zero point as int32,
 dequantize as float32. The saturation bounds come from the output's dtype.

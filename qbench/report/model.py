@@ -21,7 +21,7 @@ SPEED_COLUMNS = (("gemv_x", 1), ("gemm_x", None))
 
 def with_speedups(summary: pd.DataFrame, formats: list, times: pd.DataFrame | None, batch: int) -> pd.DataFrame:
     """The summary with each format's model speed-up over float32 (GEMV and a ``batch``-row GEMM) beside it."""
-    from qbench.modeltime import model_speedup
+    from qbench.model.speed import model_speedup
 
     out = summary.copy()
     if times is None or times.empty:

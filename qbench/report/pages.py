@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from qbench import cases
-from qbench.regress import one_env_per_commit
+from qbench.analysis.regress import one_env_per_commit
 
 from . import blocks, layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData

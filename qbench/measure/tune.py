@@ -1,7 +1,7 @@
 """``qbench tune``'s measurement: serial and parallel forms of each kernel, timed side by side.
 
 The cases come from the registry (:mod:`qbench.cases`), the same data and calls
-the suite times; what is measured is stored by :func:`qbench.tuning.save`.
+the suite times; what is measured is stored by :func:`qbench.ops.tuning.save`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numba
 
 from qbench import cases
-from qbench.tuning import DEFAULT, LADDER, TUNED, Measured, case_key, parallel_pays
+from qbench.ops.tuning import DEFAULT, LADDER, TUNED, Measured, case_key, parallel_pays
 
 
 def build_call(kernel: str, dtype: str, n: int) -> Callable[[bool | None], Any]:
@@ -45,7 +45,7 @@ def _best_of_passes(
     a shared machine) slows one pass of a point, not all of them, and the
     least time, which interference can only raise, keeps the quiet one.
     """
-    from qbench.timing import interleaved
+    from qbench.measure.timing import interleaved
 
     best: list[dict[str, float]] = [{} for _ in points]
     for p in range(passes):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 #: Without a stored tuning, the parallel form is used from this many bytes touched (read + written) on.
@@ -80,7 +81,7 @@ def machine_fingerprint() -> dict[str, Any]:
     """What a tuning is valid for: CPU model, its features, cores and Numba's thread count."""
     import numba
 
-    from qbench.machine import cpu_identity
+    from qbench.cpu import cpu_identity
 
     cpu = cpu_identity()
     return {
@@ -265,7 +266,7 @@ def summary() -> str:
     return f"tuned {data['created']} at {data['threads']} threads: {kernels}"
 
 
-# --- storing a measurement (qbench.tune measures) -------------------------------------------------
+# --- storing a measurement (qbench.measure.tune measures) -------------------------------------------------
 
 
 @dataclass
@@ -319,3 +320,38 @@ def save(results: list[Measured], file: Path | None = None) -> Path:
 
 
 reload()
+
+
+_DEFAULT_SWITCH = DEFAULT.min_bytes_by_bits
+
+
+def _num_threads() -> int:
+    """``numba.get_num_threads()``, which takes two locks per call (about 1.2 us): read directly once started."""
+    global _num_threads
+    count = numba.get_num_threads()  # starts the thread pool
+    try:
+        from numba.np.ufunc.parallel import _get_num_threads as fast
+
+        if fast() == count:
+            _num_threads = fast
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return count
+
+
+def use_parallel(nbytes: int, parallel: bool | None, key: tuple = ()) -> bool:
+    """Resolve ``parallel=None`` for the kernel ``key`` (see :func:`case_key`) touching ``nbytes``.
+
+    Parallel where this machine's tuning (``qbench tune``) measured that it
+    wins for that kernel and size, or from :data:`DEFAULT_MIN_BYTES` without
+    one; always serial when Numba has one thread.
+    """
+    if parallel is None:
+        if nbytes < SERIAL_BELOW:
+            return False
+        return nbytes >= TABLE.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()] and _num_threads() > 1
+    if parallel is True or parallel is False:
+        return parallel
+    if not isinstance(parallel, np.bool_):
+        raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
+    return bool(parallel)

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from qbench import api
 from qbench.kernels import ggml as ggml_k
+from qbench.ops.checks import output_array
+from qbench.ops.tuning import use_parallel
 
 QK = ggml_k.QK
 #: Bytes per block and bits per weight of each format.
@@ -68,14 +69,14 @@ def quantize(x: Any, kind: str, *, out: np.ndarray | None = None, parallel: bool
         raise ValueError(f"ggml.quantize needs rows whose length is a multiple of {QK}; got shape {x.shape}")
     blocks = np.ascontiguousarray(x).reshape(-1, QK)
     shape = (*x.shape[:-1], x.shape[-1] // QK * BLOCK_BYTES[kind])
-    result = api._output(out, shape, np.dtype(np.uint8), x)
+    result = output_array(out, shape, np.dtype(np.uint8), x)
     if not result.flags.c_contiguous:
         raise ValueError("ggml.quantize needs a C-contiguous out")
     out = result.reshape(-1, BLOCK_BYTES[kind])
     d = np.empty(blocks.shape[0], np.float32)
     quants = out[:, 2:].view(np.int8) if kind == "Q8_0" else out[:, 2:]
     kern = ggml_k.q8_0_quantize if kind == "Q8_0" else ggml_k.q4_0_quantize
-    kern.target(api.use_parallel(x.nbytes, parallel, ("ggml_quantize", kind)))(blocks, QK, d, quants)
+    kern.target(use_parallel(x.nbytes, parallel, ("ggml_quantize", kind)))(blocks, QK, d, quants)
     if not np.all(np.isfinite(d)):
         raise ValueError(f"ggml.quantize: x holds NaN or inf, which no {kind} block scale can represent")
     out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
@@ -93,12 +94,12 @@ def dequantize(blocks: Any, kind: str, *, out: np.ndarray | None = None, paralle
     if blocks.ndim == 0 or blocks.shape[-1] % per:
         raise ValueError(f"ggml.dequantize: a row of {kind} is a multiple of {per} bytes; got shape {blocks.shape}")
     shape = (*blocks.shape[:-1], blocks.shape[-1] // per * QK)
-    out = api._output(out, shape, np.dtype(np.float32), blocks)
+    out = output_array(out, shape, np.dtype(np.float32), blocks)
     if not out.flags.c_contiguous:
         raise ValueError("ggml.dequantize needs a C-contiguous out")
     flat = np.ascontiguousarray(blocks).reshape(-1, per)
     kern = ggml_k.q8_0_dequantize if kind == "Q8_0" else ggml_k.q4_0_dequantize
-    run = kern.target(api.use_parallel(out.nbytes, parallel, ("ggml_dequantize", kind)))
+    run = kern.target(use_parallel(out.nbytes, parallel, ("ggml_dequantize", kind)))
     run(flat, _table(), QK if kind == "Q8_0" else QK // 2, out.reshape(-1, QK))
     return out
 
@@ -125,7 +126,7 @@ def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = 
     w = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
     xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
     out = np.empty(w.shape[0], np.float64)
-    _dot_rows(kind, api.use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))(w, _table(), xd, xqs, out)
+    _dot_rows(kind, use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))(w, _table(), xd, xqs, out)
     return out.astype(np.float32)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qbench import api, metrics, reference
-from qbench.calibrate import calibrate
-from qbench.timing import first_call_seconds, interleaved_rounds, median, round_ratios
+from qbench import ops, reference
+from qbench.measure.timing import first_call_seconds, interleaved_rounds, median, round_ratios
+from qbench.ops import metrics
+from qbench.ops.calibrate import calibrate
 
 #: Rounds of the speed comparison: each times every call once, in alternating order.
 ROUNDS = 9
@@ -26,20 +27,20 @@ def run_demo(size: int = 1 << 22, seed: int = 0, rounds: int = ROUNDS) -> dict[s
     x = rng.standard_normal(size, dtype=np.float32)
     params = calibrate(x, "uint8")
     out = np.empty(size, np.uint8)
-    compile_s = first_call_seconds(api.quantize, x, params, out=out)
-    q = api.quantize(x, params, out=out).copy()
-    back = api.dequantize(q, params)
+    compile_s = first_call_seconds(ops.quantize, x, params, out=out)
+    q = ops.quantize(x, params, out=out).copy()
+    back = ops.dequantize(q, params)
     if not np.array_equal(q, reference.quantize(x, params)):
         raise AssertionError("qbench.quantize disagrees with the NumPy reference")
 
     copy_to = np.empty_like(x)
     times = interleaved_rounds(
         {
-            "quantize": lambda: api.quantize(x, params, out=out),
+            "quantize": lambda: ops.quantize(x, params, out=out),
             "numpy_quantize": lambda: reference.quantize(x, params),
             "copy": lambda: np.copyto(copy_to, x),
-            "sum_float32": lambda: api.sum(x),
-            "sum_uint8": lambda: api.sum(q),
+            "sum_float32": lambda: ops.sum(x),
+            "sum_uint8": lambda: ops.sum(q),
         },
         rounds=rounds,
     )

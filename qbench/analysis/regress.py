@@ -1,6 +1,6 @@
 """Regression analysis of tidy results: two commits side by side, and steps along a history.
 
-The statistics are asv's own (through :mod:`qbench._asv`): its Mann-Whitney U
+The statistics are asv's own (through :mod:`qbench.analysis.asv_stats`): its Mann-Whitney U
 test (on per-round medians, see :func:`_verdict`), its confidence-interval rule
 where samples are missing, and its piecewise-constant fit for steps. What a
 comparison means for a CI job (the exit code) is decided here too: :func:`verdict`.
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qbench import _asv, cases
+from qbench import cases
+from qbench.analysis import asv_stats as _asv
 
 TIMED_KINDS = ("time", "timeraw")
 
@@ -52,8 +53,7 @@ def _verdict(a: pd.Series, b: pd.Series, rounds: int) -> tuple[float, bool]:
     """(time ratio head/base, significant) for one benchmark and parameter set.
 
     The unit of replication is the round: each round runs in its own process,
-    and on a shared machine processes differ far more (up to 1.7x measured
-    here) than samples within one. So the ratio is best round over best
+    and on a shared machine processes differ far more than samples within one. So the ratio is best round over best
     round (interference only ever slows a run down), and significance is a
     Mann-Whitney U test on the per-round medians (p < 0.05): with 4 rounds a
     side, only a complete separation of the two sides passes.

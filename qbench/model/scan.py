@@ -1,10 +1,10 @@
 """What each quantization format does to a model's weights: bytes, bits per weight, SQNR and max error per tensor.
 
 Every format quantizes a tensor's (channels, inputs) view
-(:func:`qbench.modelfile.rows_view`): per-channel scales run along the rows,
+(:func:`qbench.model.files.rows_view`): per-channel scales run along the rows,
 blocks along the inputs (the reduction axis of the matrix product). The
 round trip goes through qbench's own kernels, a block of rows at a time, and
-its error is summed in one pass (:class:`qbench.metrics.ErrorSums`), so a
+its error is summed in one pass (:class:`qbench.ops.metrics.ErrorSums`), so a
 scan holds one tensor and a few megabytes of temporaries whatever the model.
 
 Formats (:data:`FORMATS`, names as ``--formats`` takes them):
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from qbench.calibrate import METHODS
-from qbench.modelfile import ModelFile, TensorInfo, rows_view
+from qbench.model.files import ModelFile, TensorInfo, rows_view
+from qbench.ops.calibrate import METHODS
 
 #: Above this many values, percentile, entropy and MSE calibration see every k-th value (k = ceil(size / this)).
 CALIBRATION_SAMPLE = 1 << 22
@@ -104,7 +104,7 @@ def nbytes(fmt: Format, rows: int, cols: int) -> int:
         return size + rows * (4 + 1)
     if fmt.kind == "blocks":
         return -(-size // 2) + 4 * rows * -(-cols // fmt.block)
-    from qbench.ggml import BLOCK_BYTES
+    from qbench.ops.ggml import BLOCK_BYTES
 
     return rows * (cols // GGML_BLOCK) * BLOCK_BYTES[fmt.dtype]
 
@@ -126,7 +126,7 @@ def calibration_data(fmt: Format, w: np.ndarray) -> np.ndarray:
 
 def tensor_params(fmt: Format, w: np.ndarray):
     """The one scale and zero point of a per-tensor format, from :func:`calibration_data`."""
-    from qbench.calibrate import calibrate
+    from qbench.ops.calibrate import calibrate
 
     return calibrate(calibration_data(fmt, w), fmt.dtype, method=fmt.method, symmetric=fmt.dtype == "int8")
 
@@ -134,9 +134,9 @@ def tensor_params(fmt: Format, w: np.ndarray):
 def round_trip(fmt: Format, rows: np.ndarray, params=None) -> np.ndarray:
     """``rows`` (C-contiguous float32, (n, cols)) stored in ``fmt`` and read back as float32."""
     import qbench
-    from qbench import ggml
-    from qbench.blocks import calibrate_blocks
-    from qbench.calibrate import calibrate
+    from qbench.ops import ggml
+    from qbench.ops.blocks import calibrate_blocks
+    from qbench.ops.calibrate import calibrate
 
     if fmt.kind == "float":
         return rows.astype(fmt.dtype).astype(np.float32)
@@ -167,7 +167,7 @@ def nonfinite(w: np.ndarray) -> tuple[int, int]:
 
 def measure(fmt: Format, w: np.ndarray, parallel: bool = False) -> tuple[float, float]:
     """(SQNR in dB, max absolute error) of ``w``'s round trip through ``fmt``, a block of rows at a time."""
-    from qbench.metrics import ErrorSums
+    from qbench.ops.metrics import ErrorSums
 
     params = tensor_params(fmt, w) if fmt.kind == "tensor" else None
     err = ErrorSums()

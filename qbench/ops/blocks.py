@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from qbench import api
 from qbench.kernels import blocks as blocks_k
-from qbench.params import INT4, PACKED_DTYPES, UINT4, QuantParams, quant_dtype, quant_range
+from qbench.ops.checks import FLOAT_INPUTS, as_array, output_array
+from qbench.ops.params import INT4, PACKED_DTYPES, UINT4, QuantParams, quant_dtype, quant_range
+from qbench.ops.tuning import use_parallel
 
 __all__ = [
     "calibrate_blocks",
@@ -89,7 +90,7 @@ def _run(
     """The rows kernel when blocks run along the last axis (inner == 1), else the (outer, D, inner) one."""
     rows_kernel, inner_kernel = kernels
     out = rest[-1]
-    par = api.use_parallel(src.nbytes + out.nbytes, parallel, key)
+    par = use_parallel(src.nbytes + out.nbytes, parallel, key)
     if dims[2] == 1:
         rows_kernel.target(par)(
             src.reshape(dims[:2]), scale[:, :, 0], zero_point[:, :, 0], *rest[:-1], out.reshape(dims[:2])
@@ -103,10 +104,10 @@ def quantize(x: np.ndarray, params: QuantParams, out: np.ndarray | None, paralle
     dims, scale, zero_point, block = _layout(params, x.shape, x.dtype, zero_as_int=True)
     storage = _storage(params.dtype)
     if params.packed:
-        result = api._output(out, (packed_size(x.size),), _U8, x)
+        result = output_array(out, (packed_size(x.size),), _U8, x)
         values = np.empty(dims, storage)
     else:
-        result = api._output(out, x.shape, params.dtype, x)
+        result = output_array(out, x.shape, params.dtype, x)
         values = result.reshape(dims) if result.flags.c_contiguous else np.empty(dims, storage)
     if x.size:
         qmin, qmax = np.int32(params.qmin), np.int32(params.qmax)
@@ -124,7 +125,7 @@ def quantize(x: np.ndarray, params: QuantParams, out: np.ndarray | None, paralle
             key=("quantize_blocks", params.dtype),
         )
     if params.packed:
-        blocks_k.pack_int4.target(api.use_parallel(values.nbytes, parallel, ("pack_int4",)))(values.ravel(), result)
+        blocks_k.pack_int4.target(use_parallel(values.nbytes, parallel, ("pack_int4",)))(values.ravel(), result)
     elif not np.shares_memory(values, result):
         result[...] = values.reshape(x.shape)
     return result
@@ -138,7 +139,7 @@ def dequantize(q: Any, params: QuantParams, shape: Any, out: np.ndarray | None, 
             return fused
     values = _unpacked(q, params, shape, parallel) if params.packed else q
     dims, scale, zero_point, block = _layout(params, values.shape, _F32, zero_as_int=False)
-    result = api._output(out, values.shape, _F32, q)
+    result = output_array(out, values.shape, _F32, q)
     target = result.reshape(dims) if result.flags.c_contiguous else np.empty(dims, _F32)
     if values.size:
         _run(
@@ -167,10 +168,10 @@ def _dequantize_packed(
     dims, scale, zero_point, block = _layout(params, shape, _F32, zero_as_int=False)
     if dims[2] != 1 or dims[1] % 2 or block % 2 or not q.size:
         return None
-    result = api._output(out, shape, _F32, q)
+    result = output_array(out, shape, _F32, q)
     target = result.reshape(dims[:2]) if result.flags.c_contiguous else np.empty(dims[:2], _F32)
     kern = blocks_k.dequantize_packed_rows.target(
-        api.use_parallel(q.nbytes + result.nbytes, parallel, ("dequantize_blocks", params.dtype))
+        use_parallel(q.nbytes + result.nbytes, parallel, ("dequantize_blocks", params.dtype))
     )
     kern(
         np.ascontiguousarray(q).reshape(dims[0], -1),
@@ -226,7 +227,7 @@ def pack_int4(values: Any, *, parallel: bool | None = None) -> np.ndarray:
         )
     flat = np.ascontiguousarray(v.ravel(), dtype=_I8 if v.dtype.kind == "i" else _U8)
     out = np.empty(packed_size(flat.size), _U8)
-    blocks_k.pack_int4.target(api.use_parallel(flat.nbytes, parallel, ("pack_int4",)))(flat, out)
+    blocks_k.pack_int4.target(use_parallel(flat.nbytes, parallel, ("pack_int4",)))(flat, out)
     return out
 
 
@@ -241,7 +242,7 @@ def unpack_int4(packed: Any, shape: Any, *, signed: bool = True, parallel: bool 
     if p.size != packed_size(count):
         raise ValueError(f"{count} 4-bit values (shape {dims}) take {packed_size(count)} bytes; got {p.size}")
     out = np.empty(count, _I8 if signed else _U8)
-    kern = blocks_k.unpack_int4.target(api.use_parallel(out.nbytes, parallel, ("unpack_int4",)))
+    kern = blocks_k.unpack_int4.target(use_parallel(out.nbytes, parallel, ("unpack_int4",)))
     kern(np.ascontiguousarray(p).ravel(), bool(signed), out)
     return out.reshape(dims)
 
@@ -302,7 +303,7 @@ def quantize_nbits(
     """
     w = np.asarray(w)
     _nbits(bits, block_size)
-    if w.ndim != 2 or w.dtype.kind != "f":
+    if w.ndim != 2 or w.dtype not in FLOAT_INPUTS:
         raise TypeError(f"quantize_nbits takes float weights of shape (N, K); got {w.dtype} {w.shape}")
     dtype = UINT4 if bits == 4 else _U8
     params = calibrate_blocks(w, dtype, axis=1, block_size=block_size, symmetric=symmetric)
@@ -310,7 +311,7 @@ def quantize_nbits(
     nb = params.scale.shape[1]
     values = np.empty((n, nb * block_size), _U8)
     values[:, k:] = params.zero_point[:, -1:] if k % block_size else 0
-    q = api.quantize(w, params)
+    q = quantize(w, params, None, None)
     values[:, :k] = unpack_int4(q, w.shape, signed=False) if bits == 4 else q
     b = pack_int4(values).reshape(n, nb, block_size // 2) if bits == 4 else values.reshape(n, nb, block_size)
     if symmetric:
@@ -364,7 +365,7 @@ def matmul_nbits(
     bounds the difference from the float64 product of ``a`` and the float32 dequantized weights.
     """
     _nbits(bits, block_size)
-    a = api._array(a, "a", (_F32,), "matmul_nbits")
+    a = as_array(a, "a", (_F32,), "matmul_nbits")
     b = np.asarray(b)
     per = block_size * bits // 8
     if b.dtype != _U8 or b.ndim != 3 or b.shape[2] != per:
@@ -383,7 +384,7 @@ def matmul_nbits(
     rows = a.reshape(-1, a.shape[-1])
     out = np.empty((rows.shape[0], n), np.float64)
     padded = np.zeros(nb * block_size, _F32)
-    par = api.use_parallel(b.nbytes, parallel, ("matmul_nbits", bits))
+    par = use_parallel(b.nbytes, parallel, ("matmul_nbits", bits))
     kern = (blocks_k.nbits4_dot_rows if bits == 4 else blocks_k.nbits8_dot_rows).target(par)
     for m, row in enumerate(rows):
         padded[: row.shape[0]] = row

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from qbench import api
 from qbench.kernels import matmul as mm_k
 from qbench.kernels import quantize as quant_k
-from qbench.params import QUANT_DTYPES, QuantParams
+from qbench.ops.checks import as_array
+from qbench.ops.params import QUANT_DTYPES, QuantParams
+from qbench.ops.tuning import use_parallel
 
 INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 _F32 = np.dtype(np.float32)
@@ -122,7 +123,7 @@ def _integer_product(shapes: tuple, za: Any, zb: Any, parallel: bool | None) -> 
     if out.size == 0 or k == 0:
         out[...] = 0  # an empty sum
         return out.reshape(out_shape)
-    par = api.use_parallel(m * n * k, parallel, ("matmul", b2.dtype))
+    par = use_parallel(m * n * k, parallel, ("matmul", b2.dtype))
     widen, dot = mm_k.widen_rows.target(par), mm_k.dot_rows.target(par)
     a_wide = np.empty((m, k), np.int16)
     a_sums = np.empty(m, np.int32)
@@ -174,15 +175,15 @@ def matmul_float32(a: Any, b: Any, *, parallel: bool | None = None) -> np.ndarra
     fused multiply-adds (its error is at most about ``K * 2**-24 * sum|a b|``
     per output, a float32 dot's bound).
     """
-    a = api._array(a, "a", (_F32,), "matmul_float32")
-    b = api._array(b, "b", (_F32,), "matmul_float32")
+    a = as_array(a, "a", (_F32,), "matmul_float32")
+    b = as_array(b, "b", (_F32,), "matmul_float32")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul_float32 takes a (M, K) and b (K, N); got shapes {a.shape} and {b.shape}")
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
     out = np.zeros((m, n), np.float32)
     if out.size == 0 or k == 0:
         return out
-    run = mm_k.dot_rows.target(api.use_parallel(max(1, m) * n * k, parallel, ("matmul", _F32)))
+    run = mm_k.dot_rows.target(use_parallel(max(1, m) * n * k, parallel, ("matmul", _F32)))
     zeros_n, zeros_m = np.zeros(n, np.float32), np.zeros(m, np.float32)
     bt = np.ascontiguousarray(b.T)
     run(np.ascontiguousarray(a), bt, np.float32(0), np.float32(0), zeros_n, zeros_m, out, _block(k, 4, n))
@@ -238,7 +239,7 @@ def qlinear_matmul(
     lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
     acc2 = acc.reshape(-1, n)
     out = np.empty(acc2.shape, y_params.dtype)
-    par = api.use_parallel(acc.nbytes, parallel, ("requantize",))
+    par = use_parallel(acc.nbytes, parallel, ("requantize",))
     mm_k.requantize.target(par)(acc2, np.ascontiguousarray(multiplier, np.float32), lo, hi, np.int32(zp), out)
     return out.reshape(acc.shape)
 
@@ -254,9 +255,9 @@ def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np
     exactly; ``onnx.reference`` returns scale 1/255 instead). NaN or inf in ``x`` has
     no range to quantize over: ``ValueError``.
     """
-    x = api._array(x, "x", (_F32,), "dynamic_quantize_linear")
+    x = as_array(x, "x", (_F32,), "dynamic_quantize_linear")
     flat = np.ascontiguousarray(x).reshape(-1)
-    lo, hi, nans = mm_k.min_max.target(api.use_parallel(flat.nbytes, parallel, ("min_max",)))(flat, np.float32(0))
+    lo, hi, nans = mm_k.min_max.target(use_parallel(flat.nbytes, parallel, ("min_max",)))(flat, np.float32(0))
     lo, hi = np.float32(lo), np.float32(hi)
     if nans or not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("dynamic_quantize_linear needs finite input: x holds NaN or inf, which have no range")
@@ -268,7 +269,7 @@ def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np
         params = QuantParams.per_tensor(scale, int(zero_point), np.uint8)
     q = np.empty(x.shape, np.uint8)
     s, _, zp = params.typed(_F32)
-    quant_k.quantize_tensor.target(api.use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
+    quant_k.quantize_tensor.target(use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
         flat, s, zp, q.reshape(-1)
     )
     return q, params
@@ -285,13 +286,13 @@ def dynamic_quantize_matmul(
     b_scale) + bias``: float32, a multiply then an add (no fused multiply-add),
     as ONNX Runtime's output processor does.
     """
-    x = api._array(x, "x", (_F32,), "dynamic_quantize_matmul")
+    x = as_array(x, "x", (_F32,), "dynamic_quantize_matmul")
     b = _weights(b, "dynamic_quantize_matmul")
     b_params = _params(b_params, "b_params", b.dtype, "dynamic_quantize_matmul", columns_of=b)
     n = b.shape[1]
     if bias is None:
         bias = np.zeros(n, np.float32)
-    bias = api._array(bias, "bias", (_F32,), "dynamic_quantize_matmul")
+    bias = as_array(bias, "bias", (_F32,), "dynamic_quantize_matmul")
     if bias.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), one per column of b; got {bias.shape}")
     if x.ndim == 0 or x.shape[-1] != b.shape[0]:
@@ -301,5 +302,5 @@ def dynamic_quantize_matmul(
     scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)
     acc2 = acc.reshape(-1, n)
     out = np.empty(acc2.shape, np.float32)
-    mm_k.scale_rows.target(api.use_parallel(acc.nbytes, parallel, ("scale_rows",)))(acc2, scale, bias, out)
+    mm_k.scale_rows.target(use_parallel(acc.nbytes, parallel, ("scale_rows",)))(acc2, scale, bias, out)
     return out.reshape(acc.shape)

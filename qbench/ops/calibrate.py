@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from qbench.params import QuantParams, quant_dtype, quant_range
+from qbench.ops.params import QuantParams, quant_dtype, quant_range
 
 _TINY = float(np.finfo(np.float32).tiny)
 #: What calibrate (like quantize) takes as data.

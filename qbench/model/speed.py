@@ -4,7 +4,7 @@ For each distinct weight shape (N outputs, K inputs) of the tensors that
 feed matrix products, the GEMV (one row of activations: a generated token)
 and a batched GEMM (``batch`` rows) are built as the matmul suite builds
 them (:data:`qbench.cases.MATMUL`: the same data, kernels and checks) and
-timed in interleaved rounds in one process (:func:`qbench.timing.interleaved_rounds`),
+timed in interleaved rounds in one process (:func:`qbench.measure.timing.interleaved_rounds`),
 against NumPy's float32 BLAS. The block formats have matrix-vector kernels
 only, so their GEMM cell stays empty. The model total weighs each shape by
 how many tensors have it.
@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from qbench.modelfile import TensorInfo
-from qbench.modelscan import GGML_BLOCK
+from qbench.model.files import TensorInfo
+from qbench.model.scan import GGML_BLOCK
 
 #: The float32 baseline: NumPy's BLAS.
 BASELINE = ("numpy", "float32")
@@ -50,7 +50,7 @@ def copies(weight_bytes: int, cache_bytes: int) -> int:
 
 def last_level_cache() -> int:
     """Bytes of this machine's last-level cache (32 MiB where it cannot be read)."""
-    from qbench.machine import describe
+    from qbench.measure.machine import describe
 
     caches = describe().get("caches") or {}
     return max(caches.values()) if caches else 32 << 20
@@ -87,7 +87,8 @@ def time_shapes(
 ) -> pd.DataFrame:
     """One row per shape, M (1 and ``batch``) and variant: median seconds per call and the median over rounds
     of float32's time over the variant's (its speed-up)."""
-    from qbench import cases, timing
+    from qbench import cases
+    from qbench.measure import timing
 
     family = cases.MATMUL
     _set_threads(threads)

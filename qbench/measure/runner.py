@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qbench.timing import clock
+from qbench.measure.timing import clock
 
 
 class RunError(Exception):
@@ -263,14 +263,20 @@ def run_suite(
     commit = git(root, "rev-parse", "HEAD")
     echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}'")
     args = ["--python=same", f"--set-commit-hash={commit}", "--machine", machine]
-    from qbench.results import rounds_file
-
     rounds = rounds_file(root / ".asv" / "results", machine, commit)
     if not bench:  # a whole run replaces the spread of every side-by-side point; a partial one adds to it
         rounds.unlink(missing_ok=True)
     env["QBENCH_ROUNDS_FILE"] = str(rounds)
     failed, seconds = run_asv(args + ["--bench", bench or RUN_BENCH], root, env, "qbench-run.log", echo)
     return RunOutcome(commit, machine, failed, seconds)
+
+
+ROUNDS_PREFIX = "qbench-rounds-"
+
+
+def rounds_file(results_dir: Path, machine: str, commit: str) -> Path:
+    """Where a run keeps its side-by-side points' per-round ratios: beside asv's results of that commit."""
+    return Path(results_dir) / machine / f"{ROUNDS_PREFIX}{commit[:8]}.jsonl"
 
 
 SAMPLES_PER_ROUND = 5
@@ -355,7 +361,7 @@ def benchmark_commits(
 
 def write_machine_info(root: Path, machine: str) -> Path:
     """Record this machine's CPU, caches and software beside asv's results, for report headers."""
-    from qbench.machine import describe
+    from qbench.measure.machine import describe
 
     folder = root / ".asv" / "results" / machine
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from qbench import cases
+from qbench.measure.runner import ROUNDS_PREFIX
 
 COLUMNS = [
     "benchmark",
@@ -162,20 +163,12 @@ def _rows_of_file(path: Path, data: dict, meta: dict[str, dict], machine: str) -
     return rows
 
 
-_ROUNDS = "qbench-rounds-"
-
-
-def rounds_file(results_dir: Path, machine: str, commit: str) -> Path:
-    """Where a run keeps its side-by-side points' per-round ratios: beside asv's results of that commit."""
-    return Path(results_dir) / machine / f"{_ROUNDS}{commit[:8]}.jsonl"
-
-
 def _rounds(machine_dir: Path) -> dict[tuple, list[float]]:
     """Per-round ratios of side-by-side points that ``qbench run`` kept (:func:`rounds_file`), keyed by
     (commit prefix, comparison, size, threads); a later line for a point replaces an earlier one."""
     found: dict[tuple, list[float]] = {}
-    for path in sorted(machine_dir.glob(f"{_ROUNDS}*.jsonl")):
-        prefix = path.stem.removeprefix(_ROUNDS)
+    for path in sorted(machine_dir.glob(f"{ROUNDS_PREFIX}*.jsonl")):
+        prefix = path.stem.removeprefix(ROUNDS_PREFIX)
         for number, line in enumerate(path.read_text().splitlines(), 1):
             try:
                 entry = json.loads(line)

@@ -1,7 +1,7 @@
 """Model files to try ``qbench model`` on without downloading one: an ONNX MLP and a Llama-shaped safetensors file.
 
-    python -m qbench.synthetic mlp mlp.onnx                 # 768 -> 3072 -> 768, float32
-    python -m qbench.synthetic llama llama-1b.safetensors   # 1.1B parameters (TinyLlama's shapes), bfloat16
+    python -m qbench.model.synthetic mlp mlp.onnx                 # 768 -> 3072 -> 768, float32
+    python -m qbench.model.synthetic llama llama-1b.safetensors   # 1.1B parameters (TinyLlama's shapes), bfloat16
 
 Weights are random with heavy tails (Student's t, 5 degrees of freedom), as
 trained layers have outliers that a normal distribution lacks; the tests
@@ -109,7 +109,7 @@ def llama_safetensors(path: str | Path, *, dtype: str = "bfloat16", seed: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qbench.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m qbench.model.synthetic", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="kind", required=True)
     mlp = sub.add_parser("mlp", help="an ONNX MLP")
     mlp.add_argument("path")

@@ -274,7 +274,7 @@ def _gguf(path: Path) -> ModelFile:
     def load(info: TensorInfo) -> np.ndarray:
         t = by_name[info.name]
         if info.stored in ("Q8_0", "Q4_0"):
-            from qbench import ggml
+            from qbench.ops import ggml
 
             return ggml.dequantize(np.asarray(t.data), info.stored).reshape(info.shape)
         if info.stored in FLOAT_TYPES and info.stored != "bfloat16":

@@ -1,0 +1,126 @@
+"""``qbench model FILE``: every weight tensor of a model file through each format: size, accuracy, speed."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from qbench.cli.common import add_out, comma_list, fail, whole
+
+HELP = "what each quantization format does to a model file: size, accuracy and speed per layer"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="an .onnx, .safetensors, .gguf or .npz file")
+    parser.add_argument(
+        "--formats",
+        type=comma_list,
+        help="comma-separated: float16, int8, uint8, int8-channel, int4-b32, int4-b128, Q8_0, Q4_0 (default: all)",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=comma_list,
+        help="per-tensor int8/uint8 calibration methods: minmax, percentile, entropy, mse (default: all)",
+    )
+    add_out(parser, None, "report folder (default: reports/model-<file name>)")
+    parser.add_argument(
+        "--time",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time each weight shape's GEMV and GEMM per format against float32 (default: on)",
+    )
+    parser.add_argument("--batch", type=whole(2), default=16, help="rows of the batched GEMM (default: %(default)s)")
+    parser.add_argument("--threads", type=whole(1), help="threads for the scan and the timing (default: all cores)")
+    parser.add_argument(
+        "--channel-axis",
+        type=int,
+        help="output-channel axis of every tensor (default: per file type; see the README), e.g. -1 for (in, out)",
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    import numba
+
+    from qbench.measure.machine import describe
+    from qbench.measure.timing import Ticker
+    from qbench.model import scan as modelscan
+    from qbench.model import speed as modeltime
+    from qbench.model.files import ModelError, open_model
+    from qbench.report.model import build_model_report, headline, size_text, terminal_summary, with_speedups
+
+    cores = numba.config.NUMBA_NUM_THREADS
+    if args.threads and args.threads > cores:
+        return fail(f"--threads {args.threads} exceeds the {cores} threads Numba has on this machine", 2)
+    threads = args.threads or cores
+    numba.set_num_threads(threads)
+    try:
+        fmts = modelscan.formats(args.formats, args.calibration)
+        model = open_model(args.path, args.channel_axis)
+    except (ModelError, ValueError) as exc:
+        return fail(str(exc), 2)
+    with model:
+        values = sum(t.size for t in model.tensors)
+        print(
+            f"{model.path.name}: {len(model.tensors)} weight tensors, {values:,} values "
+            f"({size_text(sum(t.stored_bytes for t in model.tensors))} stored), {len(fmts)} formats, "
+            f"{threads} thread(s)"
+        )
+        ticker = Ticker("tensors", len(model.tensors))
+        try:
+            result = modelscan.scan(
+                model, fmts, progress=lambda done, total, t: ticker.step(done / total, t.name), parallel=threads > 1
+            )
+        except ModelError as exc:
+            ticker.close()
+            return fail(str(exc), 2)
+        ticker.close()
+        summary = modelscan.summarize(result, model)
+        times = None
+        counts = modeltime.shapes(model.tensors)
+        if args.time and counts:
+            variants = [f.timed_as for f in fmts if f.timed_as]
+            print(f"timing {len(counts)} weight shape(s), GEMV and {args.batch}-row GEMM, side by side with float32")
+            times = modeltime.time_shapes(
+                counts, variants, batch=args.batch, threads=threads, progress=lambda s: print(f"  {s}", flush=True)
+            )
+        summary = with_speedups(summary, fmts, times, args.batch)
+    notes = [f"skipped (NaN/inf values, kept in float32): {name}" for name in result.skipped]
+    if args.time and not counts:
+        notes.append("no tensor feeds a matrix product as far as the file says: nothing timed")
+    info = describe()
+    header = [
+        ("model", f"{model.path.name} ({model.kind})"),
+        ("weight tensors", f"{len(model.tensors)} ({values:,} values); {model.others} smaller tensors kept in float32"),
+        ("CPU", f"{info.get('cpu', 'unknown')}, {', '.join(info.get('simd', []))}, {info.get('cores', '?')} cores"),
+        ("threads", str(threads)),
+        ("scan", f"{result.seconds:.1f} s, {result.rate:.3g} GB/s of float32 weights, {len(fmts)} formats"),
+        (
+            "memory",
+            f"{size_text(result.peak_anon - result.anon_before)} at most beyond the "
+            f"{size_text(result.anon_before)} before the scan (largest tensor as float32: "
+            f"{size_text(result.largest_float32)}); peak resident {size_text(result.peak_rss)} with the file's "
+            "mapped pages",
+        ),
+    ]
+    out = Path(args.out or f"reports/model-{model.path.stem}")
+    page = build_model_report(
+        out,
+        title=f"qbench model {model.path.name}",
+        header=header,
+        summary=summary,
+        frame=result.frame,
+        times=times,
+        notes=notes,
+    )
+    print()
+    for line in terminal_summary(summary):
+        print(line)
+    print()
+    for line in [*headline(summary), *notes]:
+        print(textwrap.fill(line, width=100, subsequent_indent="  "))
+    print()
+    for key, text in header[4:6]:
+        print(textwrap.fill(f"{key}: {text}", width=100, subsequent_indent="  "))
+    print(f"report: {page}")
+    return 0

@@ -48,42 +48,33 @@ def layer(name: str) -> int:
     return rank
 
 
-def imported(name: str) -> set[str]:
-    """Every module name ``name``'s import statements mention, as written (relative ones resolved)."""
+def statements(name: str) -> list[tuple[str, list[str]]]:
+    """(module, names imported from it) of every import statement in ``name``, relative ones resolved."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.update(f"{base}.{a.name}" for a in node.names)
-            found.add(base)
+            found.append((base, [a.name for a in node.names]))
     return found
+
+
+def imported(name: str) -> set[str]:
+    """Every top-level package ``name`` imports from."""
+    return {base.split(".")[0] for base, _ in statements(name)}
 
 
 def imports(name: str) -> set[str]:
     """The qbench modules ``name`` imports (a ``from X import y`` that names a module counts as that module)."""
-    path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "qbench")
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            if base.split(".")[0] != "qbench":
-                continue
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.add(sub if sub in MODULES else base)
+    found = set()
+    for base, names in statements(name):
+        found.update(f"{base}.{n}" if f"{base}.{n}" in MODULES else base for n in names or [""])
     found.discard(name)
     return {m for m in found if m in MODULES}
 
@@ -104,7 +95,7 @@ def test_no_import_from_a_layer_above(name):
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_benchmark_suite_and_no_analysis_stack_below_it(name):
-    roots = {m.split(".")[0] for m in imported(name)}
+    roots = imported(name)
     assert "benchmarks" not in roots, f"{name} imports the benchmark suite"
     if layer(name) <= layer("qbench.ops"):
         heavy = roots & {"pandas", "matplotlib", "asv"}

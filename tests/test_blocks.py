@@ -159,6 +159,33 @@ def test_calibrate_blocks_is_minmax_per_block():
     assert q.astype(np.int64).min() >= -7 and q.astype(np.int64).max() <= 7
 
 
+def test_calibrate_blocks_by_hand():
+    """Asymmetric uint4 on [-1, 3]: scale 4/15, zero point rint(0 + 1 / (4/15)) = rint(3.75) = 4; symmetric int4:
+    scale 3/7, zero point 0; a block of zeros: scale 1."""
+    x = np.array([[-1.0, 3.0, 0.5, 2.0, 0.0, 0.0]], np.float32)
+    p = qbench.blocks.calibrate_blocks(x, "uint4", block_size=4, symmetric=False)
+    assert p.scale.tolist() == [[np.float32(4 / 15), 1.0]] and p.zero_point.tolist() == [[4, 0]]
+    p = qbench.blocks.calibrate_blocks(x, "int4", block_size=4, symmetric=True)
+    assert p.scale.tolist() == [[np.float32(3 / 7), 1.0]] and p.zero_point.tolist() == [[0, 0]]
+    p = qbench.blocks.calibrate_blocks(np.array([[2.0, 5.0]], np.float32), "uint8", block_size=2, symmetric=False)
+    assert p.scale.tolist() == [[np.float32(5 / 255)]] and p.zero_point.tolist() == [[0]]  # widened to include 0
+
+
+@pytest.mark.parametrize("dtype", ["int4", "uint4", "int8", "uint8"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_calibrate_blocks_equals_per_tensor_calibration_of_each_block(dtype, symmetric):
+    """A second implementation: :func:`qbench.calibrate` (MinMax, per tensor) on each block alone."""
+    rng = np.random.default_rng(11)
+    x = (rng.normal(size=(3, 45)) * rng.uniform(0.1, 10, size=(3, 1)) + rng.normal(size=(3, 1))).astype(np.float32)
+    x[0, :16] = np.abs(x[0, :16])  # a block of one sign: the range widened to 0
+    x[2, 16:32] = 0
+    p = qbench.blocks.calibrate_blocks(x, dtype, axis=1, block_size=16, symmetric=symmetric)
+    for row in range(3):
+        for b in range(3):
+            one = qbench.calibrate(x[row, 16 * b : 16 * (b + 1)], dtype, symmetric=symmetric)
+            assert (p.scale[row, b], p.zero_point[row, b]) == (np.float32(one.scale), int(one.zero_point)), (row, b)
+
+
 # ---- outside oracles ---------------------------------------------------------------------------------------
 
 

@@ -129,3 +129,71 @@ def test_each_case_of_a_thread_pair_runs_with_its_own_budget():
     assert numba.get_num_threads() == 1  # the baseline really ran with one thread
     _common.median_seconds(mine, 0.001)
     assert numba.get_num_threads() == 2
+
+
+class _Traffic:
+    """The bandwidth probes with every call counted and its effect checked: what a probe actually touches.
+
+    Each wrapper records the bytes its arrays hold (an updated array counts twice: read and written) and checks
+    that the kernel moved all of them (a copy's destination equals its source, an update is the xor of both, a
+    read's sum is the sum of every element, a write leaves no element unwritten), so a probe that is handed half
+    its arrays, or whose loop stops half way, is caught whatever number it reports.
+    """
+
+    def __init__(self, monkeypatch):
+        from qbench.kernels import bandwidth
+
+        self.moved: list[int] = []
+        real = {name: getattr(bandwidth, name) for name in ("copy", "update", "read", "write")}
+
+        def copy(src, dst, parallel=False):
+            dst[...] = 0 if dst.dtype.kind in "iu" else np.nan
+            real["copy"](src, dst, parallel=parallel)
+            assert np.array_equal(dst, src.astype(dst.dtype)), "copy left part of its destination unwritten"
+            self.moved.append(src.nbytes + dst.nbytes)
+
+        def update(acc, x, parallel=False):
+            want = acc ^ x.astype(acc.dtype)
+            real["update"](acc, x, parallel=parallel)
+            assert np.array_equal(acc, want), "update left part of its array untouched"
+            self.moved.append(2 * acc.nbytes + x.nbytes)
+
+        def read(src, parallel=False):
+            total = real["read"](src, parallel=parallel)
+            assert total == pytest.approx(float(src.astype(np.float64).sum()), rel=1e-3), "read skipped elements"
+            self.moved.append(src.nbytes)
+            return total
+
+        def write(dst, value, parallel=False):
+            dst[...] = np.float32(value) + 1
+            real["write"](dst, value, parallel=parallel)
+            assert np.all(dst == value), "write left part of its array unwritten"
+            self.moved.append(dst.nbytes)
+
+        for name, spy in {"copy": copy, "update": update, "read": read, "write": write}.items():
+            monkeypatch.setattr(bandwidth, name, spy)
+
+
+@pytest.mark.parametrize("kernel,dtype", ALL_CASES)
+def test_each_kernels_probe_moves_the_bytes_it_is_judged_by(kernel, dtype, monkeypatch):
+    """Counted through the wrapper, not read back from the number the probe was given."""
+    traffic = _Traffic(monkeypatch)
+    size = 4096
+    built = _common.prepare_probe(kernel, dtype, size, 1)
+    traffic.moved.clear()
+    built.run()
+    assert traffic.moved == [built.nbytes]
+    probe = cases.KERNELS[kernel].ceiling
+    if probe in ("read", "write"):  # equal bytes: the float32 probe at the kernel's working set
+        assert abs(built.nbytes - cases.footprint(kernel, dtype, size)) <= 4
+    else:
+        assert built.nbytes == cases.bytes_moved(kernel, dtype, size)
+
+
+@pytest.mark.parametrize("op", sorted(cases.BANDWIDTH_OPS))
+def test_the_float32_probes_move_every_byte(op, monkeypatch):
+    traffic = _Traffic(monkeypatch)
+    built = _common.prepare(op, "float32", 5000, 1, "qbench")
+    traffic.moved.clear()
+    built.run()
+    assert traffic.moved == [cases.bytes_moved(op, "float32", 5000)] == [built.nbytes]

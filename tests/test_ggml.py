@@ -108,3 +108,24 @@ def test_non_finite_values_are_refused(kind, bad):
     x[40] = bad
     with pytest.raises(ValueError, match="NaN or inf"):
         ggml.quantize(x, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_matvec_bound_is_tight(kind):
+    """Some row comes within 4x of the bound: a bound much looser than the arithmetic would pass wrong answers.
+
+    Two blocks a row: the error of its two float32 roundings per term and the final one is then a sizeable
+    share of the bound (over 0.5 of it at this seed for both kinds); a sum of many blocks averages it away.
+    """
+    rng = np.random.default_rng(0)
+    n, k = 2000, 64
+    w = ggml.quantize(rng.standard_normal((n, k)).astype(np.float32), kind)
+    x = rng.standard_normal(k).astype(np.float32)
+    got = ggml.matvec(w, x, kind)
+    xq = ggml.quantize(x, "Q8_0")
+    worst = 0.0
+    for row in range(n):
+        terms = ref.ggml_block_terms(w[row], xq, kind)
+        exact = terms.sum()
+        worst = max(worst, abs(float(got[row]) - exact) / ggml.vec_dot_error_bound(np.abs(terms).sum(), 2, exact))
+    assert 0.25 < worst <= 1

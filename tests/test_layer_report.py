@@ -79,3 +79,33 @@ def test_run_summary_ends_with_the_layers(frame):
     assert len(lines) - 2 == len(layers.layer_ratio_table(frame))
     read = rows["matmul static / read"].split()
     assert read[-1] == "-" and float(read[-2]) > 0  # a GEMM has no read share; the DRAM GEMV has one
+
+
+def _raw_results(benchmark: str) -> dict[tuple, float]:
+    """One benchmark's values straight from the asv result file, keyed by its parameters as asv stores them:
+    read with json and itertools here, not with the loader under test."""
+    import itertools
+    import json
+    import re
+
+    path = next((RESULTS / "box").glob("*-existing-*.json"))
+    text = re.sub(r"-?\bInfinity\b|\bNaN\b", "null", path.read_text())
+    data = json.loads(text)
+    values, params = data["results"][benchmark][:2]
+    keys = itertools.product(*[[p.strip("'") for p in axis] for axis in params])
+    return dict(zip(keys, values, strict=True))
+
+
+def test_ratio_table_shows_the_stored_side_by_side_ratios_as_they_are(frame):
+    """Each cell is the stored ratio itself (qbench's speed over the baseline's), not its inverse or a neighbour."""
+    raw = _raw_results("bench_matmul.MatmulSideBySide.track_ratio")
+    table = layers.layer_ratio_table(frame).set_index(["comparison", "threads"])
+    checked = 0
+    for (shape, comparison, threads), value in raw.items():
+        if value is None:
+            continue
+        assert table.loc[(comparison, int(threads)), shape] == pytest.approx(value, rel=1e-12), (shape, comparison)
+        checked += 1
+    assert checked >= 10
+    # By hand, from the stored file: static int8 over NumPy float32 at 1x1024x1024.
+    assert raw[("1x1024x1024", "matmul static / numpy float32", "1")] == pytest.approx(1.4105807328213429)

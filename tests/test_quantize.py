@@ -19,15 +19,16 @@ def assert_same_bits(got, want):
     assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), np.flatnonzero(got != want)[:10]
 
 
-def exact_quantize(x: float, scale: float, zero_point: int, dtype) -> int:
+def exact_quantize(x: float, scale: float, zero_point: int, dtype, ftype=np.float32) -> int:
     """ONNX QuantizeLinear on one value, rounding and saturation done in Python integers.
 
-    The quotient is IEEE float32 division (correctly rounded, as ONNX specifies);
-    everything after it is exact arithmetic, independent of NumPy and Numba.
+    The quotient is IEEE division in ``ftype`` (correctly rounded, as ONNX specifies;
+    float64 input divides in float64); everything after it is exact arithmetic,
+    independent of NumPy and Numba.
     """
     lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
     with np.errstate(over="ignore"):
-        quotient = float(np.float32(x) / np.float32(scale))
+        quotient = float(ftype(x) / ftype(np.float32(scale)))
     if quotient != quotient:
         return zero_point
     if abs(quotient) == float("inf"):
@@ -248,3 +249,82 @@ def test_exact_near_rounding_boundaries(dtype):
         want = [exact_quantize(v, scale, int(p.zero_point), dtype) for v in x]
         assert qbench.quantize(x, p, parallel=False).tolist() == want
         assert qbench.quantize(x, p, parallel=True).tolist() == want
+
+
+def test_float64_input_divides_in_float64_by_hand():
+    """Values a float32 cast would move onto or off a tie: 2.5000000001 is 3, not the 2 of float32(2.5)."""
+    x = np.array([2.5000000001, 3.0000000000000004, 0.500000001, -2.5000000001, 1.4999999999], np.float64)
+    got = qbench.quantize(x, qbench.QuantParams(np.float32(1.0), 0, "int8"))
+    assert got.tolist() == [3, 3, 1, -3, 1]
+
+
+def near_ties_f64(scale: float) -> st.SearchStrategy:
+    """float64 values within a few ulps (of float64, or of float32) of ``(k + 0.5) * scale``: where a float32
+    cast of the input, or a float32 division, lands on the other side of a tie."""
+    offsets = st.sampled_from([0.0, 1e-12, -1e-12, 2.0**-30, -(2.0**-30), 1e-9, -1e-9, 3e-8, -3e-8])
+    return st.builds(lambda k, d: (k + 0.5) * scale * (1 + d), st.integers(-300, 300), offsets)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(QDTYPES), scale=st.sampled_from([0.25, 0.1, 0.0078125, 3.0, 1e-3]))
+def test_property_float64_near_ties_against_the_exact_oracle(data, dtype, scale):
+    x = np.array(data.draw(st.lists(near_ties_f64(scale), min_size=1, max_size=40)), np.float64)
+    zp = data.draw(st.sampled_from([mid_zero_point(dtype), mid_zero_point(dtype) + 1, *qbench.quant_range(dtype)]))
+    got = qbench.quantize(x, qbench.QuantParams(np.float32(scale), zp, dtype))
+    want = [exact_quantize(v, scale, zp, dtype, np.float64) for v in x]
+    assert got.tolist() == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["int8", "uint8", "int4", "uint4"]))
+def test_property_float64_per_axis_and_blocked_near_ties(data, dtype):
+    """The same float64 ties through the per-axis and the blocked paths (each element by its own scale)."""
+    rows, cols, block = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 40)), data.draw(st.integers(1, 9))
+    scales = np.array(
+        data.draw(st.lists(st.sampled_from([0.25, 0.1, 1.0, 0.0078125]), min_size=rows * cols, max_size=rows * cols)),
+        np.float32,
+    )
+    blocked = data.draw(st.booleans()) or dtype in ("int4", "uint4")
+    lo, hi = qbench.quant_range(dtype)
+    if blocked:
+        nb = -(-cols // block)
+        scale = scales[: rows * nb].reshape(rows, nb)
+        zp = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=rows * nb, max_size=rows * nb))).reshape(
+            rows, nb
+        )
+        params = qbench.QuantParams(scale, zp, dtype, axis=1, block_size=block)
+        per_element = np.repeat(scale, block, axis=1)[:, :cols], np.repeat(zp, block, axis=1)[:, :cols]
+    else:
+        scale, zp = scales[:rows], np.array(data.draw(st.lists(st.integers(lo, hi), min_size=rows, max_size=rows)))
+        params = qbench.QuantParams(scale, zp, dtype, axis=0)
+        per_element = np.repeat(scale[:, None], cols, 1), np.repeat(zp[:, None], cols, 1)
+    k = np.array(data.draw(st.lists(st.integers(-20, 20), min_size=rows * cols, max_size=rows * cols)))
+    d = np.array(
+        data.draw(
+            st.lists(st.sampled_from([0.0, 1e-12, -1e-12, 1e-9, -1e-9]), min_size=rows * cols, max_size=rows * cols)
+        )
+    )
+    x = ((k.reshape(rows, cols) + 0.5) * per_element[0] * (1 + d.reshape(rows, cols))).astype(np.float64)
+    got = qbench.quantize(x, params)
+    if dtype in ("int4", "uint4"):
+        got = qbench.unpack_int4(got, x.shape, signed=dtype == "int4")
+    want = [
+        exact_quantize(v, s, int(z), dtype, np.float64)
+        for v, s, z in zip(x.ravel(), per_element[0].ravel(), per_element[1].ravel(), strict=True)
+    ]
+    assert np.asarray(got).astype(np.int64).ravel().tolist() == want
+
+
+@pytest.mark.parametrize("dtype", QDTYPES)
+def test_values_at_both_ends_with_zero_points_at_both_ends(dtype):
+    """qmin and qmax reached exactly, one step inside and one beyond, with the zero point at either end."""
+    lo, hi = qbench.quant_range(dtype)
+    scale = np.float32(0.5)
+    for zp in (lo, hi):
+        q = np.array([lo, lo + 1, hi - 1, hi], np.int64)
+        x = ((q - zp) * 0.5).astype(np.float32)
+        x = np.concatenate([x, x - np.float32(0.5), x + np.float32(0.5)])
+        got = qbench.quantize(x, qbench.QuantParams(scale, zp, dtype))
+        assert got.tolist() == [exact_quantize(v, scale, zp, dtype) for v in x]
+        back = qbench.dequantize(got[:4], qbench.QuantParams(scale, zp, dtype))
+        assert back.tolist() == [(int(v) - zp) * 0.5 for v in got[:4]]

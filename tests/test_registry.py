@@ -135,26 +135,34 @@ def test_results_name_each_family_by_its_benchmark_class():
 # ---- the matmul family, swept by shape ---------------------------------------------------------------------
 
 LAYER = "5x96x40"
+#: The block formats run as GEMVs only (M = 1): their points are built at one row.
+BLOCK_LAYER = "1x96x40"
 LAYER_POINTS = [(v, impl) for v in cases.MATMUL.dtypes for impl in cases.MATMUL.impls]
+
+
+def _layer(variant: str) -> str:
+    return BLOCK_LAYER if variant in cases.matmul.BLOCK_BITS else LAYER
 
 
 @pytest.mark.parametrize("variant,impl", LAYER_POINTS)
 def test_every_layer_point_builds_and_agrees_with_its_reference(variant, impl):
     try:
-        run, data = cases.MATMUL.build(variant, LAYER, impl, 1, Buffers(seed=1))
+        run, data = cases.MATMUL.build(variant, _layer(variant), impl, 1, Buffers(seed=1))
         result = run()
     except NotImplementedError as exc:  # NumPy has no int8 matmul; a peer without the variant; peers absent
         pytest.skip(str(exc))
     cases.MATMUL.check(data, impl, result)
 
 
-@pytest.mark.parametrize("variant", ["float32", "static", "dynamic", "integer"])
+@pytest.mark.parametrize("variant", ["float32", "static", "dynamic", "integer", *cases.matmul.BLOCK_BITS])
 def test_a_wrong_layer_answer_fails_the_check(variant):
-    run, data = cases.MATMUL.build(variant, LAYER, "qbench", 1, Buffers(seed=1))
+    run, data = cases.MATMUL.build(variant, _layer(variant), "qbench", 1, Buffers(seed=1))
     result = run()
-    wrong = result.copy()
-    # One output off by a step (integers) or by 2**-10 of itself (float32: far beyond a float32 dot's error).
-    wrong[1, 2] += 1 if wrong.dtype.kind in "iu" else wrong[1, 2] * 2.0**-10 + 2.0**-20
+    wrong = np.array(result, copy=True).reshape(-1, 40)
+    # One output off by a step (integers) or by 2**-10 of itself (floats: far beyond any float32 bound here).
+    row = min(1, wrong.shape[0] - 1)
+    wrong[row, 2] += 1 if wrong.dtype.kind in "iu" else wrong[row, 2] * 2.0**-10 + 2.0**-20
+    wrong = wrong.reshape(np.shape(result))
     with pytest.raises(AssertionError):
         cases.MATMUL.check(data, "qbench", wrong)
 

@@ -1,0 +1,125 @@
+"""One-line breaks of qbench's code that the test suite must catch (``python tools/mutate.py`` applies them).
+
+Each entry: the file, the exact text to replace (it must occur once), what replaces it, the tests that must fail
+(a pytest selection, run from the repository root) and why this break matters. Add one whenever a test is
+written to catch a bug: the list is the record that the tests can fail.
+"""
+
+MUTATIONS = [
+    # ---- the five breaks that once survived every test ------------------------------------------------------
+    dict(
+        name="quantize: float64 input cast to float32 before the division",
+        file="qbench/ops/convert.py",
+        old='    x = as_array(x, "x", FLOAT_INPUTS, "quantize")\n',
+        new='    x = as_array(x, "x", FLOAT_INPUTS, "quantize").astype("float32")\n',
+        tests=["tests/test_quantize.py"],
+    ),
+    dict(
+        name="calibrate_blocks: asymmetric zero point one step high",
+        file="qbench/ops/blocks.py",
+        old="zero_point = np.clip(np.rint(qmin - lo / scale), qmin, qmax)",
+        new="zero_point = np.clip(np.rint(qmin - lo / scale) + 1, qmin, qmax)",
+        tests=["tests/test_blocks.py"],
+    ),
+    dict(
+        name="the pattern probe moves half of its arrays",
+        file="qbench/cases/families.py",
+        old="    src = buf.random(src_op.dtype, src_op.elements, 0)\n"
+        "    dst = buf.random(dst_op.dtype, dst_op.elements, 1)",
+        new="    src = buf.random(src_op.dtype, src_op.elements // 2, 0)\n"
+        "    dst = buf.random(dst_op.dtype, dst_op.elements // 2, 1)",
+        tests=["tests/test_ceilings.py"],
+    ),
+    dict(
+        name="every linear-layer ratio in the report inverted",
+        file="qbench/report/layers.py",
+        old='            "ratio": r["value"].to_numpy(),',
+        new='            "ratio": 1 / r["value"].to_numpy(),',
+        tests=["tests/test_layer_report.py"],
+    ),
+    dict(
+        name="ggml.vec_dot_error_bound 65536x looser",
+        file="qbench/ops/ggml.py",
+        old="    return (2 * u32 + blocks * u64) * terms_abs_sum + u32 * abs(result)",
+        new="    return 65536 * ((2 * u32 + blocks * u64) * terms_abs_sum + u32 * abs(result))",
+        tests=["tests/test_ggml.py"],
+    ),
+    # ---- more, one per module ---------------------------------------------------------------------------------
+    dict(
+        name="the copy probe's loop stops half way",
+        file="qbench/kernels/bandwidth.py",
+        old="    for i in prange(src.shape[0]):\n        dst[i] = src[i]",
+        new="    for i in prange(src.shape[0] // 2):\n        dst[i] = src[i]",
+        tests=["tests/test_ceilings.py"],
+    ),
+    dict(
+        name="quantize rounds ties up instead of to even",
+        file="qbench/kernels/quantize.py",
+        old="    k = np.int32(np.rint(r))",
+        new="    k = np.int32(np.floor(r + type(r)(0.5)))",
+        tests=["tests/test_quantize.py"],
+    ),
+    dict(
+        name="Q4_0 rounds with +8.0 instead of ggml's +8.5",
+        file="qbench/kernels/ggml.py",
+        old="            lo = min(np.int32(row[j] * inv + np.float32(8.5)), 15)",
+        new="            lo = min(np.int32(row[j] * inv + np.float32(8.0)), 15)",
+        tests=["tests/test_ggml.py"],
+    ),
+    dict(
+        name="MinMax calibration forgets to widen the range to include 0",
+        file="qbench/ops/calibrate.py",
+        old="    rmin = np.minimum(np.asarray(rmin, np.float64), 0.0)",
+        new="    rmin = np.asarray(rmin, np.float64)",
+        tests=["tests/test_calibrate.py"],
+    ),
+    dict(
+        name="the int8 dot flushes its int32 lanes too rarely (they overflow)",
+        file="qbench/ops/sums.py",
+        old="_DOT_INT8_BLOCK = 1 << 15",
+        new="_DOT_INT8_BLOCK = 1 << 24",
+        tests=["tests/test_accumulate.py"],
+    ),
+    dict(
+        name="QLinearMatMul's requantization rounds ties up",
+        file="qbench/kernels/matmul.py",
+        old="            dst[n] = np.int32(np.rint(v)) + zero_point",
+        new="            dst[n] = np.int32(np.floor(v + np.float32(0.5))) + zero_point",
+        tests=["tests/test_matmul.py"],
+    ),
+    dict(
+        name="every elementwise side-by-side ratio in the report inverted",
+        file="qbench/report/tables.py",
+        old='            "ratio": rows["value"].to_numpy(),',
+        new='            "ratio": 1 / rows["value"].to_numpy(),',
+        tests=["tests/test_analysis.py", "tests/test_results.py"],
+    ),
+    dict(
+        name="throughput counted in bytes per microsecond",
+        file="qbench/report/tables.py",
+        old='    t["gbps"] = t["bytes"] / t["value"] / 1e9',
+        new='    t["gbps"] = t["bytes"] / t["value"] / 1e6',
+        tests=["tests/test_analysis.py", "tests/test_results.py"],
+    ),
+    dict(
+        name="the parallel switch takes the parallel form one byte late",
+        file="qbench/ops/tuning.py",
+        old="return nbytes >= TABLE.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()]",
+        new="return nbytes > TABLE.get(key, _DEFAULT_SWITCH)[nbytes.bit_length()]",
+        tests=["tests/test_tuning.py"],
+    ),
+    dict(
+        name="SQNR of amplitudes instead of powers",
+        file="qbench/ops/metrics.py",
+        old="    return db(float(np.sum(a**2)), float(np.sum((a - b) ** 2)))",
+        new="    return db(float(np.sum(np.abs(a))), float(np.sum(np.abs(a - b))))",
+        tests=["tests/test_calibrate.py", "tests/test_quantize.py"],
+    ),
+    dict(
+        name="a regression verdict that never fails the gate",
+        file="qbench/analysis/regress.py",
+        old="        return 1 if len(self.slower) else 0",
+        new="        return 0",
+        tests=["tests/test_regress.py"],
+    ),
+]

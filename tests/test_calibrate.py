@@ -182,3 +182,12 @@ def test_a_range_beyond_float32_says_so():
 def test_empty_per_axis_parameters_are_refused():
     with pytest.raises(ValueError, match="one scale per channel; got none"):
         qbench.QuantParams([], [], "uint8", axis=0)
+
+
+def test_error_metrics_by_hand():
+    """x = [1, 2, 3], x' = [1, 2, 4]: signal 1 + 4 + 9 = 14, noise 1: SQNR 10 log10(14) dB, MSE 1/3, max |e| 1."""
+    x, back = np.array([1.0, 2.0, 3.0], np.float32), np.array([1.0, 2.0, 4.0], np.float32)
+    assert qbench.metrics.sqnr_db(x, back) == pytest.approx(10 * np.log10(14.0), rel=1e-12)
+    assert qbench.metrics.mse(x, back) == pytest.approx(1 / 3, rel=1e-12)
+    assert qbench.metrics.max_abs_error(x, back) == 1.0
+    assert qbench.metrics.sqnr_db(x, x) == float("inf")

@@ -114,14 +114,15 @@ class Kernel:
         return "\n".join(twin.inspect_asm().values())
 
 
-def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bool = True) -> Any:
-    """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached).
+def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bool = True, cache: bool = True) -> Any:
+    """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached on disk unless ``cache=False``:
+    code generated at run time has no source file to key a cache on).
 
     ``wide=False`` compiles with :data:`_ONE_VECTOR` instead of :data:`_WIDE`: for loops over one small block.
     """
 
     def build(f: Callable) -> Kernel:
-        opts = dict(nogil=True, cache=True, fastmath=fastmath)
+        opts = dict(nogil=True, cache=cache, fastmath=fastmath)
         tag = _options_tag(_WIDE if wide else _ONE_VECTOR)
         return Kernel(
             name=f.__name__,

@@ -18,9 +18,11 @@ wrap modulo 2**32 as int32 arithmetic does: the result equals the definition
 whenever the definition fits in int32 (255 x -128 x 2**16 = -2**31 + 2**23
 does), as in ONNX Runtime.
 
-Weights laid out as rows of K (``w.T`` of a C-ordered ``w`` of shape (N, K),
-as a linear layer stores them) are used in place; a C-ordered (K, N) ``b`` is
-transposed once per call, a copy of the weights.
+Weights packed once (:func:`qbench.pack_weights`, :mod:`qbench.ops.packed`) run on the register-blocked
+micro-kernel of this CPU's path (VNNI ``vpdpbusd``, or int16 ``vpmaddwd``), as every runtime runs its
+pre-packed constant weights. Unpacked weights keep working: a one-row product streams a C-ordered (K, N) ``b``
+row by row as it lies (an axpy per row, no transpose) and reads rows of K (``w.T`` of a linear layer's (N, K)
+``w``) in place; more rows pack ``b`` on the call.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from qbench.kernels import gemm
 from qbench.kernels import matmul as mm_k
 from qbench.kernels import quantize as quant_k
+from qbench.kernels.isa import choose
 from qbench.ops.checks import as_array
+from qbench.ops.packed import PackedWeights, column_zero_points, pack_weights, packed_product
 from qbench.ops.params import QUANT_DTYPES, QuantParams
 from qbench.ops.tuning import use_parallel
 
@@ -40,7 +45,15 @@ _F32 = np.dtype(np.float32)
 #: Bytes of weight rows per output block: a block stays in L2 while every activation row passes over it.
 BLOCK_BYTES = 1 << 18
 
-__all__ = ["dynamic_quantize_linear", "dynamic_quantize_matmul", "matmul_float32", "matmul_integer", "qlinear_matmul"]
+__all__ = [
+    "PackedWeights",
+    "dynamic_quantize_linear",
+    "dynamic_quantize_matmul",
+    "matmul_float32",
+    "matmul_integer",
+    "pack_weights",
+    "qlinear_matmul",
+]
 
 
 def _operand(x: Any, name: str, what: str) -> np.ndarray:
@@ -123,6 +136,17 @@ def _integer_product(shapes: tuple, za: Any, zb: Any, parallel: bool | None) -> 
     if out.size == 0 or k == 0:
         out[...] = 0  # an empty sum
         return out.reshape(out_shape)
+    if not batch and _flat(za) and _flat(zb):
+        zb_columns = column_zero_points(zb, b2.dtype, n)
+        if m == 1 and b2.flags.c_contiguous:  # a GEMV on (K, N) as it lies: stream its rows, no transpose
+            par = use_parallel(k * n, parallel, ("matmul_rows", b2.dtype))
+            gemm.gemv_rows.target(par)(a2[0], np.int32(np.reshape(za, -1)[0]), b2, zb_columns, out[0])
+            return out.reshape(out_shape)
+        if m > 1 and choose() is not None:  # pack on the call: the micro-kernel pays that back from two rows
+            za_rows = np.broadcast_to(np.asarray(za, np.int64), (m,))
+            return packed_product(a2, za_rows, pack_weights(b2, zb_columns, parallel=parallel), parallel).reshape(
+                out_shape
+            )
     par = use_parallel(m * n * k, parallel, ("matmul", b2.dtype))
     widen, dot = mm_k.widen_rows.target(par), mm_k.dot_rows.target(par)
     a_wide = np.empty((m, k), np.int16)
@@ -137,6 +161,31 @@ def _integer_product(shapes: tuple, za: Any, zb: Any, parallel: bool | None) -> 
     return out.reshape(out_shape)
 
 
+def _flat(zp: Any) -> bool:
+    """A zero point that is one value, or one per row or column (not shaped per batch entry)."""
+    return isinstance(zp, int) or zp.ndim == 1
+
+
+def _packed_integer(a: np.ndarray, a_zero_point: Any, w: PackedWeights, what: str, parallel: bool | None) -> np.ndarray:
+    """``sum_k (a - za)(b - zb)`` for (..., M, K) ``a`` and packed (K, N) weights: the batch folded into rows."""
+    if a.shape[-1] != w.k:
+        raise ValueError(f"{what}: inner dimensions differ: a has K = {a.shape[-1]} (shape {a.shape}), b has K = {w.k}")
+    a2 = a[None, :] if a.ndim == 1 else a
+    za = _zero_point(a_zero_point, a.dtype, "a_zero_point", (*a2.shape[:-1], 1), a2.ndim - 2)
+    rows = np.broadcast_to(np.asarray(za, np.int64).reshape(-1, 1) if _flat(za) else za, (*a2.shape[:-1], 1))
+    flat = np.reshape(a2, (-1, w.k))
+    out = packed_product(flat, np.ascontiguousarray(rows.reshape(-1)), w, parallel)
+    return out.reshape(*a.shape[:-1], w.n)
+
+
+def _same_zero_points(w: PackedWeights, zp: Any, name: str) -> None:
+    """The zero point given with packed weights must be the one they were packed with."""
+    if zp is None:
+        return
+    if not np.array_equal(column_zero_points(zp, w.dtype, w.n), w.zero_point):
+        raise ValueError(f"{name} differs from the zero point the weights were packed with; pack them again with it")
+
+
 def _batch_index(index: tuple[int, ...], x: np.ndarray) -> tuple:
     """The part of a broadcast batch ``index`` that applies to ``x`` (its own batch dims, size-1 ones at 0)."""
     if not index:
@@ -147,17 +196,23 @@ def _batch_index(index: tuple[int, ...], x: np.ndarray) -> tuple:
 
 
 def matmul_integer(
-    a: Any, b: Any, a_zero_point: Any = 0, b_zero_point: Any = 0, *, parallel: bool | None = None
+    a: Any, b: Any, a_zero_point: Any = 0, b_zero_point: Any = None, *, parallel: bool | None = None
 ) -> np.ndarray:
     """ONNX MatMulInteger: exact int32 ``sum_k (a - a_zero_point)(b - b_zero_point)``.
 
     ``a`` (..., M, K) and ``b`` (..., K, N), uint8 or int8 each, with NumPy
-    ``matmul``'s shape rules (1-D operands, broadcast batch dimensions).
+    ``matmul``'s shape rules (1-D operands, broadcast batch dimensions), or ``b``
+    packed once by :func:`pack_weights` (its zero point then comes with it).
     ``a_zero_point``: a scalar, one per row of ``a`` (M) or shaped (..., M, 1);
     ``b_zero_point``: a scalar, one per column of ``b`` (N) or shaped (..., 1, N);
-    each of its operand's dtype. Sums wrap modulo 2**32 like ONNX Runtime's.
+    each of its operand's dtype (None: 0, or the packed one). Sums wrap modulo
+    2**32 like ONNX Runtime's.
     """
     a = _operand(a, "a", "matmul_integer")
+    if isinstance(b, PackedWeights):
+        _same_zero_points(b, b_zero_point, "b_zero_point")
+        return _packed_integer(a, a_zero_point, b, "matmul_integer", parallel)
+    b_zero_point = 0 if b_zero_point is None else b_zero_point
     b = _operand(b, "b", "matmul_integer")
     shapes = _shapes(a, b, "matmul_integer")
     a2, b2, batch, _ = shapes
@@ -207,8 +262,23 @@ def _params(p: Any, name: str, dtype: np.dtype, what: str, columns_of: np.ndarra
     return p
 
 
+def _packed_view(b: Any, what: str) -> np.ndarray:
+    """``b``, or for packed weights a zero-cost stand-in of their shape and dtype that the checks can read."""
+    if isinstance(b, PackedWeights):
+        return np.broadcast_to(np.zeros((), b.dtype), b.shape)
+    return _operand(b, "b", what)
+
+
+def _product(a: np.ndarray, b: Any, za: Any, zb: Any, what: str, parallel: bool | None) -> np.ndarray:
+    """The int32 product of ``a`` with ``b`` (an array, or packed weights whose zero point must be ``zb``)."""
+    if isinstance(b, PackedWeights):
+        _same_zero_points(b, zb, "b_params' zero point")
+        return _packed_integer(a, za, b, what, parallel)
+    return _integer_product(_shapes(a, b, what), za, zb, parallel)
+
+
 def _weights(b: Any, what: str) -> np.ndarray:
-    b = _operand(b, "b", what)
+    b = _packed_view(b, what)
     if b.ndim != 2:
         raise ValueError(f"{what} expects 2-D weights b of shape (K, N); got shape {b.shape}")
     return b
@@ -226,14 +296,14 @@ def qlinear_matmul(
     output dtype (uint8 or int8).
     """
     a = _operand(a, "a", "qlinear_matmul")
-    b = _operand(b, "b", "qlinear_matmul")
-    n = b.shape[-1] if b.ndim > 1 else 1
+    checked = _packed_view(b, "qlinear_matmul")
+    n = checked.shape[-1] if checked.ndim > 1 else 1
     a_params = _params(a_params, "a_params", a.dtype, "qlinear_matmul")
-    b_params = _params(b_params, "b_params", b.dtype, "qlinear_matmul", columns_of=b)
+    b_params = _params(b_params, "b_params", checked.dtype, "qlinear_matmul", columns_of=checked)
     if not isinstance(y_params, QuantParams) or y_params.axis is not None or y_params.dtype not in INT8_TYPES:
         raise TypeError(f"qlinear_matmul expects y_params as a per-tensor uint8 or int8 QuantParams; got {y_params!r}")
     # Zero points a QuantParams has checked already: an int, or one per column.
-    acc = _integer_product(_shapes(a, b, "qlinear_matmul"), a_params.zero_point, b_params.zero_point, parallel)
+    acc = _product(a, b, a_params.zero_point, b_params.zero_point, "qlinear_matmul", parallel)
     multiplier = np.broadcast_to((a_params.scale * b_params.scale).astype(np.float32) / y_params.scale, (n,))
     zp = y_params.zero_point
     lo, hi = np.float32(y_params.qmin - zp), np.float32(y_params.qmax - zp)
@@ -287,18 +357,20 @@ def dynamic_quantize_matmul(
     as ONNX Runtime's output processor does.
     """
     x = as_array(x, "x", (_F32,), "dynamic_quantize_matmul")
-    b = _weights(b, "dynamic_quantize_matmul")
-    b_params = _params(b_params, "b_params", b.dtype, "dynamic_quantize_matmul", columns_of=b)
-    n = b.shape[1]
+    checked = _weights(b, "dynamic_quantize_matmul")
+    b_params = _params(b_params, "b_params", checked.dtype, "dynamic_quantize_matmul", columns_of=checked)
+    n = checked.shape[1]
     if bias is None:
         bias = np.zeros(n, np.float32)
     bias = as_array(bias, "bias", (_F32,), "dynamic_quantize_matmul")
     if bias.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), one per column of b; got {bias.shape}")
-    if x.ndim == 0 or x.shape[-1] != b.shape[0]:
-        raise ValueError(f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {b.shape[0]} (shape {b.shape})")
+    if x.ndim == 0 or x.shape[-1] != checked.shape[0]:
+        raise ValueError(
+            f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {checked.shape[0]} (shape {checked.shape})"
+        )
     q, a_params = dynamic_quantize_linear(x, parallel=parallel)
-    acc = _integer_product(_shapes(q, b, "dynamic_quantize_matmul"), a_params.zero_point, b_params.zero_point, parallel)
+    acc = _product(q, b, a_params.zero_point, b_params.zero_point, "dynamic_quantize_matmul", parallel)
     scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)
     acc2 = acc.reshape(-1, n)
     out = np.empty(acc2.shape, np.float32)

@@ -1,0 +1,151 @@
+"""Weights packed once for this machine's integer matrix kernel, as every runtime packs its constant weights.
+
+:func:`pack_weights` reads ``b`` once, in the layout a caller has it (``"kn"``: ONNX MatMulInteger's (K, N);
+``"nk"``: a linear layer's (N, K) ``W``), and lays it out in the panels the micro-kernel of this CPU's path reads
+(:mod:`qbench.kernels.gemm`). :func:`packed_product` is the exact int32 ``sum_k (a - za)(b - zb)`` on them.
+
+How the zero points and signedness are mapped (VNNI multiplies u8 by s8): activations ``a' = a + oa`` (u8, oa =
+128 for int8), weights ``b' = b - ob`` (s8, ob = 128 for uint8), so ``(a - za)(b - zb) = (a' - za')(b' - zb')``
+with ``za' = za + oa``, ``zb' = zb - ob``; gemmlowp's identity takes both out afterwards with the row and column
+sums. The int16 paths (no VNNI) take the zero points out of both operands before multiplying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qbench.kernels import gemm
+from qbench.kernels.isa import Isa, choose
+from qbench.ops.params import QUANT_DTYPES
+from qbench.ops.tuning import use_parallel
+
+INT8_TYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+LAYOUTS = ("kn", "nk")
+
+
+@dataclass(frozen=True, eq=False)
+class PackedWeights:
+    """A (K, N) weight matrix packed for one kernel path; pass it wherever the matrix products take ``b``."""
+
+    isa: Isa
+    k: int
+    n: int
+    dtype: np.dtype  # the weights' own type (uint8 or int8)
+    zero_point: np.ndarray  # int32, one per column (a per-tensor one repeated)
+    data: np.ndarray  # the panels
+    col_sums: np.ndarray | None  # int32 sums of the s8 columns (VNNI paths), else None
+    layout: str  # how the caller handed them in
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(K, N), as ONNX's MatMulInteger takes ``b``."""
+        return (self.k, self.n)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the packed form (panels padded to whole groups and panels, and the column sums)."""
+        return self.data.nbytes + (0 if self.col_sums is None else self.col_sums.nbytes)
+
+    @property
+    def groups(self) -> int:
+        return -(-self.k // self.isa.k_step)
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // gemm.panel_columns(self.isa))
+
+    def __repr__(self) -> str:
+        return (
+            f"PackedWeights(K={self.k}, N={self.n}, {self.dtype.name}, path {self.isa.name}, "
+            f"{self.nbytes:,} bytes, from layout {self.layout!r})"
+        )
+
+
+def _path() -> Isa:
+    isa = choose()
+    if isa is None:
+        raise RuntimeError("pack_weights needs an x86-64 CPU with AVX2 or later; this one has no packed-kernel path")
+    return isa
+
+
+def pack_weights(b: Any, b_zero_point: Any = 0, *, layout: str = "kn", parallel: bool | None = None) -> PackedWeights:
+    """Pack 8-bit weights once for this machine's kernel: (K, N) ``b`` (``layout="kn"``) or (N, K) ``W``
+    (``"nk"``), uint8 or int8; ``b_zero_point`` a scalar or one per output column (N). The products give the
+    same int32 results from it, bit for bit, as from ``b`` itself."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'kn' ((K, N), as MatMulInteger takes b) or 'nk' ((N, K)); got {layout!r}")
+    arr = np.asarray(b)
+    if arr.dtype not in INT8_TYPES:
+        raise TypeError(f"pack_weights expects uint8 or int8 weights; got {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"pack_weights takes one 2-D weight matrix; got shape {arr.shape}")
+    k, n = arr.shape if layout == "kn" else arr.shape[::-1]
+    zero_point = column_zero_points(b_zero_point, arr.dtype, n)
+    isa = _path()
+    nr = gemm.panel_columns(isa)
+    groups, panels = -(-k // isa.k_step), -(-n // nr)
+    par = use_parallel(arr.nbytes, parallel, ("pack_weights",))
+    if isa.vnni:
+        data = np.empty(panels * groups * nr * 4, np.uint8)
+        col_sums = np.zeros(n, np.int32)
+        flip = np.uint8(0x80 if arr.dtype == np.uint8 else 0)
+        if layout == "kn":
+            gemm.pack_vnni.target(par)(arr, flip, nr, groups, data.view(np.uint32), col_sums)
+        else:
+            gemm.pack_vnni_rows.target(par)(arr, flip, nr, groups, data, col_sums)
+    else:
+        data, col_sums = np.empty(panels * groups * nr * 2, np.int16), None
+        pack = gemm.pack_int16 if layout == "kn" else gemm.pack_int16_rows
+        pack.target(par)(arr, zero_point, nr, groups, data)
+    return PackedWeights(isa, k, n, arr.dtype, zero_point, data, col_sums, layout)
+
+
+def column_zero_points(zp: Any, dtype: np.dtype, n: int) -> np.ndarray:
+    """A weight zero point as int32, one per column: a scalar (or 1-element array) repeated, or N of them."""
+    lo, hi = QUANT_DTYPES[np.dtype(dtype)]
+    arr = np.asarray(zp)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise TypeError(f"b_zero_point must be an integer or integer array; got {zp!r}")
+    if np.any(arr < lo) or np.any(arr > hi):
+        raise ValueError(f"b_zero_point is outside the {np.dtype(dtype).name} range [{lo}, {hi}]")
+    if arr.size == 1:
+        return np.full(n, int(arr.reshape(())), np.int32)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(
+            f"b_zero_point of shape {arr.shape}: packed weights take one zero point, or one per column ({n})"
+        )
+    return arr.astype(np.int32)
+
+
+def packed_product(a: np.ndarray, a_zero: np.ndarray, w: PackedWeights, parallel: bool | None) -> np.ndarray:
+    """int32 (M, N) ``sum_k (a - a_zero[m])(b - zb[n])`` for 2-D uint8/int8 ``a`` (M, K), ``a_zero`` int (M,)."""
+    m, k = a.shape
+    isa = w.isa
+    out = np.empty((m, w.n), np.int32)
+    if m == 0 or w.n == 0:
+        return out
+    if k == 0:
+        out[...] = 0
+        return out
+    par = use_parallel(m * k * w.n, parallel, ("matmul_packed", w.dtype))
+    nr = gemm.panel_columns(isa)
+    scratch = np.empty((m, w.panels * nr), np.int32)
+    width = w.groups * isa.k_step
+    if isa.vnni:
+        rows, sums = np.empty((m, width), np.uint8), np.empty(m, np.int32)
+        gemm.rows_vnni.target(par)(a, np.uint8(0x80 if a.dtype == np.int8 else 0), rows, sums)
+    else:
+        rows = np.empty((m, width), np.int16)
+        gemm.rows_int16.target(par)(a, a_zero.astype(np.int16), rows)
+    k_block = w.groups if m == 1 else gemm.K_BLOCK_GROUPS
+    gemm.micro_kernel(isa).target(par)(rows, w.groups * 4, m, w.data, w.panels, w.groups, scratch, k_block)
+    if isa.vnni:
+        za = a_zero.astype(np.int64) + (128 if a.dtype == np.int8 else 0)
+        zb = w.zero_point.astype(np.int64) - (128 if w.dtype == np.uint8 else 0)
+        gemm.finish_vnni.target(par)(scratch, sums, za, w.col_sums, zb, np.int64(k), out)
+    else:
+        gemm.finish_int16.target(par)(scratch, out)
+    return out

@@ -17,7 +17,14 @@ from qbench import reference
 from qbench.ops import accumulate, dequantize, dot, float_error_bound, metrics, qdot, quantize, sum
 from qbench.ops.blocks import pack_int4, unpack_int4
 from qbench.ops.calibrate import calibrate
-from qbench.ops.matmul import dynamic_quantize_linear, dynamic_quantize_matmul, matmul_integer, qlinear_matmul
+from qbench.ops.matmul import (
+    PackedWeights,
+    dynamic_quantize_linear,
+    dynamic_quantize_matmul,
+    matmul_integer,
+    pack_weights,
+    qlinear_matmul,
+)
 from qbench.ops.params import QUANT_DTYPES, QuantParams, quant_range
 
 __version__ = "0.1.0"
@@ -39,6 +46,7 @@ for _name, _module in {
     _sys.modules[f"qbench.{_name}"] = _module
 
 __all__ = [
+    "PackedWeights",
     "QUANT_DTYPES",
     "QuantParams",
     "accumulate",
@@ -51,6 +59,7 @@ __all__ = [
     "matmul_integer",
     "metrics",
     "pack_int4",
+    "pack_weights",
     "qlinear_matmul",
     "qdot",
     "quant_range",

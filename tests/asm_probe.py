@@ -17,6 +17,7 @@ from numba import config
 
 from qbench.kernels import accumulate as ka
 from qbench.kernels import blocks as kb
+from qbench.kernels import gemm, isa
 from qbench.kernels import ggml as kg
 from qbench.kernels import matmul as km
 from qbench.kernels import quantize as kq
@@ -133,8 +134,22 @@ def main(parallel: bool) -> None:
         f"{name}{' parallel' if p else ''}": k.asm(*args, parallel=p) for name, (k, args) in HOT.items() for p in forms
     }
     asm["user quantize"] = user_quantize_asm()
+    path = isa.choose()  # the packed micro-kernel of the path this target gets, as qbench would choose it
+    if path is not None:
+        rows, groups = 8, 16
+        nr = gemm.panel_columns(path)
+        asm["matmul packed"] = gemm.micro_kernel(path).asm(
+            np.zeros((rows, groups * 4), np.uint8 if path.vnni else np.int16),
+            groups * 4,
+            rows,
+            np.zeros(groups * nr * 4, np.uint8 if path.vnni else np.int16),
+            1,
+            groups,
+            np.zeros((rows, nr), np.int32),
+            groups,
+        )
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
-    json.dump({"cpu": cpu, "features": sorted(target_features()), "asm": asm}, sys.stdout)
+    json.dump({"cpu": cpu, "features": sorted(target_features()), "path": path and path.name, "asm": asm}, sys.stdout)
 
 
 if __name__ == "__main__":

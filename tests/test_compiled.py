@@ -33,6 +33,10 @@ TARGETS = {
         "NUMBA_CPU_NAME": "icelake-server",
         "NUMBA_CPU_FEATURES": "+avx2,+fma,+avx512f,+avx512bw,+avx512vl,+avx512vnni",
     },
+    "AVX-VNNI without AVX-512 (alderlake)": {
+        "NUMBA_CPU_NAME": "alderlake",
+        "NUMBA_CPU_FEATURES": "+avx2,+fma,+avxvnni,-avx512f,-avx512bw,-avx512vl,-avx512vnni",
+    },
     "AVX-512 + VNNI (znver4)": {
         "NUMBA_CPU_NAME": "znver4",
         "NUMBA_CPU_FEATURES": "+avx2,+fma,+avx512f,+avx512bw,+avx512vl,+avx512vnni",
@@ -239,3 +243,34 @@ def test_kernels_compiled_with_other_llvm_options_are_cached_apart():
     assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}")
     changed = {**_jit._ONE_VECTOR, "-force-vector-width": ("16", "0")}
     assert _jit._options_tag(changed) != block
+
+
+#: The packed micro-kernel's instruction and register per path.
+PACKED_PATHS = {
+    "avx512-vnni": (r"vpdpbusd", "zmm"),
+    "avx-vnni": (r"(\{vex\}\s+)?vpdpbusd", "ymm"),
+    "avx512": (r"vpmaddwd", "zmm"),
+    "avx2": (r"vpmaddwd", "ymm"),
+}
+
+
+def test_packed_micro_kernel_holds_its_paths_instruction_and_no_spills(target):
+    """Each target gets the path its features allow; the tile's loop is its multiply-add on full registers, with
+    every accumulator in a register (no stack operand in the loop)."""
+    from qbench.kernels.gemm import TILES
+    from qbench.kernels.isa import choose
+
+    assert target["path"] == choose(frozenset(target["features"])).name
+    op, register = PACKED_PATHS[target["path"]]
+    asm = target["asm"]["matmul packed"]
+    if target["path"] == "avx-vnni" and "avx512f" not in target["features"]:
+        assert re.search(r"\{vex\}\s+vpdpbusd", asm), "AVX-VNNI without AVX-512 needs the VEX form"
+    blocks = re.split(r"^\S+:[^\n]*$", asm, flags=re.MULTILINE)
+    loop = max(blocks, key=lambda b: len(re.findall(rf"\b{op}\b", b)))
+    loop = re.split(r"^\s+j\w+\s", loop, flags=re.MULTILINE)[0]  # up to the branch that closes the loop
+    rows, vectors = TILES[target["path"]]
+    found = len(re.findall(rf"\b{op}\b[^\n]*%{register}", loop))
+    assert found and found % (rows * vectors) == 0, loop  # one per accumulator (LLVM may unroll the loop)
+    assert "(%rsp)" not in loop, f"accumulators spilled to the stack:\n{loop}"
+    if target["path"] in ("avx512", "avx2"):
+        assert not re.search(r"\bvpdp(bu|ws)sd\b", asm), "VNNI code on a path without VNNI"

@@ -8,7 +8,9 @@ Variants (the family's ``dtype`` axis):
   channel, uint8 output (ONNX ``QLinearMatMul``; PyTorch's quantized ``linear``);
 - ``dynamic``: float32 in and out, activations quantized at run time from their own range (ONNX Runtime
   ``DynamicQuantizeMatMul``; PyTorch ``linear_dynamic``);
-- ``integer``: the raw int32 product (ONNX ``MatMulInteger``);
+- ``integer``: the raw int32 product (ONNX ``MatMulInteger``), qbench's weights packed once (``pack_weights``), as
+  every peer packs its constant weights;
+- ``integer_kn``: the same product on weights as an ONNX model stores them, a C-ordered (K, N) ``b``, unpacked;
 - ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead);
 - the block formats, matrix-vector products only (M = 1), float32 in and out: ``Q8_0`` and ``Q4_0`` (ggml's,
   llama.cpp's CPU path: ``qbench.ops.ggml.matvec``), ``nbits4`` and ``nbits8`` (ONNX Runtime's ``MatMulNBits``,
@@ -35,14 +37,11 @@ from .registry import READ, WRITE, Buffers, Family, Operand, Shape, peers_module
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
 SHAPES_FULL = (
     "1x1024x1024",
-    "1x4096x4096",
     "1x4096x11008",
     "8x1024x1024",
     "64x1024x1024",
     "512x1024x1024",
-    "8x4096x4096",
-    "64x4096x4096",
-    "512x4096x4096",
+    *(f"{m}x4096x4096" for m in (1, 2, 4, 8, 16, 64, 256)),
 )
 #: The quick grid: a GEMV in cache, one from DRAM, one GEMM.
 SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
@@ -50,13 +49,14 @@ SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
 #: a float32 one 1 bit).
 BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0}
 NBITS_BLOCK = 32
-VARIANTS = ("float32", "static", "dynamic", "integer", "quantize_x", *BLOCK_BITS)
+VARIANTS = ("float32", "static", "dynamic", "integer", "integer_kn", "quantize_x", *BLOCK_BITS)
 #: (activations, weights, output) dtypes of each variant (``quantize_x`` reads no weights).
 VARIANT_TYPES = {
     "float32": ("float32", "float32", "float32"),
     "static": ("uint8", "int8", "uint8"),
     "dynamic": ("float32", "int8", "float32"),
     "integer": ("uint8", "int8", "int32"),
+    "integer_kn": ("uint8", "int8", "int32"),
     "quantize_x": ("float32", None, "uint8"),
     **{variant: ("float32", "uint8", "float32") for variant in BLOCK_BITS},
 }
@@ -80,6 +80,7 @@ COMPARISONS = (
     "matmul dynamic / onnxruntime dynamic",
     "matmul dynamic / torch dynamic",
     "matmul integer / onnxruntime integer",
+    "matmul integer_kn / qbench integer",
     "matmul static / read",
     "matmul dynamic / read",
     "matmul static / peak",
@@ -106,6 +107,9 @@ CHECK_ROWS = 4
 #: The peak probe of a GEMM: the kernel's inner loop (one dot of K = PEAK_K) on an L1-resident pair, repeated
 #: PEAK_REPS times in one call: the operations per second its arithmetic and loads allow, no memory beyond L1.
 PEAK_K, PEAK_REPS = 2048, 4096
+#: The packed kernel's peak probe: one tile over PEAK_GROUPS groups of K of one panel (under 20 KiB), PEAK_TILES
+#: times in one call.
+PEAK_GROUPS, PEAK_TILES = 64, 4096
 
 
 def layer_shapes() -> tuple[str, ...]:
@@ -141,10 +145,26 @@ def weight_bytes(variant: str, shape: str | Shape) -> int:
 
 
 def peak_call(variant: str, buf: Buffers) -> tuple[Callable[[], Any], int]:
-    """(call, operations) of the peak probe for ``variant``: int8 weights against int16-widened activations as
-    ``matmul_integer`` runs them, or float32 against float32 (the float twin)."""
+    """(call, operations) of the peak probe for ``variant``: the packed micro-kernel's tile on one L1-resident
+    panel, as ``matmul_integer`` runs packed weights, or float32 against float32 (the float twin)."""
     from qbench.kernels import matmul as kernels
 
+    if VARIANT_TYPES[variant][1] != "float32":
+        try:
+            from qbench.kernels import gemm, isa
+        except ImportError:  # an older commit, from before qbench packed its weights
+            isa = None
+        path = isa and isa.choose()
+        if path is not None:
+            rows, groups, nr = gemm.TILES[path.name][0], PEAK_GROUPS, gemm.panel_columns(path)
+            a = buf.random("uint8", rows * groups * 4, 0).reshape(rows, -1)
+            b, c = buf.random("uint8", groups * nr * 4, 1), np.zeros((rows, nr), np.int32)
+            if not path.vnni:  # int16 pairs: values of (x - zero point) of 8-bit data
+                a, b = (a.view(np.int16) >> 7).copy(), (b.view(np.int16) >> 7).copy()
+            peak = gemm.peak_kernel(path)
+            return (
+                lambda: peak(a, groups * 4, b, groups, c, PEAK_TILES)
+            ), 2 * rows * nr * groups * path.k_step * PEAK_TILES
     if VARIANT_TYPES[variant][1] == "float32":
         a, b, zeros = buf.random("float32", PEAK_K, 0), buf.random("float32", PEAK_K, 1), (np.float32(0),) * 2
     else:
@@ -187,6 +207,8 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     d.qw = buf.empty((n, k), np.int8, 2)
     d.qw[...] = reference.quantize(d.w, pw)
     d.b = d.qw.T
+    if variant == "integer_kn":
+        d.b = np.ascontiguousarray(d.qw.T)  # as an ONNX initializer lies: C-ordered (K, N)
     d.pb = QuantParams(pw.scale, pw.zero_point, np.int8, axis=1)
     d.pa = calibrate(d.x, "uint8")
     d.qa = reference.quantize(d.x, d.pa)
@@ -234,11 +256,16 @@ def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
     except ImportError:  # an older commit, from before qbench had a matrix multiply
         raise NotImplementedError("this qbench version has no matrix multiply") from None
 
+    if d.variant == "integer_kn" and not hasattr(mm, "pack_weights"):
+        raise NotImplementedError("this qbench version has no packed weights to compare its unpacked product with")
+    # Weights packed once, outside the timed call, as every peer packs its constant weights.
+    w = mm.pack_weights(d.b, d.pb.zero_point) if hasattr(mm, "pack_weights") and "b" in vars(d) else vars(d).get("b")
     calls = {
         "float32": lambda: mm.matmul_float32(d.x, d.w.T, parallel=parallel),
-        "static": lambda: mm.qlinear_matmul(d.qa, d.pa, d.b, d.pb, d.py, parallel=parallel),
-        "dynamic": lambda: mm.dynamic_quantize_matmul(d.x, d.b, d.pb, d.bias, parallel=parallel),
-        "integer": lambda: mm.matmul_integer(d.qa, d.b, d.pa.zero_point, 0, parallel=parallel),
+        "static": lambda: mm.qlinear_matmul(d.qa, d.pa, w, d.pb, d.py, parallel=parallel),
+        "dynamic": lambda: mm.dynamic_quantize_matmul(d.x, w, d.pb, d.bias, parallel=parallel),
+        "integer": lambda: mm.matmul_integer(d.qa, w, d.pa.zero_point, parallel=parallel),
+        "integer_kn": lambda: mm.matmul_integer(d.qa, d.b, d.pa.zero_point, 0, parallel=parallel),
         "quantize_x": lambda: mm.dynamic_quantize_linear(d.x, parallel=parallel),
     }
     return calls[d.variant]
@@ -260,8 +287,8 @@ def _peer(name: str) -> Callable[[Any, int, bool | None], Callable[[], Any]]:
         peers = peers_module()
         if not hasattr(peers, f"{name}_linear"):
             raise NotImplementedError(f"this qbench version has no {name} linear layer")
-        if d.variant == "quantize_x":
-            raise NotImplementedError("the input's quantization alone is timed for qbench and NumPy only")
+        if d.variant in ("quantize_x", "integer_kn"):
+            raise NotImplementedError(f"{d.variant} is timed for qbench (and NumPy) only")
         if d.variant in ("Q8_0", "Q4_0"):
             raise NotImplementedError(f"{name} does not run ggml's formats; it is compared with the same bits")
         if d.variant in BLOCK_BITS and name != "onnxruntime":

@@ -81,6 +81,9 @@ def gemm(a, row_bytes, m, b, panels, groups, c, k_block):
 """
 
 
+_SCOPES: dict[str, dict] = {}
+
+
 @functools.cache
 def micro_kernel(isa: Isa):
     """``gemm(a, row_bytes, m, b, panels, groups, c, k_block)`` of one path, compiled serial and parallel.
@@ -108,9 +111,28 @@ def micro_kernel(isa: Isa):
         for r in range(1, rows)
     )
     exec(_DRIVER.format(group_bytes=group_bytes, rows=rows, tails=tails or "            pass"), scope)  # noqa: S102
+    _SCOPES[isa.name] = scope
     driver = scope["gemm"]
     driver.__name__ = driver.__qualname__ = f"gemm_{isa.name.replace('-', '_')}"
     return kernel(driver, cache=False)
+
+
+_PEAK = """
+def peak(a, row_bytes, b, groups, c, reps):
+    for _ in range(reps):
+        tile_{rows}(a, row_bytes, 0, b, 0, 0, groups, c, c.shape[1] * 4, 0)
+"""
+
+
+@functools.cache
+def peak_kernel(isa: Isa):
+    """``peak(a, row_bytes, b, groups, c, reps)``: one full tile over one L1-resident panel, ``reps`` times: the
+    operations per second the micro-kernel's inner step reaches when nothing waits on memory."""
+    micro_kernel(isa)
+    rows = TILES[isa.name][0]
+    scope = {**_SCOPES[isa.name]}
+    exec(_PEAK.format(rows=rows), scope)  # noqa: S102 - generated from the template above
+    return numba.njit(scope["peak"])
 
 
 def panel_columns(isa: Isa) -> int:
@@ -257,13 +279,19 @@ def gemv_rows(a, a_zero, b, b_zero, out):
         a_sum += np.int32(np.int32(a[k]) - a_zero)
     for j in prange((n_total + GEMV_CHUNK - 1) // GEMV_CHUNK):
         n0 = j * GEMV_CHUNK
-        n1 = min(n0 + GEMV_CHUNK, n_total)
-        for n in range(n0, n1):
-            out[n] = np.int32(0)
-        for k in range(k_total):
+        width = min(GEMV_CHUNK, n_total - n0)
+        acc = np.zeros(GEMV_CHUNK, np.int32)
+        whole = k_total - k_total % 4
+        for k in range(0, whole, 4):  # four rows a pass: a quarter of the passes over the sums
+            a0, a1 = np.int32(np.int32(a[k]) - a_zero), np.int32(np.int32(a[k + 1]) - a_zero)
+            a2, a3 = np.int32(np.int32(a[k + 2]) - a_zero), np.int32(np.int32(a[k + 3]) - a_zero)
+            r0, r1, r2, r3 = b[k, n0:], b[k + 1, n0:], b[k + 2, n0:], b[k + 3, n0:]
+            for i in range(width):
+                acc[i] += a0 * np.int32(r0[i]) + a1 * np.int32(r1[i]) + a2 * np.int32(r2[i]) + a3 * np.int32(r3[i])
+        for k in range(whole, k_total):
             ak = np.int32(np.int32(a[k]) - a_zero)
-            row = b[k]
-            for n in range(n0, n1):
-                out[n] += ak * np.int32(row[n])
-        for n in range(n0, n1):
-            out[n] -= np.int32(b_zero[n]) * a_sum
+            row = b[k, n0:]
+            for i in range(width):
+                acc[i] += ak * np.int32(row[i])
+        for i in range(width):
+            out[n0 + i] = acc[i] - np.int32(b_zero[n0 + i]) * a_sum

@@ -122,4 +122,25 @@ MUTATIONS = [
         new="        return 0",
         tests=["tests/test_regress.py"],
     ),
+    dict(
+        name="the packed product forgets the weights' zero point against the row sums",
+        file="qbench/kernels/gemm.py",
+        old="            dst[n] = np.int32(np.int64(src[n]) - zb * rs - za * np.int64(col_sums[n]) + k * za * zb)",
+        new="            dst[n] = np.int32(np.int64(src[n]) - za * np.int64(col_sums[n]) + k * za * zb)",
+        tests=["tests/test_packed.py"],
+    ),
+    dict(
+        name="a tile larger than the register file (its accumulators spill to the stack)",
+        file="qbench/kernels/gemm.py",
+        old='TILES = {"avx512-vnni": (8, 3), "avx512": (8, 3), "avx-vnni": (6, 2), "avx2": (4, 2)}',
+        new='TILES = {"avx512-vnni": (8, 5), "avx512": (8, 5), "avx-vnni": (6, 4), "avx2": (4, 4)}',
+        tests=["tests/test_compiled.py::test_packed_micro_kernel_holds_its_paths_instruction_and_no_spills"],
+    ),
+    dict(
+        name="uint8 weights packed without flipping their top bit",
+        file="qbench/ops/packed.py",
+        old="        flip = np.uint8(0x80 if arr.dtype == np.uint8 else 0)",
+        new="        flip = np.uint8(0)",
+        tests=["tests/test_packed.py"],
+    ),
 ]

@@ -1,6 +1,9 @@
 """Packed weights: every kernel path this host can run gives MatMulInteger's exact int32 result, bit for bit with
 the unpacked weights, ONNX Runtime and the int64 definition; bad input is refused before anything is packed."""
 
+import functools
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -184,3 +187,27 @@ def test_a_path_the_target_lacks_is_a_python_error_not_an_llvm_abort(monkeypatch
     assert [p.name for p in isa.allowed(frozenset({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512vnni"}))] == [
         p.name for p in PATHS
     ]
+
+
+@functools.cache
+def _onnx_matmulinteger_cases() -> list:
+    node = pytest.importorskip("onnx.backend.test.case.node")
+    with warnings.catch_warnings():  # collecting runs every operator's example code, some of which divides by 0
+        warnings.simplefilter("ignore")
+        return [c for c in node.collect_testcases(None) if c.model.graph.node[0].op_type == "MatMulInteger"]
+
+
+def test_onnx_backend_matmulinteger_cases_through_packed_weights(path):
+    """ONNX's own MatMulInteger cases (files we did not make), their 2-D weights packed."""
+    checked = 0
+    for case in _onnx_matmulinteger_cases():
+        for inputs, outputs in case.data_sets:
+            a, b, *zero_points = inputs
+            if b.ndim != 2:
+                continue
+            za = zero_points[0] if zero_points else 0
+            zb = zero_points[1] if len(zero_points) > 1 else 0
+            got = qbench.matmul_integer(a, qbench.pack_weights(b, zb), za)
+            np.testing.assert_array_equal(got, outputs[0], err_msg=case.name)
+            checked += 1
+    assert checked >= 1

@@ -38,7 +38,7 @@ Q = qbench.quantize(X, P)
         (lambda: qbench.QuantParams(0.1, 0, "int32"), TypeError, "unsupported quantized dtype"),
         (lambda: qbench.QuantParams([0.1, 0.2], 0, "uint8"), ValueError, "scalar for per-tensor"),
         (lambda: qbench.QuantParams([0.1, 0.2], [0, 0, 0], "uint8", axis=0), ValueError, "lengths differ"),
-        (lambda: qbench.QuantParams(0.1, 0, "uint8", axis=0), ValueError, "1-D array for per-axis"),
+        (lambda: qbench.QuantParams([[0.1, 0.2]], [[0, 0]], "uint8", axis=0), ValueError, "1-D array for per-axis"),
         (lambda: qbench.QuantParams(0.1, 0, "uint8", axis=1.0), TypeError, "axis must be None"),
         (
             lambda: qbench.quantize(X, qbench.QuantParams([0.1] * 5, [0] * 5, "uint8", axis=1)),

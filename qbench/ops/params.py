@@ -61,7 +61,8 @@ def quant_range(dtype: Any, *, symmetric: bool = False, reduce_range: bool = Fal
 class QuantParams:
     """Scale, zero point, target dtype, and for per-axis or blocked parameters the axis (and block size).
 
-    Per-tensor: ``scale`` is a float32 scalar and ``zero_point`` an int.
+    Per-tensor: ``scale`` is a float32 scalar and ``zero_point`` an int; a 1-element 1-D pair (as exported
+    models and ONNX's own test cases store them) is per tensor too, whatever ``axis`` says, as in ONNX Runtime.
     Per-axis: both are 1-D arrays with one entry per index along ``axis``.
     Blocked (ONNX opset 21, ``block_size=B``): both have the input's rank, ``axis`` of length ``ceil(D / B)``
     and every other axis as long as the input's; element ``i`` along ``axis`` uses entry ``i // B``.
@@ -103,6 +104,10 @@ class QuantParams:
             and np.all(zero_point == np.round(zero_point))
         ):
             raise TypeError(f"zero_point must be an integer or integer array, got {self.zero_point!r}")
+        if self.block_size is None and scale.size == 1 and scale.ndim <= 1 and zero_point.size == 1:
+            # ONNX Runtime's rule: a scalar or 1-element 1-D scale is per tensor, whatever the axis.
+            scale, zero_point = scale.reshape(()), zero_point.reshape(())
+            object.__setattr__(self, "axis", None)
         if self.axis is not None and zero_point.ndim == 0:
             zero_point = np.broadcast_to(zero_point, scale.shape)
         if self.axis is None:

@@ -3,8 +3,10 @@
 Every reader lists a file's tensors first (name, shape, stored type, which
 axis holds the output channels) and loads one on request as float32, so a
 scan holds a few tensors at a time whatever the model's size. GGUF files are
-memory-mapped (``gguf.GGUFReader``); ONNX initializers (external data
-included), safetensors and ``.npz`` members are read one tensor per call.
+memory-mapped (``gguf.GGUFReader``); ONNX initializers and ``Constant``
+tensors (of the main graph and of every ``If``/``Loop``/``Scan`` body;
+external data included), safetensors and ``.npz`` members are read one
+tensor per call.
 
 The output-channel axis, per file type:
 
@@ -181,9 +183,17 @@ def _onnx(path: Path) -> ModelFile:
     except Exception as exc:
         raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     consumers: dict[str, tuple[str, int, Any]] = {}
-    for node in proto.graph.node:
-        for slot, name in enumerate(node.input):
-            consumers.setdefault(name, (node.op_type, slot, node))
+    stored_tensors = []  # initializers and Constant nodes' tensors, of the main graph and every subgraph
+    for graph in onnx_graphs(proto.graph):
+        stored_tensors.extend(graph.initializer)
+        for node in graph.node:
+            for slot, name in enumerate(node.input):
+                consumers.setdefault(name, (node.op_type, slot, node))
+            if node.op_type == "Constant":
+                value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+                if value is not None:
+                    value.name = node.output[0]
+                    stored_tensors.append(value)
 
     def axis_of(name: str, ndim: int) -> tuple[int, bool]:
         op, slot, node = consumers.get(name, ("", -1, None))
@@ -198,7 +208,7 @@ def _onnx(path: Path) -> ModelFile:
     dtypes[onnx.TensorProto.BFLOAT16] = "bfloat16"
     dtypes[onnx.TensorProto.DOUBLE] = "float64"
     items, protos = [], {}
-    for init in proto.graph.initializer:
+    for init in stored_tensors:
         shape = tuple(int(d) for d in init.dims)
         stored = dtypes.get(init.data_type)
         if stored is None:  # integer initializers (shapes, indices, already-quantized weights) are not weights
@@ -217,6 +227,17 @@ def _onnx(path: Path) -> ModelFile:
         return numpy_helper.to_array(tensor, base_dir=str(path.parent))
 
     return ModelFile(path, "onnx", tensors, others, other_values, load)
+
+
+def onnx_graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and every subgraph below it (the bodies of ``If``, ``Loop`` and ``Scan``), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from onnx_graphs(attr.g)
+            for sub in attr.graphs:
+                yield from onnx_graphs(sub)
 
 
 def _np_name(stored: str) -> Any:

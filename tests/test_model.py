@@ -295,7 +295,7 @@ def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, 
 
     monkeypatch.setattr(modeltime, "last_level_cache", lambda: 64 << 10)  # a few copies of these small layers
     out = tmp_path / "report"
-    argv = ["model", str(files["onnx"]), "--out", str(out), "--batch", "4", "--threads", "1"]
+    argv = ["model", str(files["onnx"]), "--out", str(out), "--batch", "4", "--threads", "1", "--no-run"]
     assert cli.main(argv + ["--formats", "int8,int8-channel,int4-b32,Q8_0,Q4_0", "--calibration", "minmax"]) == 0
     text = capsys.readouterr().out
     table = text[text.index("format ") : text.index("report:")]  # the report's path is the user's
@@ -309,7 +309,7 @@ def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, 
     assert set(times["shape"]) == {"96x64", "48x96"} and set(times["m"]) == {1, 4}
     assert set(times.loc[times["m"] == 4, "variant"]) == {"float32", "dynamic"}  # block formats: GEMV only
     md = (out / "report.md").read_text()
-    assert md.startswith("# qbench model mlp.onnx\n\n## What quantizing this model buys on this CPU")
+    assert md.startswith("# qbench model mlp.onnx\n\n## What quantizing this model's weights buys, format by format")
     summary = pd.read_csv(out / "tensors.csv")  # the headline's Q4_0 line says the summary's numbers
     q4 = summary[summary["format"] == "Q4_0"]
     want = 4 * (W1.size + W2.size + B1.size) / (q4["bytes"].sum() + 4 * B1.size)

@@ -1,4 +1,5 @@
-"""``qbench model FILE``: every weight tensor of a model file through each format: size, accuracy, speed."""
+"""``qbench model FILE``: an ONNX model run end to end in ONNX Runtime as float32 and each quantized variant, and
+every weight tensor of any model file through each format: size, accuracy, speed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,47 @@ from pathlib import Path
 
 from qbench.cli.common import add_out, comma_list, fail, whole
 
-HELP = "what each quantization format does to a model file: size, accuracy and speed per layer"
+HELP = "what quantizing a model buys on this CPU: the whole ONNX model run, and each weight tensor per format"
+
+
+def _int_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition(",")
+    try:
+        pair = (int(low), int(high))
+    except ValueError:
+        pair = (0, 0)
+    if not sep or pair[0] >= pair[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW,HIGH with LOW < HIGH (values drawn from [LOW, HIGH)), got {text!r}"
+        )
+    return pair
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from qbench.model.variants import VARIANTS
+
+    run = parser.add_argument_group("end-to-end run of an ONNX model (needs onnxruntime: pip install 'qbench[onnx]')")
+    run.add_argument(
+        "--run",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the model in ONNX Runtime as each variant (default: on for .onnx files)",
+    )
+    run.add_argument("--variants", type=comma_list, help=f"comma-separated: {', '.join(VARIANTS)} (default: all)")
+    run.add_argument("--inputs", help=".npz with one array per graph input, a leading sample axis (default: random)")
+    run.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a symbolic dimension's value (repeatable); an unnamed one as INPUT[AXIS]=VALUE",
+    )
+    run.add_argument("--samples", type=whole(1), default=8, help="random samples (default: %(default)s)")
+    run.add_argument("--int-range", type=_int_range, help="LOW,HIGH for random integer inputs that index no table")
+    run.add_argument("--seconds", type=float, default=1.0, help="time per latency measurement (default: %(default)s)")
+    run.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds any one variant's step may take (default: %(default)s)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +78,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="output-channel axis of every tensor (default: per file type; see the README), e.g. -1 for (in, out)",
     )
+    _add_run_arguments(parser)
+
+
+def _end_to_end(args: argparse.Namespace, threads: int) -> tuple[object | None, list[str]]:
+    """The planned run of an ONNX file (checked before any work), or None and why there is none."""
+    import importlib.util
+
+    from qbench.model import runtime
+
+    if Path(args.path).suffix.lower() != ".onnx":
+        return None, ["no runtime for this file type here: the answer is the kernel-level one below"]
+    if not args.run:
+        return None, []
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None, ["onnxruntime is not installed (pip install 'qbench[onnx]'): the model was not run"]
+    plan = runtime.plan(
+        args.path,
+        variants=args.variants,
+        inputs=args.inputs,
+        dims=args.dim,
+        samples=args.samples,
+        int_range=args.int_range,
+        threads=sorted({1, threads}),
+        seconds=args.seconds,
+        timeout=args.timeout,
+    )
+    return plan, []
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -56,9 +124,22 @@ def execute(args: argparse.Namespace) -> int:
     numba.set_num_threads(threads)
     try:
         fmts = modelscan.formats(args.formats, args.calibration)
+        plan, run_notes = _end_to_end(args, threads)
         model = open_model(args.path, args.channel_axis)
     except (ModelError, ValueError) as exc:
         return fail(str(exc), 2)
+    run = None
+    if plan is not None:
+        from qbench.model import runtime
+
+        print(f"{model.path.name}: running {len(plan.variants)} variant(s) in ONNX Runtime, threads {plan.threads}")
+        for note in plan.notes:
+            print(f"  {note}")
+        try:
+            run = runtime.run(plan, progress=lambda s: print(f"  {s}", flush=True))
+        except ModelError as exc:
+            model.close()
+            return fail(str(exc), 2)
     with model:
         values = sum(t.size for t in model.tensors)
         print(
@@ -85,7 +166,7 @@ def execute(args: argparse.Namespace) -> int:
                 counts, variants, batch=args.batch, threads=threads, progress=lambda s: print(f"  {s}", flush=True)
             )
         summary = with_speedups(summary, fmts, times, args.batch)
-    notes = [f"skipped (NaN/inf values, kept in float32): {name}" for name in result.skipped]
+    notes = run_notes + [f"skipped (NaN/inf values, kept in float32): {name}" for name in result.skipped]
     if args.time and not counts:
         notes.append("no tensor feeds a matrix product as far as the file says: nothing timed")
     info = describe()
@@ -104,6 +185,7 @@ def execute(args: argparse.Namespace) -> int:
         ),
     ]
     out = Path(args.out or f"reports/model-{model.path.stem}")
+    answer = _answer(run, plan, model.path.name, info) if run is not None else None
     page = build_model_report(
         out,
         title=f"qbench model {model.path.name}",
@@ -112,7 +194,12 @@ def execute(args: argparse.Namespace) -> int:
         frame=result.frame,
         times=times,
         notes=notes,
+        runtime=answer,
     )
+    if answer is not None:
+        print()
+        for line in [*answer["verdict"], answer["machine"], *answer["why"]]:
+            print(textwrap.fill(line, width=100, subsequent_indent="  "))
     print()
     for line in terminal_summary(summary):
         print(line)
@@ -124,3 +211,26 @@ def execute(args: argparse.Namespace) -> int:
         print(textwrap.fill(f"{key}: {text}", width=100, subsequent_indent="  "))
     print(f"report: {page}")
     return 0
+
+
+def _answer(run: dict, plan: object, name: str, info: dict) -> dict:
+    """``model.json``'s document: the end-to-end results with their verdict, the why and the machine."""
+    import platform
+
+    import onnxruntime
+
+    from qbench.report import runtime as rt
+
+    return {
+        "model": name,
+        "machine_name": platform.node(),
+        "machine_info": info,
+        "machine": rt.machine_line(info, onnxruntime.__version__),
+        "onnxruntime": onnxruntime.__version__,
+        "threads": plan.threads,
+        "inputs": {k: list(v.shape) for k, v in plan.inputs.items()},
+        "notes": plan.notes,
+        "verdict": rt.verdict(run, plan.threads),
+        "why": rt.why(run),
+        "variants": run,
+    }

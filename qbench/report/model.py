@@ -193,14 +193,32 @@ def build_model_report(
     frame: pd.DataFrame,
     times: pd.DataFrame | None,
     notes: list[str],
+    runtime: dict[str, Any] | None = None,
 ) -> Path:
-    """index.html (self-contained), report.md, tensors.csv, times.csv and the plots, into ``out_dir``."""
+    """index.html (self-contained), report.md, tensors.csv, times.csv and the plots, into ``out_dir``; with the
+    end-to-end ``runtime`` document, its verdict leads the page and ``model.json`` and ``model.csv`` join it."""
+    from . import runtime as rt
 
-    lead = Lead("What quantizing this model buys on this CPU", summary, headline(summary))
+    scan_lead = Lead("What quantizing this model's weights buys, format by format", summary, headline(summary))
+    lead, tables_first = scan_lead, []
+    if runtime is not None:
+        lead = Lead(
+            "The whole model in ONNX Runtime on this CPU",
+            rt.table(runtime["variants"], runtime["threads"]),
+            [*runtime["verdict"], runtime["machine"]],
+            "Why: where each variant's time goes, and where static int8 departs from float32",
+            runtime["why"],
+        )
+        tables_first = [
+            ("The weights, format by format (qbench's kernels at the model's shapes)", summary),
+            ("What the weight scan says", pd.DataFrame({"answer": headline(summary)})),
+        ]
 
     def fill(tmp: Path) -> None:
         figures = [plot_tradeoff(summary, tmp), plot_depth(frame, tmp)]
-        tables: list[tuple[str, Any]] = []
+        tables: list[tuple[str, Any]] = list(tables_first)
+        if runtime is not None:
+            rt.write(tmp, runtime)
         if times is not None and not times.empty:
             figures.append(plot_speed(times, tmp))
             tables.append(("Time per weight shape (seconds per call, median of rounds)", times))

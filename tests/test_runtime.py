@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("onnx", reason="onnx is not installed")
@@ -133,9 +134,9 @@ def test_the_verdict_says_the_measured_ratios(tmp_path):
         entry = res[name]
         assert "error" not in entry, entry
         want = res["float32"]["latency"]["1"]["median_s"] / entry["latency"]["1"]["median_s"]
-        said = re.search(r"(?:as fast \()?([\d.]+)x (faster|slower|\))", line)
-        value = float(said.group(1))
-        value = 1 / value if said.group(2) == "slower" else value
+        said = re.match(r"[^:]+: (?:as fast \(([\d.]+)x\)|([\d.]+)x (faster|slower)) at 1 thread", line)
+        value = float(said.group(1) or said.group(2))
+        value = 1 / value if said.group(3) == "slower" else value
         assert value == pytest.approx(want, rel=0.01), line
         assert f"{res['float32']['bytes'] / entry['bytes']:.2f}x smaller" in line
         assert "top-1" in line  # ten class scores
@@ -259,3 +260,13 @@ def test_the_command_leads_with_the_verdict_and_writes_model_json(tmp_path):
         [*cmd[:5], "--dim", "nothing=3", "--out", str(tmp_path / "never")], capture_output=True, text=True, timeout=600
     )
     assert bad.returncode == 2 and "names no dimension" in bad.stderr and not (tmp_path / "never").exists()
+    # The same model.json from a second machine: one page with both, a row per machine and variant.
+    other = dict(doc, machine_name="other-machine")
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    page_dir = tmp_path / "machines"
+    cmd = [sys.executable, "-m", "qbench", "report", "--models", str(out / "model.json"), str(tmp_path / "other.json")]
+    done = subprocess.run([*cmd, "--out", str(page_dir)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(page_dir / "models.csv")
+    assert sorted(rows["machine"]) == sorted([doc["machine_name"], "other-machine"])
+    assert rows["x 1 thread"].tolist() == pytest.approx([rows["x 1 thread"][0]] * 2)

@@ -143,4 +143,34 @@ MUTATIONS = [
         new="        flip = np.uint8(0)",
         tests=["tests/test_packed.py"],
     ),
+    dict(
+        name="the end-to-end verdict's speed-up inverted (variant over float32)",
+        file="qbench/report/runtime.py",
+        old='    return base["median_s"] / mine["median_s"] if base and mine else math.nan',
+        new='    return mine["median_s"] / base["median_s"] if base and mine else math.nan',
+        tests=["tests/test_runtime.py::test_the_verdict_says_the_measured_ratios"],
+    ),
+    dict(
+        name="each variant's outputs compared with float32's of the previous sample",
+        file="qbench/model/runtime.py",
+        old="        r, g = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()",
+        new="        r, g = ref.astype(np.float64).ravel(), np.roll(got, 1, axis=0).astype(np.float64).ravel()",
+        tests=[
+            "tests/test_runtime.py::test_dynamic_int8_of_a_linear_layer_is_within_its_quantization_bound_and_sizes_are_exact"
+        ],
+    ),
+    dict(
+        name="the ONNX reader ignores subgraphs",
+        file="qbench/model/files.py",
+        old="    for graph in onnx_graphs(proto.graph):\n        stored_tensors.extend(graph.initializer)",
+        new="    for graph in [proto.graph]:\n        stored_tensors.extend(graph.initializer)",
+        tests=["tests/test_runtime.py::test_weights_inside_if_branches_are_found_and_quantized"],
+    ),
+    dict(
+        name="token ids drawn past the vocabulary of the Gather they feed",
+        file="qbench/model/inputs.py",
+        old="            low, high = int_range or ((0, limits[spec.name]) if spec.name in limits else INT_RANGE)",
+        new="            low, high = int_range or INT_RANGE",
+        tests=["tests/test_runtime.py::test_token_ids_stay_below_the_vocabulary_and_open_dimensions_are_refused"],
+    ),
 ]

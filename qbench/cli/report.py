@@ -22,14 +22,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out(parser, "reports/latest")
     parser.add_argument("--commit", help="commit for the main plots (default: the newest measured)")
     parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="JSON",
+        help="model.json files of qbench model from several machines: one page comparing them (instead of asv results)",
+    )
+    parser.add_argument(
         "--readme-table",
         action="store_true",
         help="print the peers comparison as a Markdown table (for the README) and exit",
     )
 
 
+def _models(args: argparse.Namespace) -> int:
+    import json
+
+    from qbench.report.runtime import build_across_machines
+
+    documents = []
+    for name in args.models:
+        try:
+            doc = json.loads(Path(name).read_text())
+            doc["variants"], doc["machine_name"], doc["verdict"]  # noqa: B018 - the keys a page needs
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return fail(f"{name}: not a model.json written by qbench model ({type(exc).__name__}: {exc})", 2)
+        documents.append(doc)
+    index = build_across_machines(documents, Path(args.out))
+    print(f"wrote {index} ({len(documents)} model runs side by side)")
+    return 0
+
+
 def execute(args: argparse.Namespace) -> int:
     import pandas as pd
+
+    if args.models:
+        return _models(args)
 
     from qbench.analysis.results import ResultsError, machine_info
     from qbench.report import readme_table

@@ -131,7 +131,7 @@ def fidelity(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -
             "cosine": float(r @ g / norm) if norm > 0 else float("nan"),
             "max_abs": float(np.max(np.abs(r - g))) if r.size else 0.0,
         }
-        if ref.ndim >= 2 and ref.shape[-1] >= 2:  # class scores: the last axis is the classes
+        if ref.ndim == 3 and ref.shape[-1] >= 2:  # (samples, batch, classes): class scores
             row["top1"] = float(np.mean(np.argmax(ref, axis=-1) == np.argmax(got, axis=-1)))
         found[name] = row
     return found

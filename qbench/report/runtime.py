@@ -15,7 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-#: Within this factor either way a variant is "as fast" as float32 (the rounds of a shared machine move this much).
+from .pages import publish
+from .render import Lead, render_html, render_markdown
+
+#: Within this factor either way (or the rounds' own spread, if wider) a variant is "as fast" as float32.
 SAME_SPEED = 1.10
 #: Below these, a variant's outputs are too far from float32's to be taken without checking.
 MIN_SQNR_DB, MIN_TOP1 = 20.0, 0.99
@@ -33,10 +36,17 @@ def _worst(entry: dict[str, Any], key: str) -> float:
     return min(values) if values else math.nan
 
 
-def _times(x: float) -> str:
+def _band(results: dict[str, Any], name: str, threads: str) -> float:
+    """The factor within which a variant counts as fast as float32: :data:`SAME_SPEED`, or more where the rounds
+    of either (slowest round median over fastest) spread further."""
+    spreads = [results[n]["latency"].get(threads, {}).get("spread", 1.0) for n in ("float32", name)]
+    return max(SAME_SPEED, *spreads)
+
+
+def _times(x: float, band: float = SAME_SPEED) -> str:
     if math.isnan(x):
         return "not measured"
-    if 1 / SAME_SPEED < x < SAME_SPEED:
+    if 1 / band < x < band:
         return f"as fast ({x:.2f}x)"
     return f"{x:.2f}x faster" if x > 1 else f"{1 / x:.2f}x slower"
 
@@ -54,11 +64,12 @@ def verdict(results: dict[str, Any], threads: list[int]) -> list[str]:
             lines.append(f"{entry['label']}: {entry['error']}")
             continue
         fast, fast_all = _speedup(results, name, one), _speedup(results, name, many)
+        band, band_all = _band(results, name, one), _band(results, name, many)
         smaller = results["float32"]["bytes"] / entry["bytes"]
         sqnr, top1 = _worst(entry, "sqnr_db"), _worst(entry, "top1")
-        parts = [f"{_times(fast)} at {one} thread" + ("" if one == "1" else "s")]
+        parts = [f"{_times(fast, band)} at {one} thread" + ("" if one == "1" else "s")]
         if many != one:
-            parts.append(f"{_times(fast_all)} at {many}")
+            parts.append(f"{_times(fast_all, band_all)} at {many}")
         parts.append(f"{smaller:.2f}x smaller")
         if not math.isnan(sqnr):
             parts.append(f"outputs {sqnr:.1f} dB" if math.isfinite(sqnr) else "outputs identical")
@@ -68,9 +79,9 @@ def verdict(results: dict[str, Any], threads: list[int]) -> list[str]:
             word = "nothing quantized: no weight this quantizer takes"
         elif sqnr < MIN_SQNR_DB or top1 < MIN_TOP1:
             word = "accuracy lost: check on real data before using"
-        elif fast >= SAME_SPEED or fast_all >= SAME_SPEED:
+        elif fast >= band or fast_all >= band_all:
             word = "faster on this CPU"
-        elif fast <= 1 / SAME_SPEED:
+        elif fast <= 1 / band:
             word = "not on this CPU (for size only)" if smaller > 1.5 else "not on this CPU"
         else:
             word = "no faster here: for size only" if smaller > 1.5 else "no gain here"
@@ -182,6 +193,7 @@ def across_machines(documents: list[dict[str, Any]]) -> pd.DataFrame:
             rows.append(
                 {
                     "machine": doc["machine_name"],
+                    "model": doc["model"],
                     "variant": e["label"],
                     "x 1 thread": _speedup(results, name, threads[0]),
                     "x all threads": _speedup(results, name, threads[-1]),
@@ -190,3 +202,22 @@ def across_machines(documents: list[dict[str, Any]]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def build_across_machines(documents: list[dict[str, Any]], out_dir: str | Path) -> Path:
+    """One model on several machines (their ``model.json``): the verdicts side by side, one row per machine and
+    variant, and each machine's facts; index.html, report.md and models.csv into ``out_dir``."""
+    models = sorted({d["model"] for d in documents})
+    title = f"qbench model {', '.join(models)} on {len(documents)} machines"
+    frame = across_machines(documents)
+    header = [(d["machine_name"], d["machine"]) for d in documents]
+    lines = [f"{d['machine_name']}: {line}" for d in documents for line in d["verdict"]]
+    lead = Lead("What quantizing the model buys on each machine", frame, lines)
+
+    def fill(tmp: Path) -> None:
+        frame.to_csv(tmp / "models.csv", index=False)
+        (tmp / "report.md").write_text(render_markdown(title, header, [], [], lead=lead))
+        (tmp / "index.html").write_text(render_html(title, header, [], [], tmp, lead=lead))
+
+    publish(Path(out_dir), fill)
+    return Path(out_dir) / "index.html"

@@ -5,7 +5,8 @@ Environment variables shape the grid, read when the suite is imported:
 ``QBENCH_THREADS=1,8`` overrides the thread counts (default: 1 and all cores)
 ``QBENCH_SIZES=1024,65536`` the sizes and ``QBENCH_SHAPES=1x4096x4096,64x1024x1024`` the
 linear layers' shapes (M x K x N), ``QBENCH_IMPLS=qbench`` the implementations (of those the
-grid has). :data:`GATE` is the regression gate's grid in those variables.
+grid has), ``QBENCH_KERNELS=quantize,dequantize`` the kernel families whose instructions are counted
+(default: all). :data:`GATE` is the regression gate's grid in those variables.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def impls_override(environ: Mapping[str, str] = os.environ) -> tuple[str, ...] |
     if unknown:
         raise ValueError(f"QBENCH_IMPLS names {', '.join(unknown)}; accepted: {', '.join(WITH_PEERS)}")
     return tuple(parts) or None
+
+
+def kernels_override(environ: Mapping[str, str] = os.environ) -> tuple[str, ...] | None:
+    """Kernel families named in ``QBENCH_KERNELS``; None when it is unset or empty (checked by the registry)."""
+    return tuple(p.strip() for p in environ.get("QBENCH_KERNELS", "").split(",") if p.strip()) or None
 
 
 def check_environment(environ: Mapping[str, str]) -> None:

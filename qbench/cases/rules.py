@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .families import BANDWIDTH_OPS, KERNELS
-from .grid import GATE_CACHE, IMPLS, PEER_IMPLS, sizes, thread_counts
+from .grid import GATE_CACHE, IMPLS, PEER_IMPLS, kernels_override, sizes, thread_counts
 from .matmul import MATMUL
 from .registry import Family, Operand, Shape, Stream, itemsize
 
@@ -161,10 +161,16 @@ def kernel_grid(kernel: str) -> tuple[list, list[str]]:
 
 def gate_points() -> list[tuple[str, str, int | str]]:
     """The gate's cache-resident points, ``(kernel, dtype, size or shape)``: every family and dtype of the grid
-    at :data:`grid.GATE_CACHE` (a size, or the GEMV shape of the matrix products). Their instructions are counted."""
+    at :data:`grid.GATE_CACHE` (a size, or the GEMV shape of the matrix products), of the families
+    ``QBENCH_KERNELS`` names if it is set. Their instructions are counted."""
+    only = kernels_override()
+    unknown = [k for k in only or () if k not in FAMILIES]
+    if unknown:
+        raise ValueError(f"QBENCH_KERNELS names {', '.join(unknown)}; accepted: {', '.join(FAMILIES)}")
     return [
         (name, dtype, GATE_CACHE[0] if fam.axes == ("size",) else GATE_CACHE[1])
         for name, fam in FAMILIES.items()
+        if not only or name in only
         for dtype in fam.grid_dtypes()
     ]
 

@@ -144,6 +144,29 @@ def dynamic_quantize_matmul(x: np.ndarray, b: np.ndarray, pb: QuantParams, bias:
 # ---- ggml block formats (Q8_0, Q4_0): blocks of 32 with a float16 scale ---------------------------------------
 
 
+def entropy_divergences(hist: np.ndarray, levels: int) -> np.ndarray:
+    """Entropy calibration's divergence per candidate threshold ``i`` (index ``i``; inf below ``levels`` and where
+    the quantized histogram is empty): the first ``i`` bins, the rest folded into the last, against their merge
+    into ``levels`` groups spread evenly over each group's non-empty bins (TensorRT's search)."""
+    bins = len(hist)
+    out = np.full(bins + 1, np.inf)
+    for i in range(levels, bins + 1):
+        p = hist[:i].copy()
+        p[-1] += hist[i:].sum()
+        kept = hist[:i]
+        group = (np.arange(i) * levels) // i
+        mass = np.bincount(group, weights=kept, minlength=levels)
+        nonzero = np.bincount(group, weights=(kept > 0).astype(np.float64), minlength=levels)
+        q = np.where(kept > 0, mass[group] / np.maximum(nonzero[group], 1.0), 0.0)
+        if q.sum() == 0.0:
+            continue
+        p, q = p / p.sum(), q / q.sum()
+        support = p > 0
+        q = np.where(support & (q == 0.0), 1e-12, q)
+        out[i] = float(np.sum(p[support] * np.log(p[support] / q[support])))
+    return out
+
+
 def _roundf(v: np.ndarray) -> np.ndarray:
     """C's roundf, ties away from zero, exactly (``v - trunc(v)`` is exact)."""
     t = np.trunc(v)

@@ -191,3 +191,50 @@ def test_error_metrics_by_hand():
     assert qbench.metrics.mse(x, back) == pytest.approx(1 / 3, rel=1e-12)
     assert qbench.metrics.max_abs_error(x, back) == 1.0
     assert qbench.metrics.sqnr_db(x, x) == float("inf")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_entropy_search_matches_its_numpy_formulation(seed):
+    """The Numba search's divergence for every candidate equals NumPy's (to the last bits a reordered sum moves),
+    on histograms with empty bins, heavy tails and a single spike."""
+    from qbench.kernels.calibrate import kl_divergences
+
+    rng = np.random.default_rng(seed)
+    bins, levels = 512, [128, 256, 127, 255, 100, 300][seed]
+    data = np.abs(rng.standard_t(2 + seed, 20000))
+    hist = np.histogram(data, bins=bins, range=(0, data.max()))[0].astype(np.float64)
+    if seed == 5:
+        hist[:] = 0
+        hist[3] = 10.0
+    want = qbench.reference.entropy_divergences(hist, levels)
+    got = np.full(bins + 1, np.inf)
+    kl_divergences(hist, levels, got)
+    finite = np.isfinite(want)
+    assert (np.isfinite(got) == finite).all()
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-15)
+    assert np.argmin(got) == np.argmin(want) or want[np.argmin(got)] == pytest.approx(want.min(), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_entropy_histogram_is_numpys_bin_for_bin(seed):
+    """Values on the edges, the maximum itself and zeros land in NumPy's bins."""
+    from qbench.kernels.calibrate import abs_histogram
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(3, 50000)
+    edges = np.linspace(0.0, np.abs(x).max(), 2048 + 1)
+    x[:2000] = rng.choice(edges, 2000) * rng.choice([-1.0, 1.0], 2000)  # exactly on an edge, either sign
+    x[2000:2100] = 0.0
+    got = np.zeros(2048, np.int64)
+    abs_histogram(x, edges, got)
+    np.testing.assert_array_equal(got, np.histogram(np.abs(x), bins=2048, range=(0.0, edges[-1]))[0])
+
+
+def test_calibrate_each_is_calibrate_for_every_request(rng):
+    x = (rng.standard_t(4, 30000) * 0.3).astype(np.float32)
+    requests = [(d, m, d == "int8") for m in ("minmax", "percentile", "entropy", "mse") for d in ("int8", "uint8")]
+    requests.append(("uint8", "minmax", True))
+    got = qbench.ops.calibrate.calibrate_each(x, requests)
+    assert got == [qbench.calibrate(x, d, method=m, symmetric=s) for d, m, s in requests]
+    with pytest.raises(ValueError, match="non-finite"):
+        qbench.ops.calibrate.calibrate_each(np.array([1.0, np.nan], np.float32), requests)

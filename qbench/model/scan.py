@@ -2,12 +2,15 @@
 
 Every format quantizes a tensor's (channels, inputs) view
 (:func:`qbench.model.files.rows_view`): per-channel scales run along the rows,
-blocks along the inputs (the reduction axis of the matrix product). The
-round trip goes through qbench's own kernels, a block of rows at a time, and
-its error is summed in one pass (:class:`qbench.ops.metrics.ErrorSums`), so a
-scan holds one tensor and a few megabytes of temporaries whatever the model.
+blocks along the inputs (the reduction axis of the matrix product). Each
+tensor is read once for every format, a block of rows at a time: the
+scale-and-zero-point formats in one fused pass, the int4 blocks in one each
+(the quantized values never stored), float16 and ggml through their kernels
+(:func:`measure_tensor`); the per-tensor calibrations share their data and
+what they can of their search. A scan holds one tensor and a few megabytes of
+temporaries whatever the model.
 
-Formats (:data:`FORMATS`, names as ``--formats`` takes them):
+Formats (:data:`qbench.model.formats.FORMATS`, names as ``--formats`` takes them):
 
 - ``float16``: the 16-bit float copy (the size every other format is also compared with);
 - ``int8`` / ``uint8``: one scale per tensor, one row per calibration method
@@ -21,9 +24,8 @@ Formats (:data:`FORMATS`, names as ``--formats`` takes them):
   multiple of 32 values; llama.cpp keeps other tensors in float16, and so do
   the totals).
 
-Bytes count the values and every scale and zero point a file must store
-(:func:`nbytes`), for one tensor; tensors of fewer than two dimensions
-(biases, norms) stay float32 (float16 in the float16 row) in every total.
+Tensors of fewer than two dimensions (biases, norms) stay float32 (float16 in
+the float16 row) in every total.
 """
 
 from __future__ import annotations
@@ -38,82 +40,14 @@ import numpy as np
 import pandas as pd
 
 from qbench.model.files import ModelFile, TensorInfo, rows_view
-from qbench.ops.calibrate import METHODS
+from qbench.model.formats import FORMATS, GGML_BLOCK, Format, formats, nbytes, why_not  # noqa: F401 - re-exported
 
 #: Above this many values, percentile, entropy and MSE calibration see every k-th value (k = ceil(size / this)).
 CALIBRATION_SAMPLE = 1 << 22
 #: Values per block of rows the round trip runs on.
 CHUNK_VALUES = 1 << 20
-GGML_BLOCK = 32
 #: The format name of each tensor as the file stores it (its bytes; no error to measure).
 STORED = "as stored"
-
-
-@dataclass(frozen=True)
-class Format:
-    """One way to store a tensor: ``kind`` says how (float, tensor, channel, blocks, ggml)."""
-
-    name: str
-    kind: str
-    dtype: str
-    method: str = "minmax"
-    block: int = 0
-    #: The matmul suite's variant its matrix products are timed with (None: no kernel to time).
-    timed_as: str | None = None
-
-
-def _catalogue(methods: Sequence[str]) -> dict[str, list[Format]]:
-    """``--formats`` names -> the formats each stands for."""
-    return {
-        "float16": [Format("float16", "float", "float16")],
-        "int8": [Format(f"int8 {m}", "tensor", "int8", m, timed_as="dynamic") for m in methods],
-        "uint8": [Format(f"uint8 {m}", "tensor", "uint8", m, timed_as="dynamic") for m in methods],
-        "int8-channel": [Format("int8 channel", "channel", "int8", timed_as="dynamic")],
-        "int4-b32": [Format("int4 b32", "blocks", "int4", block=32, timed_as="nbits4")],
-        "int4-b128": [Format("int4 b128", "blocks", "int4", block=128)],
-        "Q8_0": [Format("Q8_0", "ggml", "Q8_0", block=GGML_BLOCK, timed_as="Q8_0")],
-        "Q4_0": [Format("Q4_0", "ggml", "Q4_0", block=GGML_BLOCK, timed_as="Q4_0")],
-    }
-
-
-FORMATS = tuple(_catalogue(["minmax"]))
-
-
-def formats(names: Sequence[str] | None = None, methods: Sequence[str] | None = None) -> list[Format]:
-    """The formats of ``names`` (default: all of :data:`FORMATS`), per-tensor ones once per calibration method."""
-    methods = list(methods or METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown calibration method(s) {', '.join(unknown)}; accepted: {', '.join(METHODS)}")
-    catalogue = _catalogue(methods)
-    names = list(names or FORMATS)
-    unknown = [n for n in names if n not in catalogue]
-    if unknown:
-        raise ValueError(f"unknown format(s) {', '.join(unknown)}; accepted: {', '.join(catalogue)}")
-    return [f for n in dict.fromkeys(names) for f in catalogue[n]]
-
-
-def nbytes(fmt: Format, rows: int, cols: int) -> int:
-    """Bytes of a (rows, cols) tensor in ``fmt``: values, scales (float32; ggml's float16) and zero points."""
-    size = rows * cols
-    if fmt.kind == "float":
-        return size * np.dtype(fmt.dtype).itemsize
-    if fmt.kind == "tensor":
-        return size + 4 + 1
-    if fmt.kind == "channel":
-        return size + rows * (4 + 1)
-    if fmt.kind == "blocks":
-        return -(-size // 2) + 4 * rows * -(-cols // fmt.block)
-    from qbench.ops.ggml import BLOCK_BYTES
-
-    return rows * (cols // GGML_BLOCK) * BLOCK_BYTES[fmt.dtype]
-
-
-def why_not(fmt: Format, rows: int, cols: int) -> str | None:
-    """Why ``fmt`` cannot store a (rows, cols) tensor, or None."""
-    if fmt.kind == "ggml" and cols % GGML_BLOCK:
-        return f"rows of {cols} values are not a multiple of {fmt.dtype}'s {GGML_BLOCK}-value blocks"
-    return None
 
 
 def calibration_data(fmt: Format, w: np.ndarray) -> np.ndarray:
@@ -124,11 +58,29 @@ def calibration_data(fmt: Format, w: np.ndarray) -> np.ndarray:
     return flat if flat.size <= CALIBRATION_SAMPLE else flat[:: -(-flat.size // CALIBRATION_SAMPLE)]
 
 
+def calibration_count(fmt: Format, size: int) -> int:
+    """How many values :func:`calibration_data` gives a format's calibration (all of them beyond per-tensor)."""
+    if fmt.kind != "tensor":
+        return size
+    if fmt.method == "minmax":
+        return 2
+    return size if size <= CALIBRATION_SAMPLE else len(range(0, size, -(-size // CALIBRATION_SAMPLE)))
+
+
 def tensor_params(fmt: Format, w: np.ndarray):
     """The one scale and zero point of a per-tensor format, from :func:`calibration_data`."""
     from qbench.ops.calibrate import calibrate
 
     return calibrate(calibration_data(fmt, w), fmt.dtype, method=fmt.method, symmetric=fmt.dtype == "int8")
+
+
+def tensor_params_each(fmts: Sequence[Format], w: np.ndarray) -> list:
+    """:func:`tensor_params` of several per-tensor formats that calibrate on the same data (MinMax ones, or the
+    others), the data converted once and a range shared where it can be (:func:`calibrate_each`)."""
+    from qbench.ops.calibrate import calibrate_each
+
+    requests = [(f.dtype, f.method, f.dtype == "int8") for f in fmts]
+    return calibrate_each(calibration_data(fmts[0], w), requests)
 
 
 def round_trip(fmt: Format, rows: np.ndarray, params=None) -> np.ndarray:
@@ -165,15 +117,84 @@ def nonfinite(w: np.ndarray) -> tuple[int, int]:
     return nan, inf
 
 
-def measure(fmt: Format, w: np.ndarray, parallel: bool = False) -> tuple[float, float]:
-    """(SQNR in dB, max absolute error) of ``w``'s round trip through ``fmt``, a block of rows at a time."""
-    from qbench.ops.metrics import ErrorSums
+def _scaled_params(fmt: Format, chunk: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (scale, zero point) of a per-tensor format (its tensor's ``params``) or of ``int8-channel`` (each
+    row's min and max, as ``calibrate(rows, axis=0, symmetric=True)`` finds them)."""
+    from qbench.ops.calibrate import params_from_range
+    from qbench.ops.params import quant_range
 
-    params = tensor_params(fmt, w) if fmt.kind == "tensor" else None
-    err = ErrorSums()
+    n = chunk.shape[0]
+    if fmt.kind == "tensor":
+        return np.full(n, params.scale, np.float32), np.full(n, params.zero_point, np.int32)
+    qmin, qmax = quant_range(fmt.dtype, symmetric=True)
+    lo, hi = chunk.min(axis=1).astype(np.float64), chunk.max(axis=1).astype(np.float64)
+    scale, zero_point = params_from_range(lo, hi, qmin, qmax, symmetric=True)
+    return scale, zero_point.astype(np.int32)
+
+
+def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False) -> dict[str, tuple[float, ...]]:
+    """(SQNR in dB, max absolute error, seconds) of ``w``'s round trip through each of ``fmts``.
+
+    A block of rows at a time; the scale-and-zero-point formats (per tensor and per channel) all in one pass
+    over each block and the int4 blocks in one each, without storing the quantized values (fused kernels of
+    :mod:`qbench.kernels.metrics`, bit for bit the round trip of ``quantize`` and ``dequantize``); float16 and
+    ggml through their own kernels. A fused format's seconds are its calibration and its share of the pass."""
+    from qbench.kernels import metrics as k
+    from qbench.ops.metrics import db
+    from qbench.ops.params import QUANT_DTYPES, quant_dtype, quant_range
+
+    scaled = [f for f in fmts if f.kind in ("tensor", "channel")]
+    blocked = [f for f in fmts if f.kind == "blocks"]
+    others = [f for f in fmts if f.kind not in ("tensor", "channel", "blocks")]
+    seconds = dict.fromkeys((f.name for f in fmts), 0.0)
+    params = {}
+    per_tensor = [f for f in scaled if f.kind == "tensor"]
+    for group in ([f for f in per_tensor if f.method == "minmax"], [f for f in per_tensor if f.method != "minmax"]):
+        if group:  # formats that calibrate on the same data (calibration_data): one call for all of them
+            began = time.perf_counter()
+            params.update(zip((f.name for f in group), tensor_params_each(group, w), strict=True))
+            for f in group:
+                seconds[f.name] += (time.perf_counter() - began) / len(group)
+    ranges = np.array([QUANT_DTYPES[quant_dtype(f.dtype)] for f in scaled], np.int32).reshape(-1, 2)
+    noise = dict.fromkeys(seconds, 0.0)
+    worst = dict.fromkeys(seconds, 0.0)
+    signal = 0.0
     for c in chunks(w):
-        err.add(c, round_trip(fmt, c, params), parallel=parallel)
-    return err.sqnr_db, err.worst
+        energy = np.empty(c.shape[0])
+        k.energy_rows(c, energy, parallel=parallel)
+        signal += float(energy.sum())
+        if scaled:
+            began = time.perf_counter()
+            pairs = [_scaled_params(f, c, params.get(f.name)) for f in scaled]
+            scale = np.ascontiguousarray([p[0] for p in pairs], dtype=np.float32)
+            zero_point = np.ascontiguousarray([p[1] for p in pairs], dtype=np.int32)
+            n, e = np.empty((len(scaled), c.shape[0])), np.empty((len(scaled), c.shape[0]))
+            k.scaled_error_rows(c, scale, zero_point, ranges[:, 0].copy(), ranges[:, 1].copy(), n, e, parallel=parallel)
+            share = (time.perf_counter() - began) / len(scaled)
+            for i, f in enumerate(scaled):
+                noise[f.name] += float(n[i].sum())
+                worst[f.name] = max(worst[f.name], float(e[i].max(initial=0.0)))
+                seconds[f.name] += share
+        for f in blocked:
+            began = time.perf_counter()
+            qmin, qmax = quant_range(f.dtype, symmetric=True)
+            lo, hi = QUANT_DTYPES[quant_dtype(f.dtype)]
+            n, e = np.empty(c.shape[0]), np.empty(c.shape[0])
+            k.symmetric_block_error_rows(
+                c, f.block, (qmax - qmin) / 2, np.int32(lo), np.int32(hi), n, e, parallel=parallel
+            )
+            noise[f.name] += float(n.sum())
+            worst[f.name] = max(worst[f.name], float(e.max(initial=0.0)))
+            seconds[f.name] += time.perf_counter() - began
+        for f in others:
+            began = time.perf_counter()
+            back = round_trip(f, c)
+            n, e = np.empty(c.shape[0]), np.empty(c.shape[0])
+            k.error_rows(c, back, np.empty(c.shape[0]), n, e, parallel=parallel)
+            noise[f.name] += float(n.sum())
+            worst[f.name] = max(worst[f.name], float(e.max(initial=0.0)))
+            seconds[f.name] += time.perf_counter() - began
+    return {name: (db(signal, noise[name]), worst[name], seconds[name]) for name in seconds}
 
 
 def anon_bytes() -> int:
@@ -248,15 +269,18 @@ def scan(
         peak_anon = max(peak_anon, anon_bytes())
         rows.append(_row(t, format=STORED, bytes=t.stored_bytes, bits=8 * t.stored_bytes / t.size, status="ok"))
         nan, inf = nonfinite(w)
+        why = {
+            f.name: f"skipped: {nan} NaN and {inf} inf values" if nan or inf else why_not(f, t.rows, t.cols)
+            for f in fmts
+        }
+        found = measure_tensor([f for f in fmts if not why[f.name]], w, parallel)
+        peak_anon = max(peak_anon, anon_bytes())
         for fmt in fmts:
             base = _row(t, format=fmt.name)
-            why = (f"skipped: {nan} NaN and {inf} inf values") if nan or inf else why_not(fmt, t.rows, t.cols)
-            if why:
-                rows.append({**base, "status": why})
+            if why[fmt.name]:
+                rows.append({**base, "status": why[fmt.name]})
                 continue
-            began = time.perf_counter()
-            sqnr, worst = measure(fmt, w, parallel)
-            peak_anon = max(peak_anon, anon_bytes())
+            sqnr, worst, seconds = found[fmt.name]
             size = nbytes(fmt, t.rows, t.cols)
             rows.append(
                 {
@@ -265,8 +289,8 @@ def scan(
                     "bits": 8 * size / t.size,
                     "sqnr_db": sqnr,
                     "max_abs_error": worst,
-                    "calibration_values": calibration_data(fmt, w).size if fmt.kind == "tensor" else t.size,
-                    "seconds": time.perf_counter() - began,
+                    "calibration_values": calibration_count(fmt, t.size),
+                    "seconds": seconds,
                     "status": "ok",
                 }
             )

@@ -61,43 +61,30 @@ def _entropy(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float,
 
     The search of TensorRT-style static calibration: a 2048-bin histogram of
     |x|, candidate thresholds at every bin edge from the number of quantized
-    levels up, outliers folded into the last kept bin.
+    levels up, outliers folded into the last kept bin; the divergences are
+    computed in Numba (:func:`qbench.reference.entropy_divergences` in NumPy).
     """
     bins = options["bins"]
-    absx = np.abs(x)
-    absmax = float(absx.max())
+    lo, hi = float(x.min()), float(x.max())
+    absmax = max(-lo, hi)
     if absmax == 0.0:
         return 0.0, 0.0
-    hist, edges = np.histogram(absx, bins=bins, range=(0.0, absmax))
-    hist = hist.astype(np.float64)
-    signed = float(x.min()) < 0.0
+    from qbench.kernels.calibrate import abs_histogram, kl_divergences
+
+    edges = np.linspace(0.0, absmax, bins + 1)
+    counts = np.zeros(bins, np.int64)
+    abs_histogram(x, edges, counts)  # np.histogram(np.abs(x), bins, (0, absmax)), without the copy
+    hist = counts.astype(np.float64)
+    signed = lo < 0.0
     levels = (qmax - qmin + 1) // 2 if signed else qmax - qmin + 1
     levels = min(levels, bins)
-    best_kl, best_i = np.inf, bins
-    for i in range(levels, bins + 1):
-        p = hist[:i].copy()
-        p[-1] += hist[i:].sum()
-        kept = hist[:i]
-        # Merge the i bins into `levels` groups, then spread each group's mass
-        # evenly over its non-empty bins.
-        group = (np.arange(i) * levels) // i
-        mass = np.bincount(group, weights=kept, minlength=levels)
-        nonzero = np.bincount(group, weights=(kept > 0).astype(np.float64), minlength=levels)
-        q = np.where(kept > 0, mass[group] / np.maximum(nonzero[group], 1.0), 0.0)
-        ps, qs = p.sum(), q.sum()
-        if qs == 0.0:
-            continue
-        p, q = p / ps, q / qs
-        support = p > 0
-        if np.any(q[support] == 0.0):
-            # A bin with data maps to an empty quantized bin: smooth it as the
-            # reference tools do, rather than declaring an infinite divergence.
-            q = np.where(support & (q == 0.0), 1e-12, q)
-        kl = float(np.sum(p[support] * np.log(p[support] / q[support])))
-        if kl < best_kl:
-            best_kl, best_i = kl, i
+    divergences = np.full(bins + 1, np.inf)
+    kl_divergences(hist, levels, divergences)
+    best_i = bins
+    if np.isfinite(divergences[levels:]).any():
+        best_i = levels + int(np.argmin(divergences[levels:]))  # the first of equal minima, as a strict < keeps
     threshold = float(edges[best_i])
-    return max(float(x.min()), -threshold), min(float(x.max()), threshold)
+    return max(lo, -threshold), min(hi, threshold)
 
 
 def _mse(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, float]:
@@ -106,11 +93,20 @@ def _mse(x: np.ndarray, qmin: int, qmax: int, options: dict) -> tuple[float, flo
     sample = x if x.size <= 1 << 16 else np.random.default_rng(0).choice(x, 1 << 16, replace=False)
     lo, hi = float(sample.min()), float(sample.max())
     best = (np.inf, lo, hi)
+    d = np.empty_like(sample)
     for frac in np.linspace(1.0, 0.05, steps):
         rmin, rmax = lo * frac, hi * frac
         scale, zp = params_from_range(np.array(rmin), np.array(rmax), qmin, qmax, symmetric=False)
-        q = np.clip(np.rint(sample / float(scale)) + int(zp), qmin, qmax)
-        err = float(np.mean(((q - int(zp)) * float(scale) - sample) ** 2))
+        # mean((clip(rint(sample / scale) + zp) - zp) * scale - sample) ** 2), in place
+        np.divide(sample, float(scale), out=d)
+        np.rint(d, out=d)
+        d += int(zp)
+        np.clip(d, qmin, qmax, out=d)
+        d -= int(zp)
+        d *= float(scale)
+        d -= sample
+        np.square(d, out=d)
+        err = float(np.mean(d))
         if err < best[0]:
             best = (err, rmin, rmax)
     return best[1], best[2]
@@ -190,17 +186,7 @@ def calibrate(
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     qmin, qmax = quant_range(dt, symmetric=symmetric, reduce_range=reduce_range)
     options = _options(method, options, qmin, qmax)
-    arr = np.asarray(x)
-    if arr.dtype not in FLOAT_DATA:
-        raise TypeError(
-            f"calibrate expects float32 or float64 data, as quantize does; got {arr.dtype} "
-            "(convert with .astype(np.float32))"
-        )
-    if arr.size == 0:
-        raise ValueError("calibrate needs data: got an empty array")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        bad = "NaN" if np.isnan(arr).any() else "inf"
-        raise ValueError(f"calibrate got non-finite data ({bad}); remove or replace it before calibrating")
+    arr = _data(x)
 
     find_range = METHODS[method]
     if axis is None:
@@ -210,7 +196,28 @@ def calibrate(
             raise ValueError(f"axis {axis} is out of range for an array of {arr.ndim} dimensions")
         moved = np.moveaxis(arr, axis, 0)
         rows = list(moved.reshape(moved.shape[0], -1))
-    ranges = np.array([find_range(row.astype(np.float64), qmin, qmax, options) for row in rows])
+    ranges = np.array([find_range(row.astype(np.float64, copy=False), qmin, qmax, options) for row in rows])
+    return _params(ranges, qmin, qmax, symmetric, dt, axis)
+
+
+def _data(x: Any) -> np.ndarray:
+    """``x`` as an array calibration takes: float32 or float64, not empty, finite."""
+    arr = np.asarray(x)
+    if arr.dtype not in FLOAT_DATA:
+        raise TypeError(
+            f"calibrate expects float32 or float64 data, as quantize does; got {arr.dtype} "
+            "(convert with .astype(np.float32))"
+        )
+    if arr.size == 0:
+        raise ValueError("calibrate needs data: got an empty array")
+    if not np.all(np.isfinite(arr)):
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise ValueError(f"calibrate got non-finite data ({bad}); remove or replace it before calibrating")
+    return arr
+
+
+def _params(ranges: np.ndarray, qmin: int, qmax: int, symmetric: bool, dt: np.dtype, axis: int | None) -> QuantParams:
+    """The parameters of (rows of) ``[rmin, rmax]`` ranges; a scale beyond float32 is a clear error."""
     scale, zero_point = params_from_range(ranges[:, 0], ranges[:, 1], qmin, qmax, symmetric=symmetric)
     if not np.all(np.isfinite(scale)):
         i = int(np.argmin(np.isfinite(scale)))
@@ -221,3 +228,27 @@ def calibrate(
     if axis is None:
         return QuantParams(scale[0], int(zero_point[0]), dt)
     return QuantParams(scale, zero_point, dt, axis=axis)
+
+
+#: Methods whose range does not depend on the quantized range: :func:`calibrate_each` finds it once for all dtypes.
+RANGE_ONLY = ("minmax", "percentile")
+
+
+def calibrate_each(x: Any, requests: list[tuple[Any, str, bool]]) -> list[QuantParams]:
+    """``calibrate(x, dtype, method=method, symmetric=symmetric)`` (per tensor, default options) for each
+    ``(dtype, method, symmetric)`` of ``requests``, with the same results: the data checked and converted to
+    float64 once, each range found once per method and quantized range (once per method for those of
+    :data:`RANGE_ONLY`). What a scan of many formats over one tensor needs."""
+    x64 = _data(x).ravel().astype(np.float64, copy=False)
+    ranges: dict[tuple, tuple[float, float]] = {}
+    out = []
+    for dtype, method, symmetric in requests:
+        dt = quant_dtype(dtype)
+        if method not in METHODS:
+            raise ValueError(f"unknown calibration method {method!r}; accepted: {', '.join(METHODS)}")
+        qmin, qmax = quant_range(dt, symmetric=symmetric)
+        key = (method,) if method in RANGE_ONLY else (method, qmin, qmax)
+        if key not in ranges:
+            ranges[key] = METHODS[method](x64, qmin, qmax, _options(method, {}, qmin, qmax))
+        out.append(_params(np.array([ranges[key]]), qmin, qmax, symmetric, dt, None))
+    return out

@@ -74,13 +74,13 @@ def tensor_params(fmt: Format, w: np.ndarray):
     return calibrate(calibration_data(fmt, w), fmt.dtype, method=fmt.method, symmetric=fmt.dtype == "int8")
 
 
-def tensor_params_each(fmts: Sequence[Format], w: np.ndarray) -> list:
+def tensor_params_each(fmts: Sequence[Format], w: np.ndarray, threads: int = 1) -> list:
     """:func:`tensor_params` of several per-tensor formats that calibrate on the same data (MinMax ones, or the
     others), the data converted once and a range shared where it can be (:func:`calibrate_each`)."""
     from qbench.ops.calibrate import calibrate_each
 
     requests = [(f.dtype, f.method, f.dtype == "int8") for f in fmts]
-    return calibrate_each(calibration_data(fmts[0], w), requests)
+    return calibrate_each(calibration_data(fmts[0], w), requests, threads)
 
 
 def round_trip(fmt: Format, rows: np.ndarray, params=None) -> np.ndarray:
@@ -139,6 +139,8 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
     over each block and the int4 blocks in one each, without storing the quantized values (fused kernels of
     :mod:`qbench.kernels.metrics`, bit for bit the round trip of ``quantize`` and ``dequantize``); float16 and
     ggml through their own kernels. A fused format's seconds are its calibration and its share of the pass."""
+    import numba
+
     from qbench.kernels import metrics as k
     from qbench.ops.metrics import db
     from qbench.ops.params import QUANT_DTYPES, quant_dtype, quant_range
@@ -152,7 +154,8 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
     for group in ([f for f in per_tensor if f.method == "minmax"], [f for f in per_tensor if f.method != "minmax"]):
         if group:  # formats that calibrate on the same data (calibration_data): one call for all of them
             began = time.perf_counter()
-            params.update(zip((f.name for f in group), tensor_params_each(group, w), strict=True))
+            found = tensor_params_each(group, w, numba.get_num_threads() if parallel else 1)
+            params.update(zip((f.name for f in group), found, strict=True))
             for f in group:
                 seconds[f.name] += (time.perf_counter() - began) / len(group)
     ranges = np.array([QUANT_DTYPES[quant_dtype(f.dtype)] for f in scaled], np.int32).reshape(-1, 2)

@@ -234,21 +234,32 @@ def _params(ranges: np.ndarray, qmin: int, qmax: int, symmetric: bool, dt: np.dt
 RANGE_ONLY = ("minmax", "percentile")
 
 
-def calibrate_each(x: Any, requests: list[tuple[Any, str, bool]]) -> list[QuantParams]:
+def calibrate_each(x: Any, requests: list[tuple[Any, str, bool]], threads: int = 1) -> list[QuantParams]:
     """``calibrate(x, dtype, method=method, symmetric=symmetric)`` (per tensor, default options) for each
     ``(dtype, method, symmetric)`` of ``requests``, with the same results: the data checked and converted to
     float64 once, each range found once per method and quantized range (once per method for those of
-    :data:`RANGE_ONLY`). What a scan of many formats over one tensor needs."""
+    :data:`RANGE_ONLY`), up to ``threads`` searches at a time (they release the GIL: NumPy's partition and
+    ufuncs, the Numba kernels). What a scan of many formats over one tensor needs."""
+    from concurrent.futures import ThreadPoolExecutor
+
     x64 = _data(x).ravel().astype(np.float64, copy=False)
-    ranges: dict[tuple, tuple[float, float]] = {}
-    out = []
+    searches: dict[tuple, tuple[str, int, int]] = {}
+    keys = []
     for dtype, method, symmetric in requests:
-        dt = quant_dtype(dtype)
         if method not in METHODS:
             raise ValueError(f"unknown calibration method {method!r}; accepted: {', '.join(METHODS)}")
-        qmin, qmax = quant_range(dt, symmetric=symmetric)
+        qmin, qmax = quant_range(quant_dtype(dtype), symmetric=symmetric)
         key = (method,) if method in RANGE_ONLY else (method, qmin, qmax)
-        if key not in ranges:
-            ranges[key] = METHODS[method](x64, qmin, qmax, _options(method, {}, qmin, qmax))
-        out.append(_params(np.array([ranges[key]]), qmin, qmax, symmetric, dt, None))
-    return out
+        searches.setdefault(key, (method, qmin, qmax))
+        keys.append((key, qmin, qmax))
+
+    def search(job: tuple[str, int, int]) -> tuple[float, float]:
+        method, qmin, qmax = job
+        return METHODS[method](x64, qmin, qmax, _options(method, {}, qmin, qmax))
+
+    with ThreadPoolExecutor(max(1, min(threads, len(searches)))) as pool:
+        ranges = dict(zip(searches, pool.map(search, searches.values()), strict=True))
+    return [
+        _params(np.array([ranges[key]]), qmin, qmax, symmetric, quant_dtype(dtype), None)
+        for (key, qmin, qmax), (dtype, _, symmetric) in zip(keys, requests, strict=True)
+    ]

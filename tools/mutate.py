@@ -45,7 +45,7 @@ def run_one(copy: Path, mutation: dict, env: dict[str, str]) -> str:
     shutil.copy2(path, backup)
     try:
         path.write_text(original.replace(mutation["old"], mutation["new"]))
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation["tests"]]
+        cmd = [sys.executable, "-m", "pytest", "-x", "-n", "0", "-q", "-p", "no:cacheprovider", *mutation["tests"]]
         result = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
     finally:
         shutil.copy2(backup, path)

@@ -173,4 +173,32 @@ MUTATIONS = [
         new="            low, high = int_range or INT_RANGE",
         tests=["tests/test_runtime.py::test_token_ids_stay_below_the_vocabulary_and_open_dimensions_are_refused"],
     ),
+    dict(
+        name="the fused round trip dequantizes without its zero point",
+        file="qbench/kernels/metrics.py",
+        old="    y = (np.float32(quantize_value(v, s, z, lo, hi)) - zf) * s",
+        new="    y = np.float32(quantize_value(v, s, z, lo, hi)) * s",
+        tests=["tests/test_model.py::test_every_number_of_a_tensor_matches_the_reference"],
+    ),
+    dict(
+        name="the fused int4 blocks calibrate on the block's largest value, not its largest magnitude",
+        file="qbench/kernels/metrics.py",
+        old="                    v = abs(np.float64(a[b + j]))",
+        new="                    v = np.float64(a[b + j])",
+        tests=["tests/test_model.py::test_every_number_of_a_tensor_matches_the_reference"],
+    ),
+    dict(
+        name="entropy's search forgets to fold the outliers into the last kept bin",
+        file="qbench/kernels/calibrate.py",
+        old="            p = hist[j] + (tail[i] if j == i - 1 else 0.0)",
+        new="            p = hist[j]",
+        tests=["tests/test_calibrate.py::test_entropy_search_matches_its_numpy_formulation"],
+    ),
+    dict(
+        name="calibrate_each shares the entropy range between int8 and uint8",
+        file="qbench/ops/calibrate.py",
+        old='RANGE_ONLY = ("minmax", "percentile")',
+        new='RANGE_ONLY = ("minmax", "percentile", "entropy")',
+        tests=["tests/test_calibrate.py::test_calibrate_each_is_calibrate_for_every_request"],
+    ),
 ]

@@ -133,7 +133,7 @@ def test_the_verdict_says_the_measured_ratios(tmp_path):
     for line, name in zip(lines, ["dynamic-int8", "static-int8-minmax"], strict=True):
         entry = res[name]
         assert "error" not in entry, entry
-        want = res["float32"]["latency"]["1"]["median_s"] / entry["latency"]["1"]["median_s"]
+        want = entry["baseline_latency"]["1"]["median_s"] / entry["latency"]["1"]["median_s"]
         said = re.match(r"[^:]+: (?:as fast \(([\d.]+)x\)|([\d.]+)x (faster|slower)) at 1 thread", line)
         value = float(said.group(1) or said.group(2))
         value = 1 / value if said.group(3) == "slower" else value

@@ -2,8 +2,11 @@
 
 Each variant is made and measured in processes of its own
 (:mod:`qbench.model.worker`), so its peak memory is its own and its crash
-is its own line; the outputs of every variant are compared with float32's
-here. All work happens in a temporary folder that is removed at the end.
+is its own line; its latency is timed in one more process beside float32's,
+the two taking turns round by round (``baseline_latency``: float32 in that
+same process), so a speed-up is a ratio measured side by side. The outputs of
+every variant are compared with float32's here. All work happens in a
+temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -137,10 +140,10 @@ def fidelity(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -
     return found
 
 
-def _summary(measured: dict[str, Any]) -> dict[str, Any]:
+def _summary(latency: dict[str, list[list[float]]]) -> dict[str, Any]:
     """Median, p90, p99 and the rounds' spread (slowest round median over fastest) per thread count."""
     out = {}
-    for t, rounds in measured["latency_s"].items():
+    for t, rounds in latency.items():
         flat = np.concatenate(rounds)
         medians = [float(np.median(r)) for r in rounds]
         out[t] = {
@@ -200,6 +203,22 @@ def run(p: Plan, progress: Callable[[str], None] = print) -> dict[str, Any]:
                 results[v.name] = {**entry, "error": "session or run failed: " + measured["error"]}
                 progress(f"      {results[v.name]['error']}")
                 continue
+            models = {"float32": str(p.path), v.name: str(model)}
+            raced = _job(
+                folder,
+                "race",
+                p.timeout,
+                variant=v.name,
+                models=models,
+                inputs=str(folder / "inputs.npz"),
+                threads=p.threads,
+                seconds=p.seconds,
+                rounds=p.rounds,
+            )
+            if "error" in raced:
+                results[v.name] = {**entry, "error": "timing failed: " + raced["error"]}
+                progress(f"      {results[v.name]['error']}")
+                continue
             with np.load(outputs) as archive:
                 got = {k: archive[k] for k in archive.files}
             if v.kind == "float":
@@ -210,7 +229,8 @@ def run(p: Plan, progress: Callable[[str], None] = print) -> dict[str, Any]:
                 weights=float_counts["float"],
                 quantized=max(counts["integer"] - float_counts["integer"], 0),
                 float_values_left=counts["float_values"],
-                latency=_summary(measured),
+                latency=_summary(raced["latency_s"][v.name]),
+                baseline_latency=_summary(raced["latency_s"]["float32"]),
                 **{k: measured[k] for k in ("load_s", "first_call_s", "throughput", "profile_us", "peak_rss")},
                 fidelity=fidelity(reference, got) if reference and v.kind != "float" else {},
             )

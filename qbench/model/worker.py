@@ -1,9 +1,10 @@
 """One variant's work in a process of its own: ``python -m qbench.model.worker JOB.json``.
 
 A job makes a variant (``"make"``), measures one (``"measure"``: load time,
-latency per thread count, throughput per batch, the per-operator profile,
-outputs, peak resident memory) or compares a static model's intermediate
-outputs with float32's (``"divergence"``). Its result is a JSON file; an
+the first call, throughput per batch, the per-operator profile, outputs, peak
+resident memory), times a variant and float32 side by side (``"race"``:
+latency per thread count, the two taking turns round by round) or compares a
+static model's intermediate outputs with float32's (``"divergence"``). Its result is a JSON file; an
 exception is written there as ``{"error": ...}`` with ONNX Runtime's message,
 so a crash or a failure of one variant never takes another with it.
 """
@@ -39,9 +40,11 @@ def _feeds(inputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     return [{k: v[i, ...] for k, v in inputs.items()} for i in range(n)]
 
 
-def _latencies(sess: Any, feeds: list[dict[str, np.ndarray]], seconds: float, rounds: int) -> list[list[float]]:
+def _latencies(
+    sess: Any, feeds: list[dict[str, np.ndarray]], seconds: float, rounds: int, warm: bool = True
+) -> list[list[float]]:
     """Seconds per call, ``rounds`` lists of equal length, after warm-up calls; the samples cycle."""
-    for feed in feeds[:3] or feeds:
+    for feed in (feeds[:3] or feeds) if warm else ():
         sess.run(None, feed)
     start = time.perf_counter()
     sess.run(None, feeds[0])
@@ -92,10 +95,6 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     first = (time.perf_counter() - first) / len(feeds)
     names = [o.name for o in sess.get_outputs()]
     np.savez(job["outputs"], **{name: np.stack([o[i] for o in outputs]) for i, name in enumerate(names)})
-    latency = {}
-    for t in threads:
-        s = sess if t == threads[-1] else _session(job["model"], t)
-        latency[str(t)] = _latencies(s, feeds, job["seconds"], job["rounds"])
     throughput = {}
     for b in job["batches"]:
         rounds = _latencies(sess, _batched(inputs, b), job["seconds"], job["rounds"])
@@ -103,11 +102,28 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "load_s": load,
         "first_call_s": first,
-        "latency_s": latency,
         "throughput": throughput,
         "profile_us": _profile(job["model"], feeds, job["folder"]),
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
+
+
+def race(job: dict[str, Any]) -> dict[str, Any]:
+    """Latency of several models side by side in this one process: per thread count, every model's calls in
+    each round, the models taking turns round by round, so drift on a shared machine falls on all alike."""
+    with np.load(job["inputs"]) as archive:
+        feeds = _feeds({k: archive[k] for k in archive.files})
+    out: dict[str, dict[str, list[list[float]]]] = {name: {} for name in job["models"]}
+    for t in job["threads"]:
+        sessions = {name: _session(path, t) for name, path in job["models"].items()}
+        for name, sess in sessions.items():
+            out[name][str(t)] = []
+            for feed in feeds[:3] or feeds:
+                sess.run(None, feed)
+        for _ in range(job["rounds"]):
+            for name, sess in sessions.items():
+                out[name][str(t)] += _latencies(sess, feeds, job["seconds"] / job["rounds"], 1, warm=False)
+    return {"latency_s": out}
 
 
 def make(job: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +163,7 @@ def divergence(job: dict[str, Any]) -> dict[str, Any]:
     return {"nodes": rows}
 
 
-JOBS = {"make": make, "measure": measure, "divergence": divergence}
+JOBS = {"make": make, "measure": measure, "race": race, "divergence": divergence}
 
 
 def main(path: str) -> int:

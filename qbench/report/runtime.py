@@ -1,7 +1,8 @@
 """The end-to-end answer for an ONNX model: a verdict per variant in words, its tables, and ``model.json``/``.csv``.
 
 Speed-ups are float32's median latency over the variant's, both measured
-here with the same inputs and thread count; sizes are bytes on disk;
+in one process, taking turns round by round, with the same inputs and
+thread count; sizes are bytes on disk;
 fidelity is the worst output's SQNR against float32 and, for outputs shaped
 like class scores, how often the top class agrees.
 """
@@ -27,7 +28,9 @@ CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 
 
 def _speedup(results: dict[str, Any], name: str, threads: str) -> float:
-    base, mine = results["float32"]["latency"].get(threads), results[name]["latency"].get(threads)
+    """float32's median latency over the variant's, both from the process that timed them side by side."""
+    entry = results[name]
+    base, mine = entry["baseline_latency"].get(threads), entry["latency"].get(threads)
     return base["median_s"] / mine["median_s"] if base and mine else math.nan
 
 
@@ -39,7 +42,8 @@ def _worst(entry: dict[str, Any], key: str) -> float:
 def _band(results: dict[str, Any], name: str, threads: str) -> float:
     """The factor within which a variant counts as fast as float32: :data:`SAME_SPEED`, or more where the rounds
     of either (slowest round median over fastest) spread further."""
-    spreads = [results[n]["latency"].get(threads, {}).get("spread", 1.0) for n in ("float32", name)]
+    entry = results[name]
+    spreads = [entry[key].get(threads, {}).get("spread", 1.0) for key in ("baseline_latency", "latency")]
     return max(SAME_SPEED, *spreads)
 
 

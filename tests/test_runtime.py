@@ -22,6 +22,8 @@ from qbench.report import runtime as rt  # noqa: E402
 
 RNG = np.random.default_rng(7)
 FAST = {"seconds": 0.02}
+#: How a verdict line says its speed at 1 thread: (ratio within the noise) or (ratio, faster|slower).
+SPEED_WORDS = r"[^:]+: (?:(?:as fast|no clear difference) \(([\d.]+)x[;)][^,]*|([\d.]+)x (faster|slower)) at 1 thread"
 
 
 def _save(path, nodes, inputs, outputs, inits, opset=17):
@@ -134,7 +136,7 @@ def test_the_verdict_says_the_measured_ratios(tmp_path):
         entry = res[name]
         assert "error" not in entry, entry
         want = entry["baseline_latency"]["1"]["median_s"] / entry["latency"]["1"]["median_s"]
-        said = re.match(r"[^:]+: (?:as fast \(([\d.]+)x\)|([\d.]+)x (faster|slower)) at 1 thread", line)
+        said = re.match(SPEED_WORDS, line)
         value = float(said.group(1) or said.group(2))
         value = 1 / value if said.group(3) == "slower" else value
         assert value == pytest.approx(want, rel=0.01), line

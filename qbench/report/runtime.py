@@ -51,7 +51,9 @@ def _times(x: float, band: float = SAME_SPEED) -> str:
     if math.isnan(x):
         return "not measured"
     if 1 / band < x < band:
-        return f"as fast ({x:.2f}x)"
+        if band <= SAME_SPEED:
+            return f"as fast ({x:.2f}x)"
+        return f"no clear difference ({x:.2f}x; rounds {band:.2f}x apart)"
     return f"{x:.2f}x faster" if x > 1 else f"{1 / x:.2f}x slower"
 
 

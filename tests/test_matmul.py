@@ -223,10 +223,6 @@ def test_quantized_layers_bad_input():
 # ---- ONNX: the operators' own conformance cases, and ONNX Runtime -----------------------------------------
 
 
-def _scalar(v):
-    return np.asarray(v).reshape(())
-
-
 def _via_qbench(op, inputs):
     """An ONNX node's inputs mapped onto qbench's API, with its outputs in ONNX's order."""
     if op == "MatMulInteger":
@@ -236,8 +232,8 @@ def _via_qbench(op, inputs):
         return [q, np.float32(p.scale), p.zero_point]
     a, sa, za, b, sb, zb, sy, zy = inputs
 
-    def params(s, z):
-        return QuantParams(_scalar(s).astype(np.float32), int(_scalar(z)), z.dtype)
+    def params(s, z):  # as the case stores them: scalars, or 1-element 1-D tensors (per tensor all the same)
+        return QuantParams(np.asarray(s, np.float32), np.asarray(z), z.dtype)
 
     return [qbench.qlinear_matmul(a, params(sa, za), b, params(sb, zb), params(sy, zy))]
 

@@ -328,3 +328,16 @@ def test_values_at_both_ends_with_zero_points_at_both_ends(dtype):
         assert got.tolist() == [exact_quantize(v, scale, zp, dtype) for v in x]
         back = qbench.dequantize(got[:4], qbench.QuantParams(scale, zp, dtype))
         assert back.tolist() == [(int(v) - zp) * 0.5 for v in got[:4]]
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_one_element_parameters_are_per_tensor_as_onnx_runtime_takes_them(axis):
+    """A 1-element 1-D scale and zero point (as exported models and ONNX's test cases store them) quantize and
+    dequantize as the scalar pair does, whatever the axis."""
+    x = np.random.default_rng(3).standard_normal((4, 33)).astype(np.float32)
+    scalar = qbench.QuantParams(np.float32(0.013), 7, "int8")
+    one = qbench.QuantParams(np.array([0.013], np.float32), np.array([7], np.int8), "int8", axis=axis)
+    assert one == scalar and one.axis is None
+    np.testing.assert_array_equal(qbench.quantize(x, one), qbench.quantize(x, scalar))
+    q = qbench.quantize(x, scalar)
+    np.testing.assert_array_equal(qbench.dequantize(q, one), qbench.dequantize(q, scalar))

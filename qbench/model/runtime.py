@@ -156,97 +156,86 @@ def _summary(latency: dict[str, list[list[float]]]) -> dict[str, Any]:
     return out
 
 
+class _Failed(Exception):
+    """A variant's step that failed: its message is the variant's line in the results."""
+
+
+def _variant(p: Plan, v: model_variants.Variant, folder: Path, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One variant made (unless float32), measured, timed beside float32 and compared with its outputs."""
+    inputs = str(folder / "inputs.npz")
+
+    def step(kind: str, what: str, **fields: Any) -> dict[str, Any]:
+        found = _job(folder, kind, p.timeout, variant=v.name, inputs=inputs, **fields)
+        if "error" in found:
+            raise _Failed(f"{what} failed: {found['error']}")
+        return found
+
+    model = p.path if v.kind == "float" else folder / f"{v.name}.onnx"
+    entry: dict[str, Any] = {"label": v.label, "kind": v.kind}
+    if v.kind != "float":
+        entry["quantize_s"] = step("make", "quantization", source=str(folder / "prepared.onnx"), model=str(model))[
+            "seconds"
+        ]
+    outputs = folder / f"{v.name}-outputs.npz"
+    measured = step(
+        "measure",
+        "session or run",
+        model=str(model),
+        outputs=str(outputs),
+        threads=p.threads,
+        batches=p.batches,
+        seconds=p.seconds,
+        rounds=p.rounds,
+    )
+    models = {"float32": str(p.path), v.name: str(model)}
+    raced = step("race", "timing", models=models, threads=p.threads, seconds=p.seconds, rounds=p.rounds)
+    with np.load(outputs) as archive:
+        got = {k: archive[k] for k in archive.files}
+    if v.kind == "float":
+        reference.update(got)
+    counts, float_counts = model_variants.weight_counts(model), model_variants.weight_counts(p.path)
+    entry.update(
+        bytes=model_variants.file_bytes(model),
+        weights=float_counts["float"],
+        quantized=max(counts["integer"] - float_counts["integer"], 0),
+        float_values_left=counts["float_values"],
+        latency=_summary(raced["latency_s"][v.name]),
+        baseline_latency=_summary(raced["latency_s"]["float32"]),
+        **{k: measured[k] for k in ("load_s", "first_call_s", "throughput", "profile_us", "peak_rss")},
+        fidelity=fidelity(reference, got) if reference and v.kind != "float" else {},
+    )
+    if v.kind == "static":  # optional: a failure here leaves the variant's figures standing
+        found = _job(
+            folder,
+            "divergence",
+            p.timeout,
+            variant=v.name,
+            inputs=inputs,
+            float=str(folder / "prepared.onnx"),
+            qdq=str(model),
+        )
+        entry["divergence"] = found.get("nodes", [])[:10]
+        if "error" in found:
+            entry["divergence_error"] = found["error"]
+    return entry
+
+
 def run(p: Plan, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Every variant of ``p``: made, measured, compared with float32; a variant that fails says why."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="qbench-model-") as tmp:
         folder = Path(tmp)
         np.savez(folder / "inputs.npz", **p.inputs)
-        prepared = model_variants.prepared(p.path, folder / "prepared.onnx")
-        float_counts = model_variants.weight_counts(p.path)
+        model_variants.prepared(p.path, folder / "prepared.onnx")
         reference: dict[str, np.ndarray] = {}
         for i, v in enumerate(p.variants, 1):
             started = time.perf_counter()
             progress(f"[{i}/{len(p.variants)}] {v.label}: " + ("measuring" if v.kind == "float" else "quantizing"))
-            model = p.path if v.kind == "float" else folder / f"{v.name}.onnx"
-            entry: dict[str, Any] = {"label": v.label, "kind": v.kind}
-            if v.kind != "float":
-                made = _job(
-                    folder,
-                    "make",
-                    p.timeout,
-                    variant=v.name,
-                    source=str(prepared),
-                    model=str(model),
-                    inputs=str(folder / "inputs.npz"),
-                )
-                if "error" in made:
-                    results[v.name] = {**entry, "error": "quantization failed: " + made["error"]}
-                    progress(f"      {results[v.name]['error']}")
-                    continue
-                entry["quantize_s"] = made["seconds"]
-            outputs = folder / f"{v.name}-outputs.npz"
-            measured = _job(
-                folder,
-                "measure",
-                p.timeout,
-                variant=v.name,
-                model=str(model),
-                inputs=str(folder / "inputs.npz"),
-                outputs=str(outputs),
-                threads=p.threads,
-                batches=p.batches,
-                seconds=p.seconds,
-                rounds=p.rounds,
-            )
-            if "error" in measured:
-                results[v.name] = {**entry, "error": "session or run failed: " + measured["error"]}
-                progress(f"      {results[v.name]['error']}")
+            try:
+                results[v.name] = _variant(p, v, folder, reference)
+            except _Failed as exc:
+                results[v.name] = {"label": v.label, "kind": v.kind, "error": str(exc)}
+                progress(f"      {exc}")
                 continue
-            models = {"float32": str(p.path), v.name: str(model)}
-            raced = _job(
-                folder,
-                "race",
-                p.timeout,
-                variant=v.name,
-                models=models,
-                inputs=str(folder / "inputs.npz"),
-                threads=p.threads,
-                seconds=p.seconds,
-                rounds=p.rounds,
-            )
-            if "error" in raced:
-                results[v.name] = {**entry, "error": "timing failed: " + raced["error"]}
-                progress(f"      {results[v.name]['error']}")
-                continue
-            with np.load(outputs) as archive:
-                got = {k: archive[k] for k in archive.files}
-            if v.kind == "float":
-                reference = got
-            counts = model_variants.weight_counts(model)
-            entry.update(
-                bytes=model_variants.file_bytes(model),
-                weights=float_counts["float"],
-                quantized=max(counts["integer"] - float_counts["integer"], 0),
-                float_values_left=counts["float_values"],
-                latency=_summary(raced["latency_s"][v.name]),
-                baseline_latency=_summary(raced["latency_s"]["float32"]),
-                **{k: measured[k] for k in ("load_s", "first_call_s", "throughput", "profile_us", "peak_rss")},
-                fidelity=fidelity(reference, got) if reference and v.kind != "float" else {},
-            )
-            if v.kind == "static":
-                found = _job(
-                    folder,
-                    "divergence",
-                    p.timeout,
-                    variant=v.name,
-                    float=str(prepared),
-                    qdq=str(model),
-                    inputs=str(folder / "inputs.npz"),
-                )
-                entry["divergence"] = found.get("nodes", [])[:10] if "error" not in found else []
-                if "error" in found:
-                    entry["divergence_error"] = found["error"]
-            results[v.name] = entry
             progress(f"      done in {time.perf_counter() - started:.1f} s")
     return results

@@ -146,8 +146,8 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
     from qbench.ops.params import QUANT_DTYPES, quant_dtype, quant_range
 
     scaled = [f for f in fmts if f.kind in ("tensor", "channel")]
-    blocked = [f for f in fmts if f.kind == "blocks"]
-    others = [f for f in fmts if f.kind not in ("tensor", "channel", "blocks")]
+    blocked = [f for f in fmts if f.kind == "blocks" or (f.kind == "float" and f.dtype == "float16")]
+    others = [f for f in fmts if f not in scaled and f not in blocked]
     seconds = dict.fromkeys((f.name for f in fmts), 0.0)
     params = {}
     per_tensor = [f for f in scaled if f.kind == "tensor"]
@@ -178,14 +178,17 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
                 noise[f.name] += float(n[i].sum())
                 worst[f.name] = max(worst[f.name], float(e[i].max(initial=0.0)))
                 seconds[f.name] += share
-        for f in blocked:
+        for f in blocked:  # one fused pass each: float16, int4 blocks
             began = time.perf_counter()
-            qmin, qmax = quant_range(f.dtype, symmetric=True)
-            lo, hi = QUANT_DTYPES[quant_dtype(f.dtype)]
             n, e = np.empty(c.shape[0]), np.empty(c.shape[0])
-            k.symmetric_block_error_rows(
-                c, f.block, (qmax - qmin) / 2, np.int32(lo), np.int32(hi), n, e, parallel=parallel
-            )
+            if f.kind == "float":
+                k.half_error_rows(c, n, e, parallel=parallel)
+            else:
+                qmin, qmax = quant_range(f.dtype, symmetric=True)
+                lo, hi = QUANT_DTYPES[quant_dtype(f.dtype)]
+                k.symmetric_block_error_rows(
+                    c, f.block, (qmax - qmin) / 2, np.int32(lo), np.int32(hi), n, e, parallel=parallel
+                )
             noise[f.name] += float(n.sum())
             worst[f.name] = max(worst[f.name], float(e.max(initial=0.0)))
             seconds[f.name] += time.perf_counter() - began

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from qbench.kernels._jit import REASSOC, kernel
+from qbench.kernels.ggml import QK, roundf
 from qbench.kernels.quantize import quantize_value
 
 
@@ -159,3 +160,63 @@ def energy_rows(x, signal):
             v = np.float64(a[i])
             s += v * v
         signal[r] = s
+
+
+@kernel
+def q8_0_error_rows(x, noise, worst):
+    """ggml's Q8_0 round trip of the float32 rows of ``x`` (a multiple of 32 values, finite), as
+    :func:`qbench.kernels.ggml.q8_0_quantize` then its dequantize compute it, the scale stored as float16
+    (:func:`to_half`); ``noise[r]``, ``worst[r]`` as in :func:`scaled_error_rows`. No fast-math: ggml rounds
+    each step."""
+    for r in prange(x.shape[0]):
+        a = x[r]
+        el = np.zeros(LANES)
+        wl = np.zeros(LANES)
+        for base in range(0, a.shape[0], QK):
+            amax = np.float32(0)
+            for j in range(QK):
+                amax = max(amax, abs(a[base + j]))
+            scale = amax / np.float32(127)
+            inv = np.float32(1) / scale if scale != 0 else np.float32(0)
+            d16 = to_half(scale)
+            for h in range(0, QK, LANES):
+                for j in range(LANES):
+                    v = a[base + h + j]
+                    d = np.float64(v) - np.float64(np.float32(np.int8(roundf(v * inv))) * d16)
+                    el[j] += d * d
+                    ad = abs(d)
+                    wl[j] = ad if ad > wl[j] else wl[j]
+        noise[r] = el.sum()
+        worst[r] = wl.max()
+
+
+@kernel
+def q4_0_error_rows(x, noise, worst):
+    """ggml's Q4_0 round trip of the float32 rows of ``x``, as :func:`qbench.kernels.ggml.q4_0_quantize` and
+    its dequantize compute it (the scale the first largest-magnitude value over -8, stored as float16);
+    ``noise[r]``, ``worst[r]`` as in :func:`scaled_error_rows`."""
+    for r in prange(x.shape[0]):
+        a = x[r]
+        el = np.zeros(LANES)
+        wl = np.zeros(LANES)
+        for base in range(0, a.shape[0], QK):
+            amax = np.float32(0)
+            peak = np.float32(0)
+            for j in range(QK):
+                m = abs(a[base + j])
+                if m > amax:
+                    amax = m
+                    peak = a[base + j]
+            scale = peak / np.float32(-8)
+            inv = np.float32(1) / scale if scale != 0 else np.float32(0)
+            d16 = to_half(scale)
+            for h in range(0, QK, LANES):
+                for j in range(LANES):
+                    v = a[base + h + j]
+                    q = min(np.int32(v * inv + np.float32(8.5)), 15)
+                    d = np.float64(v) - np.float64(np.float32(np.int32(q - 8)) * d16)
+                    el[j] += d * d
+                    ad = abs(d)
+                    wl[j] = ad if ad > wl[j] else wl[j]
+        noise[r] = el.sum()
+        worst[r] = wl.max()

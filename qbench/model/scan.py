@@ -4,8 +4,8 @@ Every format quantizes a tensor's (channels, inputs) view
 (:func:`qbench.model.files.rows_view`): per-channel scales run along the rows,
 blocks along the inputs (the reduction axis of the matrix product). Each
 tensor is read once for every format, a block of rows at a time: the
-scale-and-zero-point formats in one fused pass, the int4 blocks in one each
-(the quantized values never stored), float16 and ggml through their kernels
+scale-and-zero-point formats in one fused pass, float16, the int4 blocks and
+ggml's blocks in one each, the quantized values never stored
 (:func:`measure_tensor`); the per-tensor calibrations share their data and
 what they can of their search. A scan holds one tensor and a few megabytes of
 temporaries whatever the model.
@@ -83,24 +83,6 @@ def tensor_params_each(fmts: Sequence[Format], w: np.ndarray, threads: int = 1) 
     return calibrate_each(calibration_data(fmts[0], w), requests, threads)
 
 
-def round_trip(fmt: Format, rows: np.ndarray, params=None) -> np.ndarray:
-    """``rows`` (C-contiguous float32, (n, cols)) stored in ``fmt`` and read back as float32."""
-    import qbench
-    from qbench.ops import ggml
-    from qbench.ops.blocks import calibrate_blocks
-    from qbench.ops.calibrate import calibrate
-
-    if fmt.kind == "float":
-        return rows.astype(fmt.dtype).astype(np.float32)
-    if fmt.kind == "ggml":
-        return ggml.dequantize(ggml.quantize(rows, fmt.dtype), fmt.dtype)
-    if fmt.kind == "channel":
-        params = calibrate(rows, fmt.dtype, axis=0, symmetric=True)
-    elif fmt.kind == "blocks":
-        params = calibrate_blocks(rows, fmt.dtype, axis=1, block_size=fmt.block)
-    return qbench.dequantize(qbench.quantize(rows, params), params, shape=rows.shape)
-
-
 def chunks(w: np.ndarray) -> Iterator[np.ndarray]:
     """Blocks of whole rows of about :data:`CHUNK_VALUES` values (views)."""
     step = max(1, CHUNK_VALUES // max(w.shape[1], 1))
@@ -136,9 +118,9 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
     """(SQNR in dB, max absolute error, seconds) of ``w``'s round trip through each of ``fmts``.
 
     A block of rows at a time; the scale-and-zero-point formats (per tensor and per channel) all in one pass
-    over each block and the int4 blocks in one each, without storing the quantized values (fused kernels of
-    :mod:`qbench.kernels.metrics`, bit for bit the round trip of ``quantize`` and ``dequantize``); float16 and
-    ggml through their own kernels. A fused format's seconds are its calibration and its share of the pass."""
+    over each block, float16, the int4 blocks and ggml's blocks in one each, the quantized values never stored
+    (fused kernels of :mod:`qbench.kernels.metrics`, bit for bit the round trips of qbench's quantize and
+    dequantize, ggml's and NumPy's float16). A format's seconds are its calibration and its share of its pass."""
     import numba
 
     from qbench.kernels import metrics as k
@@ -146,8 +128,7 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
     from qbench.ops.params import QUANT_DTYPES, quant_dtype, quant_range
 
     scaled = [f for f in fmts if f.kind in ("tensor", "channel")]
-    blocked = [f for f in fmts if f.kind == "blocks" or (f.kind == "float" and f.dtype == "float16")]
-    others = [f for f in fmts if f not in scaled and f not in blocked]
+    alone = [f for f in fmts if f not in scaled]  # float16, int4 blocks, ggml: one fused pass each
     seconds = dict.fromkeys((f.name for f in fmts), 0.0)
     params = {}
     per_tensor = [f for f in scaled if f.kind == "tensor"]
@@ -178,25 +159,19 @@ def measure_tensor(fmts: Sequence[Format], w: np.ndarray, parallel: bool = False
                 noise[f.name] += float(n[i].sum())
                 worst[f.name] = max(worst[f.name], float(e[i].max(initial=0.0)))
                 seconds[f.name] += share
-        for f in blocked:  # one fused pass each: float16, int4 blocks
+        for f in alone:
             began = time.perf_counter()
             n, e = np.empty(c.shape[0]), np.empty(c.shape[0])
             if f.kind == "float":
                 k.half_error_rows(c, n, e, parallel=parallel)
+            elif f.kind == "ggml":
+                (k.q8_0_error_rows if f.dtype == "Q8_0" else k.q4_0_error_rows)(c, n, e, parallel=parallel)
             else:
                 qmin, qmax = quant_range(f.dtype, symmetric=True)
                 lo, hi = QUANT_DTYPES[quant_dtype(f.dtype)]
                 k.symmetric_block_error_rows(
                     c, f.block, (qmax - qmin) / 2, np.int32(lo), np.int32(hi), n, e, parallel=parallel
                 )
-            noise[f.name] += float(n.sum())
-            worst[f.name] = max(worst[f.name], float(e.max(initial=0.0)))
-            seconds[f.name] += time.perf_counter() - began
-        for f in others:
-            began = time.perf_counter()
-            back = round_trip(f, c)
-            n, e = np.empty(c.shape[0]), np.empty(c.shape[0])
-            k.error_rows(c, back, np.empty(c.shape[0]), n, e, parallel=parallel)
             noise[f.name] += float(n.sum())
             worst[f.name] = max(worst[f.name], float(e.max(initial=0.0)))
             seconds[f.name] += time.perf_counter() - began

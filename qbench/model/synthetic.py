@@ -2,6 +2,7 @@
 
     python -m qbench.model.synthetic mlp mlp.onnx                 # 768 -> 3072 -> 768, float32
     python -m qbench.model.synthetic llama llama-1b.safetensors   # 1.1B parameters (TinyLlama's shapes), bfloat16
+    python -m qbench.model.synthetic llama llama-7b.safetensors --size 7b   # Llama 2 7B's shapes (13.5 GB)
 
 Weights are random with heavy tails (Student's t, 5 degrees of freedom), as
 trained layers have outliers that a normal distribution lacks; the tests
@@ -76,18 +77,16 @@ def mlp_layers(sizes: Sequence[int], seed: int = 0) -> list[tuple[np.ndarray, np
 
 #: TinyLlama 1.1B's shapes: hidden 2048, MLP 5632, 22 layers, 32 query heads and 4 key/value heads of 64.
 LLAMA_1B = {"hidden": 2048, "intermediate": 5632, "layers": 22, "kv": 256, "vocab": 32000}
+#: Llama 2 7B's shapes: hidden 4096, MLP 11008, 32 layers, 32 heads of 128 for queries, keys and values.
+LLAMA_7B = {"hidden": 4096, "intermediate": 11008, "layers": 32, "kv": 4096, "vocab": 32000}
+SAFETENSORS_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 
 
-def llama_safetensors(path: str | Path, *, dtype: str = "bfloat16", seed: int = 0, **shape: int) -> Path:
-    """A Llama-shaped safetensors file (PyTorch's names and (out, in) layout) of random weights."""
-    import ml_dtypes
-    from safetensors.numpy import save_file
-
+def llama_shapes(**shape: int) -> dict[str, tuple[int, ...]]:
+    """A Llama's tensors in file order, PyTorch's names and (out, in) layout: ``shape`` overrides :data:`LLAMA_1B`."""
     s = {**LLAMA_1B, **shape}
     h, m, kv = s["hidden"], s["intermediate"], s["kv"]
-    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    tensors = {"model.embed_tokens.weight": weights(rng, (s["vocab"], h)).astype(np_dtype)}
+    shapes = {"model.embed_tokens.weight": (s["vocab"], h)}
     for i in range(s["layers"]):
         p = f"model.layers.{i}."
         for name, shp in (
@@ -99,12 +98,37 @@ def llama_safetensors(path: str | Path, *, dtype: str = "bfloat16", seed: int = 
             ("mlp.up_proj", (m, h)),
             ("mlp.down_proj", (h, m)),
         ):
-            tensors[f"{p}{name}.weight"] = weights(rng, shp).astype(np_dtype)
+            shapes[f"{p}{name}.weight"] = shp
         for norm in ("input_layernorm", "post_attention_layernorm"):
-            tensors[f"{p}{norm}.weight"] = np.ones(h, np_dtype)
-    tensors["model.norm.weight"] = np.ones(h, np_dtype)
-    tensors["lm_head.weight"] = weights(rng, (s["vocab"], h)).astype(np_dtype)
-    save_file(tensors, str(path))
+            shapes[f"{p}{norm}.weight"] = (h,)
+    shapes["model.norm.weight"] = (h,)
+    shapes["lm_head.weight"] = (s["vocab"], h)
+    return shapes
+
+
+def llama_safetensors(path: str | Path, *, dtype: str = "bfloat16", seed: int = 0, **shape: int) -> Path:
+    """A Llama-shaped safetensors file of random weights (norms of ones), written one tensor at a time, so a
+    7B-parameter file needs one tensor's memory, not the file's."""
+    import json
+
+    import ml_dtypes
+
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    itemsize = np.dtype(np_dtype).itemsize
+    shapes = llama_shapes(**shape)
+    header, offset = {}, 0
+    for name, shp in shapes.items():
+        size = int(np.prod(shp)) * itemsize
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shp), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for shp in shapes.values():
+            values = np.ones(shp, np.float32) if len(shp) == 1 else weights(rng, shp)
+            f.write(values.astype(np_dtype).tobytes())
     return Path(path)
 
 
@@ -117,13 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     mlp.add_argument("--external", action="store_true", help="weights as ONNX external data")
     llama = sub.add_parser("llama", help="a Llama-shaped safetensors file (default: TinyLlama's 1.1B shapes)")
     llama.add_argument("path")
-    llama.add_argument("--layers", type=int, default=LLAMA_1B["layers"])
+    llama.add_argument("--size", choices=["1b", "7b"], default="1b", help="TinyLlama 1.1B's or Llama 2 7B's shapes")
+    llama.add_argument("--layers", type=int, help="layers (default: the size's own)")
     llama.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     args = parser.parse_args(argv)
     if args.kind == "mlp":
         out = onnx_mlp(args.path, mlp_layers([int(v) for v in args.sizes.split(",")]), args.external)
     else:
-        out = llama_safetensors(args.path, dtype=args.dtype, layers=args.layers)
+        shape = dict(LLAMA_7B if args.size == "7b" else LLAMA_1B)
+        shape["layers"] = args.layers or shape["layers"]
+        out = llama_safetensors(args.path, dtype=args.dtype, **shape)
     print(f"wrote {out} ({out.stat().st_size / 1e9:.3g} GB)")
     return 0
 

@@ -40,6 +40,14 @@ LANES = 16
 
 
 @njit(cache=True, inline="always")
+def _add(d, j, el, wl):
+    """Lane ``j``'s squared-error sum and largest error, with the error ``d``."""
+    el[j] += d * d
+    ad = abs(d)
+    wl[j] = ad if ad > wl[j] else wl[j]
+
+
+@njit(cache=True, inline="always")
 def _round_trip(v, s, z, zf, lo, hi):
     """``v - dequantize(quantize(v))`` in float64, as the quantize and dequantize kernels compute both."""
     y = (np.float32(quantize_value(v, s, z, lo, hi)) - zf) * s
@@ -54,14 +62,10 @@ def _round_trip_span(a, start, end, s, z, lo, hi, el, wl):
     for base in range(start, whole, LANES):
         for j in range(LANES):
             d = _round_trip(a[base + j], s, z, zf, lo, hi)
-            el[j] += d * d
-            ad = abs(d)
-            wl[j] = ad if ad > wl[j] else wl[j]
+            _add(d, j, el, wl)
     for i in range(whole, end):
         d = _round_trip(a[i], s, z, zf, lo, hi)
-        el[0] += d * d
-        ad = abs(d)
-        wl[0] = ad if ad > wl[0] else wl[0]
+        _add(d, 0, el, wl)
 
 
 @njit(cache=True, inline="always")
@@ -90,14 +94,10 @@ def half_error_rows(x, noise, worst):
         for base in range(0, whole, LANES):
             for j in range(LANES):
                 d = np.float64(a[base + j]) - np.float64(to_half(a[base + j]))
-                el[j] += d * d
-                ad = abs(d)
-                wl[j] = ad if ad > wl[j] else wl[j]
+                _add(d, j, el, wl)
         for i in range(whole, a.shape[0]):
             d = np.float64(a[i]) - np.float64(to_half(a[i]))
-            el[0] += d * d
-            ad = abs(d)
-            wl[0] = ad if ad > wl[0] else wl[0]
+            _add(d, 0, el, wl)
         noise[r] = el.sum()
         worst[r] = wl.max()
 
@@ -183,9 +183,7 @@ def q8_0_error_rows(x, noise, worst):
                 for j in range(LANES):
                     v = a[base + h + j]
                     d = np.float64(v) - np.float64(np.float32(np.int8(roundf(v * inv))) * d16)
-                    el[j] += d * d
-                    ad = abs(d)
-                    wl[j] = ad if ad > wl[j] else wl[j]
+                    _add(d, j, el, wl)
         noise[r] = el.sum()
         worst[r] = wl.max()
 
@@ -215,8 +213,6 @@ def q4_0_error_rows(x, noise, worst):
                     v = a[base + h + j]
                     q = min(np.int32(v * inv + np.float32(8.5)), 15)
                     d = np.float64(v) - np.float64(np.float32(np.int32(q - 8)) * d16)
-                    el[j] += d * d
-                    ad = abs(d)
-                    wl[j] = ad if ad > wl[j] else wl[j]
+                    _add(d, j, el, wl)
         noise[r] = el.sum()
         worst[r] = wl.max()

@@ -100,8 +100,6 @@ def resolve_shapes(specs: list[InputSpec], dims: dict[str, int]) -> dict[str, tu
 
 def gather_limits(proto: Any) -> dict[str, int]:
     """Graph inputs used as ``Gather`` indices -> rows of the table they index (the vocabulary)."""
-    from onnx import numpy_helper
-
     tables = {}
     for graph in onnx_graphs(proto.graph):
         for init in graph.initializer:
@@ -111,7 +109,7 @@ def gather_limits(proto: Any) -> dict[str, int]:
             if node.op_type == "Constant":
                 for a in node.attribute:
                     if a.name == "value" and a.t.dims:
-                        tables[node.output[0]] = int(numpy_helper.to_array(a.t).shape[0])
+                        tables[node.output[0]] = int(a.t.dims[0])
     limits: dict[str, int] = {}
     for graph in onnx_graphs(proto.graph):
         for node in graph.node:

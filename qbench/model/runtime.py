@@ -160,7 +160,9 @@ class _Failed(Exception):
     """A variant's step that failed: its message is the variant's line in the results."""
 
 
-def _variant(p: Plan, v: model_variants.Variant, folder: Path, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+def _variant(
+    p: Plan, v: model_variants.Variant, folder: Path, reference: dict[str, np.ndarray], float_counts: dict[str, int]
+) -> dict[str, Any]:
     """One variant made (unless float32), measured, timed beside float32 and compared with its outputs."""
     inputs = str(folder / "inputs.npz")
 
@@ -193,7 +195,7 @@ def _variant(p: Plan, v: model_variants.Variant, folder: Path, reference: dict[s
         got = {k: archive[k] for k in archive.files}
     if v.kind == "float":
         reference.update(got)
-    counts, float_counts = model_variants.weight_counts(model), model_variants.weight_counts(p.path)
+    counts = model_variants.weight_counts(model)
     entry.update(
         bytes=model_variants.file_bytes(model),
         weights=float_counts["float"],
@@ -228,11 +230,12 @@ def run(p: Plan, progress: Callable[[str], None] = print) -> dict[str, Any]:
         np.savez(folder / "inputs.npz", **p.inputs)
         model_variants.prepared(p.path, folder / "prepared.onnx")
         reference: dict[str, np.ndarray] = {}
+        float_counts = model_variants.weight_counts(p.path)
         for i, v in enumerate(p.variants, 1):
             started = time.perf_counter()
             progress(f"[{i}/{len(p.variants)}] {v.label}: " + ("measuring" if v.kind == "float" else "quantizing"))
             try:
-                results[v.name] = _variant(p, v, folder, reference)
+                results[v.name] = _variant(p, v, folder, reference, float_counts)
             except _Failed as exc:
                 results[v.name] = {"label": v.label, "kind": v.kind, "error": str(exc)}
                 progress(f"      {exc}")

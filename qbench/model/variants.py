@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+#: Above this a model is written with its weights as external data (protobuf's 2 GiB limit, with room to spare).
+EXTERNAL_DATA_BYTES = 2**31 - 2**20
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -123,7 +126,7 @@ def prepared(source: Path, out: Path) -> Path:
 def _save(proto: Any, out: Path) -> None:
     import onnx
 
-    large = proto.ByteSize() > 2**31 - 2**20
+    large = proto.ByteSize() > EXTERNAL_DATA_BYTES
     onnx.save(proto, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
 
 
@@ -131,7 +134,7 @@ def make(variant: Variant, source: Path, out: Path, inputs: dict[str, np.ndarray
     """Write ``variant`` of the prepared model ``source`` to ``out``; ONNX Runtime's errors pass through."""
     from onnxruntime import quantization as q
 
-    large = source.stat().st_size > 2**31 - 2**20
+    large = source.stat().st_size > EXTERNAL_DATA_BYTES
     if variant.kind == "dynamic":
         q.quantize_dynamic(
             source,

@@ -35,6 +35,12 @@ def _session(path: str, threads: int, profile: str | None = None) -> Any:
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
+def _arrays(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` by name: the run's inputs, a leading sample axis."""
+    with np.load(path) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
 def _feeds(inputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     n = len(next(iter(inputs.values())))
     return [{k: v[i, ...] for k, v in inputs.items()} for i in range(n)]
@@ -83,8 +89,7 @@ def _batched(inputs: dict[str, np.ndarray], batch: int) -> list[dict[str, np.nda
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
-    with np.load(job["inputs"]) as archive:
-        inputs = {k: archive[k] for k in archive.files}
+    inputs = _arrays(job["inputs"])
     feeds = _feeds(inputs)
     threads = job["threads"]
     start = time.perf_counter()
@@ -111,8 +116,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 def race(job: dict[str, Any]) -> dict[str, Any]:
     """Latency of several models side by side in this one process: per thread count, every model's calls in
     each round, the models taking turns round by round, so drift on a shared machine falls on all alike."""
-    with np.load(job["inputs"]) as archive:
-        feeds = _feeds({k: archive[k] for k in archive.files})
+    feeds = _feeds(_arrays(job["inputs"]))
     out: dict[str, dict[str, list[list[float]]]] = {name: {} for name in job["models"]}
     for t in job["threads"]:
         sessions = {name: _session(path, t) for name, path in job["models"].items()}
@@ -129,8 +133,7 @@ def race(job: dict[str, Any]) -> dict[str, Any]:
 def make(job: dict[str, Any]) -> dict[str, Any]:
     from qbench.model import variants
 
-    with np.load(job["inputs"]) as archive:
-        inputs = {k: archive[k] for k in archive.files}
+    inputs = _arrays(job["inputs"])
     variant = variants.VARIANTS[job["variant"]]
     start = time.perf_counter()
     variants.make(variant, Path(job["source"]), Path(job["model"]), inputs)
@@ -144,8 +147,7 @@ def divergence(job: dict[str, Any]) -> dict[str, Any]:
 
     from qbench.model.variants import Reader
 
-    with np.load(job["inputs"]) as archive:
-        inputs = {k: archive[k] for k in archive.files}
+    inputs = _arrays(job["inputs"])
     folder = Path(job["folder"])
     acts = {}
     for side in ("float", "qdq"):

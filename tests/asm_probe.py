@@ -28,6 +28,7 @@ X = np.linspace(-3, 3, N, dtype=f32)
 U8 = np.arange(N).astype(np.uint8)
 I8 = U8.view(np.int8)
 ACC = np.zeros(N, f32)
+TENS = np.full(8, f32(10))  # the reciprocals of eight scales of 0.1
 W16 = U8[: N // 16].astype(np.int16).reshape(1, -1)  # one activation row of K = N / 16, widened
 ZB, SUMS, OUT = np.zeros(16, np.int32), np.zeros(1, np.int32), np.zeros((1, 16), np.int32)
 # Block formats: 4 rows of 8 blocks (ggml's bytes, or MatMulNBits' packed nibbles), a float16 table, Q8_0 x.
@@ -37,12 +38,23 @@ XD, XQS, ROWS_OUT = np.ones(8, f32), I8[: 8 * 32].reshape(8, 32), np.zeros(4)
 NBITS, NBITS_SCALE = U8[: 4 * 8 * 16].reshape(4, 8, 16), np.ones((4, 8), f32)
 
 HOT = {
-    "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8))),
-    "quantize int8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.int8))),
+    "quantize uint8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8), None)),
+    "quantize int8": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.int8), None)),
+    "quantize uint8 by reciprocal": (kq.quantize_tensor, (X, f32(0.1), np.int32(3), np.empty(N, np.uint8), f32(10))),
     "dequantize uint8": (kq.dequantize_tensor, (U8, f32(0.1), f32(3), ACC)),
     "quantize per-axis": (
         kq.quantize_axis,
-        (X.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, np.int32), np.empty((4, 8, N // 32), np.uint8)),
+        (X.reshape(4, 8, -1), np.full(8, f32(0.1)), np.zeros(8, np.int32), np.empty((4, 8, N // 32), np.uint8), None),
+    ),
+    "quantize per-axis by reciprocal": (
+        kq.quantize_axis,
+        (
+            X.reshape(4, 8, -1),
+            np.full(8, f32(0.1)),
+            np.zeros(8, np.int32),
+            np.empty((4, 8, N // 32), np.uint8),
+            f32(10) + X[:8],
+        ),
     ),
     "dequantize per-axis": (
         kq.dequantize_axis,

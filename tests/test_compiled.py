@@ -164,6 +164,18 @@ def test_narrowing_loops_get_vectors_sized_by_their_narrowest_type(target):
     assert re.search(r"\bvpaddw\b[^\n]*%[yz]mm", target["asm"]["sum uint8"])
 
 
+def test_quantize_by_reciprocal_multiplies_instead_of_dividing(target):
+    # The reciprocal form (chosen where the target has FMA, as every target here does): two fused multiply-adds
+    # per vector in place of the division, in the same wide loop that packs its bytes.
+    for name in ("quantize uint8 by reciprocal", "quantize per-axis by reciprocal"):
+        asm = target["asm"][name]
+        assert not re.search(r"\bvdivps\b[^\n]*%[yz]mm", asm), name
+        assert re.search(r"\bvfnmadd\d+ps\b[^\n]*%[yz]mm", asm), name
+        if isa(target)["avx2"]:
+            assert lanes_per_block(asm, r"vfmadd\d+ps") >= 32, (name, lanes_per_block(asm, r"vfmadd\d+ps"))
+            assert re.search(r"\b(vpack(ss|us)(dw|wb)|vpmovu?s(db|dw|wb))\b", asm), name
+
+
 def test_wide_vector_option_is_off_again_for_other_numba_code(target):
     # The same user loop, compiled before and after qbench's kernels in one process, gets the same vectors.
     before, after = target["asm"]["user quantize before"], target["asm"]["user quantize"]
@@ -239,7 +251,10 @@ def test_kernels_compiled_with_other_llvm_options_are_cached_apart():
 
     wide, block = _jit._options_tag(_jit._WIDE), _jit._options_tag(_jit._ONE_VECTOR)
     assert wide != block
-    assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{wide}")
+    assert blocks.quantize_inner.serial.py_func.__qualname__.endswith(f"serial_{wide}")
+    interleaved = _jit._options_tag(_jit._options(True, quantize.INTERLEAVE))
+    assert interleaved not in (wide, block)
+    assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{interleaved}")
     assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}")
     changed = {**_jit._ONE_VECTOR, "-force-vector-width": ("16", "0")}
     assert _jit._options_tag(changed) != block

@@ -203,6 +203,27 @@ def test_non_contiguous_equals_contiguous_copy(rng, view, parallel):
     assert_same_bits(qbench.dequantize(got.T, params).T, qbench.dequantize(got, params))
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_every_start_alignment_and_lengths_around_blocks(rng, parallel):
+    # The 1-D loops run up to 15 values alone to reach a 64-byte boundary of their float32 array, then the rest
+    # in blocks of BLOCK values: every start offset, and lengths at and around both.
+    from qbench.kernels.quantize import BLOCK
+
+    xs = (rng.standard_normal(2 * BLOCK + 80) * 20).astype(np.float32)
+    qs = rng.integers(0, 256, xs.size).astype(np.uint8)
+    floats = np.empty(xs.size, np.float32)
+    params = qbench.QuantParams(np.float32(0.1), 7, "uint8")
+    for offset in range(17):
+        for n in (1, 15, 16, 17, 63, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 33):
+            x = xs[offset : offset + n]
+            out = np.full(n, 0xAA, np.uint8)
+            qbench.quantize(x, params, out=out, parallel=parallel)
+            assert_same_bits(out, reference.quantize(x, params))
+            floats[:] = np.nan
+            back = qbench.dequantize(qs[:n], params, out=floats[offset : offset + n], parallel=parallel)
+            assert_same_bits(back, reference.dequantize(qs[:n], params))
+
+
 def test_non_contiguous_per_axis(rng):
     x = (rng.standard_normal((8, 6, 10)) * 5).astype(np.float32).transpose(2, 0, 1)[::3]  # shape (4, 8, 6)
     params = qbench.QuantParams(np.linspace(0.05, 0.5, 8, dtype=np.float32), np.arange(8), "uint8", axis=1)

@@ -208,4 +208,25 @@ MUTATIONS = [
         new="    c = v * np.float32(4097.0)  # 2**13 + 1",
         tests=["tests/test_model.py::test_float16_rounding_is_numpys_on_random_bit_patterns_and_every_edge"],
     ),
+    dict(
+        name="the reciprocal quotient's remainder rounded before the correction (no fused multiply-add)",
+        file="qbench/kernels/division.py",
+        old="    return fma(fma(-q, scale, x), reciprocal, q)",
+        new="    return fma(x - q * scale, reciprocal, q)",
+        tests=["tests/test_division.py"],
+    ),
+    dict(
+        name="quantize's first values before the 64-byte boundary: the last one left out",
+        file="qbench/kernels/quantize.py",
+        old="    for i in range(head):\n        out[i] = quantize_with(",
+        new="    for i in range(head - 1):\n        out[i] = quantize_with(",
+        tests=["tests/test_quantize.py::test_every_start_alignment_and_lengths_around_blocks"],
+    ),
+    dict(
+        name="dequantize's blocks start one value late",
+        file="qbench/kernels/quantize.py",
+        old="        qb, ob = q[start : start + BLOCK], out[start : start + BLOCK]",
+        new="        qb, ob = q[start + 1 : start + BLOCK], out[start + 1 : start + BLOCK]",
+        tests=["tests/test_quantize.py::test_every_start_alignment_and_lengths_around_blocks"],
+    ),
 ]

@@ -53,6 +53,19 @@ _WIDE = {"-vectorizer-maximize-bandwidth": ("true", "false")}
 _ONE_VECTOR = {"-force-vector-interleave": ("1", "0")}
 
 
+def _options(wide: bool, interleave: int | None = None, width: int | None = None) -> dict[str, tuple[str, str]]:
+    """The LLVM options a kernel compiles with: :data:`_WIDE` or :data:`_ONE_VECTOR`; for a wide loop whose body
+    LLVM's cost model sizes badly, ``interleave`` vectors an iteration and (``width``) lanes a vector instead."""
+    if not wide:
+        return _ONE_VECTOR
+    options = dict(_WIDE)
+    if interleave is not None:
+        options["-force-vector-interleave"] = (str(interleave), "0")
+    if width is not None:
+        options["-force-vector-width"] = (str(width), "0")
+    return options
+
+
 def _compile_with(dispatcher: Any, options: dict[str, tuple[str, str]]) -> Any:
     """Make ``dispatcher`` compile every new signature with the LLVM ``options`` set (then reset)."""
     compile_one = dispatcher.compile
@@ -77,8 +90,8 @@ def _options_tag(options: dict[str, tuple[str, str]]) -> str:
     return f"{zlib.crc32(repr(sorted(options.items())).encode()) & 0xFFFF:04x}"
 
 
-def _njit(fn: Callable, wide: bool = True, **options: Any) -> Any:
-    return _compile_with(numba.njit(**options)(fn), _WIDE if wide else _ONE_VECTOR)
+def _njit(fn: Callable, llvm_options: dict[str, tuple[str, str]], **options: Any) -> Any:
+    return _compile_with(numba.njit(**options)(fn), llvm_options)
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ class Kernel:
     name: str
     serial: Any
     parallel: Any
-    wide: bool = True
+    llvm_options: dict[str, tuple[str, str]]
 
     def target(self, parallel: bool) -> Callable:
         """The compiled form to call: ``serial``, or ``parallel`` behind the launch guard.
@@ -109,26 +122,37 @@ class Kernel:
         """
         cached = self.parallel if parallel else self.serial
         options = {k: v for k, v in cached.targetoptions.items() if k != "nopython"}
-        twin = _njit(cached.py_func, self.wide, **{**options, "cache": False})
+        twin = _njit(cached.py_func, self.llvm_options, **{**options, "cache": False})
         twin.compile(tuple(numba.typeof(a) for a in args))
         return "\n".join(twin.inspect_asm().values())
 
 
-def kernel(fn: Callable | None = None, *, fastmath: bool | set = False, wide: bool = True, cache: bool = True) -> Any:
+def kernel(
+    fn: Callable | None = None,
+    *,
+    fastmath: bool | set = False,
+    wide: bool = True,
+    interleave: int | None = None,
+    width: int | None = None,
+    cache: bool = True,
+) -> Any:
     """Compile ``fn`` into a :class:`Kernel` (serial and parallel, cached on disk unless ``cache=False``:
     code generated at run time has no source file to key a cache on).
 
     ``wide=False`` compiles with :data:`_ONE_VECTOR` instead of :data:`_WIDE`: for loops over one small block.
+    ``interleave`` and ``width`` force the vectors per iteration and lanes per vector of a wide loop
+    (:func:`_options`).
     """
 
     def build(f: Callable) -> Kernel:
         opts = dict(nogil=True, cache=cache, fastmath=fastmath)
-        tag = _options_tag(_WIDE if wide else _ONE_VECTOR)
+        llvm_options = _options(wide, interleave, width)
+        tag = _options_tag(llvm_options)
         return Kernel(
             name=f.__name__,
-            serial=_njit(_renamed(f, f"serial_{tag}"), wide, parallel=False, **opts),
-            parallel=_njit(_renamed(f, f"parallel_{tag}"), wide, parallel=True, **opts),
-            wide=wide,
+            serial=_njit(_renamed(f, f"serial_{tag}"), llvm_options, parallel=False, **opts),
+            parallel=_njit(_renamed(f, f"parallel_{tag}"), llvm_options, parallel=True, **opts),
+            llvm_options=llvm_options,
         )
 
     return build(fn) if fn is not None else build

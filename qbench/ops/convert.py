@@ -28,9 +28,9 @@ def quantize(x: Any, params: QuantParams, *, out: np.ndarray | None = None, para
     if params.block_size is not None or params.packed:
         return blocks.quantize(x, params, out, parallel)
     axis = None if params.axis is None else channel_axis(params, x.shape)
-    scale, _, zero_point = params.typed(x.dtype)
+    scale, zero_point, reciprocal = params.quantize_args(x.dtype)
     out = output_array(out, x.shape, params.dtype, x)
-    return _convert(_QUANTIZE, axis, x, params, scale, zero_point, out, parallel)
+    return _convert(_QUANTIZE, axis, x, params, (scale, zero_point, out, reciprocal), parallel)
 
 
 def dequantize(
@@ -55,7 +55,7 @@ def dequantize(
     axis = None if params.axis is None else channel_axis(params, q.shape)
     scale, zero_point, _ = params.typed(F32)
     out = output_array(out, q.shape, F32, q)
-    return _convert(_DEQUANTIZE, axis, q, params, scale, zero_point, out, parallel)
+    return _convert(_DEQUANTIZE, axis, q, params, (scale, zero_point, out), parallel)
 
 
 # (per-tensor, per-channel) kernel of each conversion, with the tuning key each is switched by.
@@ -68,17 +68,19 @@ def _convert(
     axis: int | None,
     src: np.ndarray,
     params: QuantParams,
-    scale: Any,
-    zero_point: Any,
-    out: np.ndarray,
+    args: tuple,
     parallel: bool | None,
 ) -> np.ndarray:
-    """quantize's and dequantize's shared path: pick the kernel and its form, run it over contiguous views."""
+    """quantize's and dequantize's shared path: pick the kernel and its form, run it over contiguous views.
+
+    ``args`` are the kernel's after the source: scale, zero point, output (and quantize's reciprocal).
+    """
     kern, key = kernels[axis is not None]
+    scale, zero_point, out, *rest = args
     run = kern.target(use_parallel(src.nbytes + out.nbytes, parallel, (key, params.dtype)))
     if axis is None and src.ndim == 1:  # the common call: flat_views would return (src, out) as they are
-        run(src, scale, zero_point, out)
+        run(src, scale, zero_point, out, *rest)
         return out
     for sv, ov in flat_views((src, out), axis):
-        run(sv, scale, zero_point, ov)
+        run(sv, scale, zero_point, ov, *rest)
     return out

@@ -338,9 +338,9 @@ def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np
         zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
         params = QuantParams.per_tensor(scale, int(zero_point), np.uint8)
     q = np.empty(x.shape, np.uint8)
-    s, _, zp = params.typed(_F32)
+    s, zp, reciprocal = params.quantize_args(_F32)
     quant_k.quantize_tensor.target(use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
-        flat, s, zp, q.reshape(-1)
+        flat, s, zp, q.reshape(-1), reciprocal
     )
     return q, params
 

@@ -8,6 +8,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from qbench.kernels import division
+
 #: The 4-bit types (ONNX INT4 / UINT4), as ``ml_dtypes`` names them; qbench stores them packed, two per byte.
 INT4, UINT4 = np.dtype(ml_dtypes.int4), np.dtype(ml_dtypes.uint4)
 PACKED_DTYPES = frozenset({INT4, UINT4})
@@ -163,10 +165,7 @@ class QuantParams:
         Scale and the first zero point are in float type ``ftype`` (dequantize
         subtracts the zero point in float); quantize adds the int32 one.
         """
-        cache = self.__dict__.get("_typed")
-        if cache is None:  # first call: a dict per instance (not made on every call, as setdefault would)
-            cache = {}
-            object.__setattr__(self, "_typed", cache)
+        cache = self._cache()
         typed = cache.get(ftype)
         if typed is None:
             t = ftype.type
@@ -176,6 +175,29 @@ class QuantParams:
                 typed = (self.scale.astype(t), self.zero_point.astype(t), self.zero_point.astype(np.int32))
             cache[ftype] = typed
         return typed
+
+    def quantize_args(self, ftype: np.dtype) -> tuple[Any, Any, Any]:
+        """(scale, zero point as int32, reciprocal) as quantize's kernels take them for ``ftype`` input; cached.
+
+        The reciprocal is ``float32(1 / scale)`` where quantize multiplies by it instead of dividing, else None
+        (:func:`qbench.kernels.division.reciprocal` decides, in microseconds: once per parameters).
+        """
+        cache = self._cache()
+        key = ("quantize", ftype)
+        args = cache.get(key)
+        if args is None:
+            scale, _, zero_point = self.typed(ftype)
+            args = cache[key] = (scale, zero_point, division.reciprocal(scale, ftype))
+        return args
+
+    def _cache(self) -> dict:
+        """The instance's cache of typed values: a dict made on first use (not on every call, as setdefault
+        would make one)."""
+        cache = self.__dict__.get("_typed")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_typed", cache)
+        return cache
 
     @property
     def qmin(self) -> int:

@@ -73,6 +73,44 @@ def test_decisions_need_a_margin_and_ignore_one_noisy_size():
     assert m.decisions() == [False] * 6 + [True] * 3
 
 
+def test_a_win_inside_the_rounds_spread_stays_serial_and_the_file_says_how_sure(tuning_file):
+    # Per-round ratios: parallel 1.3x in the median round but slower in a third of the rounds (close), clearly
+    # faster (parallel), clearly slower (serial).
+    rounds = [[0.8, 0.9, 1.3, 1.3, 1.4, 1.5], [1.3, 1.4, 1.4, 1.5, 1.6], [0.5, 0.6, 0.6, 0.7], [1.2, 1.3, 1.3]]
+    m = Measured("sum", "uint8", list(tuning.LADDER[:4]), [1e-6] * 4, [1e-6] * 4, rounds)
+    assert m.verdicts() == ["close", "parallel", "serial", "parallel"]
+    assert m.ratio_quartiles(1) == (1.4, 1.4, 1.5)
+    assert m.decisions() == [False, False, True, True]  # the lone serial size among parallel ones is noise
+    assert Measured("sum", "uint8", [1], [1e-6], [1e-6], [[0.8, 0.9, 1.3, 1.3, 1.4, 1.5]]).decisions() == [False]
+    assert "close at 16 KiB" in m.certainty() and "either one a fair pick" in m.certainty()
+    tuning.save([m, _measured("dot", "int8", [2.0] * 4)], tuning_file)
+    data = json.loads(tuning_file.read_text())
+    kernels = data["kernels"]
+    assert kernels["sum uint8"]["verdicts"] == m.verdicts()
+    assert kernels["sum uint8"]["ratio_quartiles"][2] == pytest.approx([0.575, 0.6, 0.625])
+    assert kernels["dot int8"]["certainty"].startswith("sure")
+    assert "close at 16 KiB" in tuning.summary() and "dot int8: parallel from 16 KiB," not in tuning.summary()
+
+
+def test_tune_spends_more_rounds_where_the_forms_are_close(monkeypatch):
+    # Scripted rounds: the first size is a clear win for parallel, the second a coin toss.
+    from qbench.measure import timing
+
+    calls = []
+
+    def rounds(forms, n):
+        size = calls.append(n) or forms["serial"]()
+        serial = [2.0] * n if size == 0 else [1.0, 1.2] * (n // 2) + [1.1] * (n % 2)
+        return {"serial": serial, "parallel": [1.0] * n}
+
+    monkeypatch.setattr(timing, "interleaved_rounds", rounds)
+    monkeypatch.setattr(tune, "build_call", lambda kernel, dtype, n: lambda parallel: n)
+    timed = tune._passes([("sum", "uint8", 0), ("sum", "uint8", 1)], (False, True), 4, 2, None, extra=2)
+    assert calls == [4, 4, 4, 4, 8, 8]  # two passes over both sizes, then two passes of 8 rounds at the close one
+    assert len(timed[0].ratios) == 8 and len(timed[1].ratios) == 24
+    assert timed[0].best == {"serial": 2.0, "parallel": 1.0}
+
+
 @multicore
 def test_saved_tuning_steers_parallel_none_per_kernel(tuning_file):
     measured = [

@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="passes over all sizes; the least time of each counts (default: %(default)s)",
     )
+    parser.add_argument(
+        "--extra",
+        type=whole(0),
+        default=2,
+        help="more passes, of twice the rounds, over the sizes where the two forms are still close "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--file", help="where to write the tuning (default: this machine's file in the user cache)")
     parser.add_argument("--no-verify", action="store_true", help="skip the check at the quick grid's sizes")
     parser.add_argument("--show", action="store_true", help="print the tuning in force and exit")
@@ -54,7 +61,9 @@ def execute(args: argparse.Namespace) -> int:
         f"timing serial and parallel forms of {len(tuning.TUNED)} kernels at {len(ladder)} sizes "
         f"({ladder[0]:,} to {ladder[-1]:,} bytes touched), {numba.get_num_threads()} threads, side by side:"
     )
-    measured = tune.measure(tuning.TUNED, ladder, rounds=args.rounds, passes=args.passes, progress=print)
+    measured = tune.measure(
+        tuning.TUNED, ladder, rounds=args.rounds, passes=args.passes, extra=args.extra, progress=print
+    )
     print(f"tuning written to {tuning.save(measured, file)}")
     if args.no_verify:
         return 0

@@ -13,7 +13,7 @@ from typing import Any
 import numba
 
 from qbench import cases
-from qbench.ops.tuning import DEFAULT, LADDER, TUNED, Measured, case_key, parallel_pays
+from qbench.ops.tuning import DEFAULT, LADDER, TUNED, Measured, case_key, parallel_pays, quartiles, verdict
 
 
 def build_call(kernel: str, dtype: str, n: int) -> Callable[[bool | None], Any]:
@@ -35,26 +35,58 @@ def _forms(call: Callable[[bool | None], Any], *choices: bool) -> dict[str, Call
     return {names[c]: (lambda c=c: call(c)) for c in choices}
 
 
-def _best_of_passes(
-    points: list[tuple[str, str, int]], choices: tuple, rounds: int, passes: int, progress
-) -> list[dict[str, float]]:
-    """Seconds per call of each form at each (kernel, dtype, elements), the least over ``passes`` passes.
+@dataclass
+class Timed:
+    """One point's measurement: each form's least per-pass median time, and the serial/parallel ratio of every
+    round (both forms timed side by side in each)."""
+
+    best: dict[str, float]
+    ratios: list[float]
+
+
+def _passes(
+    points: list[tuple[str, str, int]], choices: tuple, rounds: int, passes: int, progress, extra: int = 0
+) -> list[Timed]:
+    """Time the forms at each (kernel, dtype, elements) in ``passes`` passes over every point, then in up to
+    ``extra`` more passes of twice the rounds over the points where the two forms are still close.
 
     Rounds inside one pass alternate the forms; the passes run one after the
     other over every point, so a burst of load from elsewhere (seconds long on
     a shared machine) slows one pass of a point, not all of them, and the
-    least time, which interference can only raise, keeps the quiet one.
+    least time, which interference can only raise, keeps the quiet one. The
+    per-round ratios, each from one round's side-by-side pair, say how far
+    apart the forms are and how sure that is.
     """
-    from qbench.measure.timing import interleaved
+    from qbench.measure.timing import interleaved_rounds, median
 
-    best: list[dict[str, float]] = [{} for _ in points]
+    timed = [Timed({}, []) for _ in points]
+
+    def run(indices: list[int], n_rounds: int) -> None:
+        for i in indices:
+            kernel, dtype, n = points[i]
+            per_round = interleaved_rounds(_forms(build_call(kernel, dtype, n), *choices), n_rounds)
+            for form, times in per_round.items():
+                timed[i].best[form] = min(median(times), timed[i].best.get(form, float("inf")))
+            if len(choices) == 2:
+                timed[i].ratios += [s / p for s, p in zip(per_round["serial"], per_round["parallel"], strict=True)]
+
     for p in range(passes):
-        for i, (kernel, dtype, n) in enumerate(points):
-            times = interleaved(_forms(build_call(kernel, dtype, n), *choices), rounds)
-            best[i] = {k: min(v, best[i].get(k, v)) for k, v in times.items()}
+        run(list(range(len(points))), rounds)
         if progress:
             progress(f"  pass {p + 1} of {passes} done")
-    return best
+    for p in range(extra):
+        close = [i for i, t in enumerate(timed) if _close(t.ratios)]
+        if not close:
+            break
+        if progress:
+            progress(f"  {len(close)} sizes where the forms are close: {2 * rounds} more rounds each ({p + 1}/{extra})")
+        run(close, 2 * rounds)
+    return timed
+
+
+def _close(ratios: list[float]) -> bool:
+    """Whether the rounds leave the faster form in doubt (:func:`qbench.ops.tuning.verdict`)."""
+    return bool(ratios) and verdict(*quartiles(ratios)) == "close"
 
 
 def measure(
@@ -63,21 +95,24 @@ def measure(
     *,
     rounds: int = 5,
     passes: int = 2,
+    extra: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> list[Measured]:
-    """Serial and parallel forms of each case, timed alternately in this process at every size of ``ladder``."""
+    """Serial and parallel forms of each case, timed alternately in this process at every size of ``ladder``
+    (``extra`` more passes where they are close)."""
     ladder = list(ladder)
     points = [(k, d, _elements(k, d, b)) for k, d in cases_ for b in ladder]
-    times = iter(_best_of_passes(points, (False, True), rounds, passes, progress))
+    times = iter(_passes(points, (False, True), rounds, passes, progress, extra))
     results = []
     for kernel, dtype in dict.fromkeys((k, d) for k, d, _ in points):
         m = Measured(kernel, dtype, ladder, [], [])
         for _ in ladder:
             t = next(times)
-            m.serial_s.append(t["serial"])
-            m.parallel_s.append(t["parallel"])
+            m.serial_s.append(t.best["serial"])
+            m.parallel_s.append(t.best["parallel"])
+            m.round_ratios.append(t.ratios)
         if progress:
-            progress(f"  {kernel} {dtype}: {m.switch().describe()}")
+            progress(f"  {kernel} {dtype}: {m.switch().describe()} ({m.certainty()})")
         results.append(m)
     return results
 
@@ -123,12 +158,12 @@ def verify(
     makes (:func:`parallel_pays`), which the tests hold to the API's own keys.
     """
     points = [(k, d, n) for k, d in cases_ for n in sizes]
-    times = _best_of_passes(points, (False, True), rounds, passes, progress)
+    times = _passes(points, (False, True), rounds, passes, progress)
     checks = []
     for (kernel, dtype, n), t in zip(points, times, strict=True):
         nbytes = cases.bytes_moved(kernel, dtype, n)
         tuned, default = parallel_pays(case_key(kernel, dtype), nbytes), DEFAULT(nbytes)
-        checks.append(Check(kernel, dtype, n, nbytes, t["serial"], t["parallel"], tuned, default))
+        checks.append(Check(kernel, dtype, n, nbytes, t.best["serial"], t.best["parallel"], tuned, default))
     return checks
 
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -262,11 +262,24 @@ def summary() -> str:
     data = load()
     if data is None:
         return f"parallel from {_size(DEFAULT_MIN_BYTES)} touched for every kernel (default; `qbench tune` measures it)"
-    kernels = ", ".join(f"{name}: {v['describe']}" for name, v in data["kernels"].items())
+    kernels = ", ".join(
+        f"{name}: {v['describe']}" + ("" if v.get("certainty", "sure").startswith("sure") else f" ({v['certainty']})")
+        for name, v in data["kernels"].items()
+    )
     return f"tuned {data['created']} at {data['threads']} threads: {kernels}"
 
 
 # --- storing a measurement (qbench.measure.tune measures) -------------------------------------------------
+
+
+def verdict(lower_quartile: float, _median: float, upper_quartile: float) -> str:
+    """``parallel``, ``serial`` or ``close``, from the quartiles of per-round serial/parallel time ratios."""
+    return "parallel" if lower_quartile >= MARGIN else "serial" if upper_quartile < 1.0 else "close"
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q = np.quantile(values, [0.25, 0.5, 0.75])
+    return float(q[0]), float(q[1]), float(q[2])
 
 
 @dataclass
@@ -276,16 +289,44 @@ class Measured:
     nbytes: list[int]
     serial_s: list[float]
     parallel_s: list[float]
+    #: Per size, the serial/parallel time ratio of every round (each round times both forms side by side);
+    #: empty where only the times are known.
+    round_ratios: list[list[float]] = field(default_factory=list)
+
+    def ratio_quartiles(self, i: int) -> tuple[float, float, float]:
+        """(lower quartile, median, upper quartile) of the round ratios at size ``i`` (the times' ratio alone
+        where no rounds were kept)."""
+        if not self.round_ratios or not self.round_ratios[i]:
+            r = self.serial_s[i] / self.parallel_s[i]
+            return r, r, r
+        return quartiles(self.round_ratios[i])
+
+    def verdicts(self) -> list[str]:
+        """Per size: ``parallel`` (it wins by :data:`MARGIN` in three rounds of four), ``serial`` (serial wins
+        in three of four), or ``close`` (the forms lie within the rounds' spread of each other)."""
+        return [verdict(*self.ratio_quartiles(i)) for i in range(len(self.nbytes))]
 
     def decisions(self) -> list[bool]:
-        """Parallel where it won by :data:`MARGIN`, then a median of three neighbours (one noisy size cannot flip)."""
-        raw = [s >= p * MARGIN for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
+        """Parallel where it won by :data:`MARGIN` in three rounds of four (so the margin grows with the rounds'
+        spread), then a median of three neighbours (one noisy size cannot flip). A close size stays serial:
+        either form is within the spread there, and one thread is the better citizen of a shared machine."""
+        raw = [v == "parallel" for v in self.verdicts()]
         padded = [raw[0], *raw, raw[-1]]
         return [sorted(padded[i : i + 3])[1] for i in range(len(raw))]
 
     def switch(self) -> Switch:
-        ratios = [s / p for s, p in zip(self.serial_s, self.parallel_s, strict=True)]
+        ratios = [self.ratio_quartiles(i)[1] for i in range(len(self.nbytes))]
         return Switch.from_ladder(self.nbytes, self.decisions(), ratios)
+
+    def certainty(self) -> str:
+        """How sure the switch is: ``sure`` where every size's rounds agreed, else the close sizes and the
+        widest spread between the two forms there."""
+        close = [i for i, v in enumerate(self.verdicts()) if v == "close"]
+        if not close:
+            return "sure: every size's rounds agree on the faster form"
+        spread = max(max(self.ratio_quartiles(i)[2], 1 / self.ratio_quartiles(i)[0]) for i in close)
+        sizes = ", ".join(_size(self.nbytes[i]) for i in close)
+        return f"close at {sizes}: the forms within {spread:.2f}x of each other there, either one a fair pick"
 
 
 def save(results: list[Measured], file: Path | None = None) -> Path:
@@ -302,6 +343,9 @@ def save(results: list[Measured], file: Path | None = None) -> Path:
             "bytes": m.nbytes,
             "serial_s": m.serial_s,
             "parallel_s": m.parallel_s,
+            "ratio_quartiles": [list(m.ratio_quartiles(i)) for i in range(len(m.nbytes))],
+            "verdicts": m.verdicts(),
+            "certainty": m.certainty(),
         }
     data = {
         "format": FORMAT,

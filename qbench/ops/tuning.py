@@ -326,7 +326,7 @@ class Measured:
             return "sure: every size's rounds agree on the faster form"
         spread = max(max(self.ratio_quartiles(i)[2], 1 / self.ratio_quartiles(i)[0]) for i in close)
         sizes = ", ".join(_size(self.nbytes[i]) for i in close)
-        return f"close at {sizes}: the forms within {spread:.2f}x of each other there, either one a fair pick"
+        return f"close at {sizes}: the rounds there put either form up to {spread:.2f}x ahead"
 
 
 def save(results: list[Measured], file: Path | None = None) -> Path:

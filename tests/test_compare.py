@@ -11,12 +11,12 @@ import pytest
 from qbench import cases
 from tests.test_suite import _copy_repo, _git, run_qbench
 
-LOOP = """    for i in prange(x.shape[0]):
-        out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
+LOOP = """        for i in range(xb.shape[0]):
+            ob[i] = quantize_with(xb[i], scale, reciprocal, zero_point, qmin, qmax)
 """
-SLOW_LOOP = """    for _ in range(3):  # injected slowdown: three passes
-        for i in prange(x.shape[0]):
-            out[i] = quantize_value(x[i], scale, zero_point, qmin, qmax)
+SLOW_LOOP = """        for _ in range(3):  # injected slowdown: three passes
+            for i in range(xb.shape[0]):
+                ob[i] = quantize_with(xb[i], scale, reciprocal, zero_point, qmin, qmax)
 """
 KERNEL = Path("qbench/kernels/quantize.py")
 BENCH = r"bench_quantize\.Quantize\.time_run"

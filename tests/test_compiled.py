@@ -245,19 +245,35 @@ def test_second_process_loads_kernels_from_disk_cache(tmp_path):
 
 
 def test_kernels_compiled_with_other_llvm_options_are_cached_apart():
-    # Numba's disk cache notices a change to a kernel's source, not to the LLVM options qbench compiles it with:
-    # the options are part of each compiled form's name, so changing them cannot load code compiled before.
+    # Numba's disk cache notices a change to a kernel's source, not to the LLVM options qbench compiles it with,
+    # nor to the helpers it inlines from other files: the options and a hash of every kernel module's source are
+    # part of each compiled form's name, so changing either cannot load code compiled before.
     from qbench.kernels import _jit, blocks, quantize
 
     wide, block = _jit._options_tag(_jit._WIDE), _jit._options_tag(_jit._ONE_VECTOR)
     assert wide != block
-    assert blocks.quantize_inner.serial.py_func.__qualname__.endswith(f"serial_{wide}")
+    src = _jit.SOURCES_TAG
+    assert blocks.quantize_inner.serial.py_func.__qualname__.endswith(f"serial_{wide}_{src}")
     interleaved = _jit._options_tag(_jit._options(True, quantize.INTERLEAVE))
     assert interleaved not in (wide, block)
-    assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{interleaved}")
-    assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}")
+    assert quantize.quantize_tensor.serial.py_func.__qualname__.endswith(f"serial_{interleaved}_{src}")
+    assert blocks.quantize_rows.parallel.py_func.__qualname__.endswith(f"parallel_{block}_{src}")
     changed = {**_jit._ONE_VECTOR, "-force-vector-width": ("16", "0")}
     assert _jit._options_tag(changed) != block
+
+
+def test_a_change_to_any_kernel_module_renames_every_kernel(tmp_path, monkeypatch):
+    from qbench.kernels import _jit
+
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for source in Path(_jit.__file__).parent.glob("*.py"):
+        (copy / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(_jit, "__file__", str(copy / "_jit.py"))
+    assert _jit._sources_tag() == _jit.SOURCES_TAG
+    division = copy / "division.py"
+    division.write_text(division.read_text() + "\n# an edit to an inlined helper's file\n")
+    assert _jit._sources_tag() != _jit.SOURCES_TAG
 
 
 #: The packed micro-kernel's instruction and register per path.

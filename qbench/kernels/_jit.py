@@ -13,6 +13,7 @@ import types
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -90,6 +91,22 @@ def _options_tag(options: dict[str, tuple[str, str]]) -> str:
     return f"{zlib.crc32(repr(sorted(options.items())).encode()) & 0xFFFF:04x}"
 
 
+def _sources_tag() -> str:
+    """A short hash of every kernel module's source, part of each kernel's cache name.
+
+    Numba's disk cache checks the stamp of a cached function's own file, not of the files its inlined helpers
+    come from (``division.quotient`` inside quantize's loops, ``quantize_value`` inside the metrics): without
+    this, a change to a helper alone, by an edit or an upgrade, would load the kernels compiled before it.
+    """
+    crc = 0
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        crc = zlib.crc32(source.read_bytes(), crc)
+    return f"{crc & 0xFFFF:04x}"
+
+
+SOURCES_TAG = _sources_tag()
+
+
 def _njit(fn: Callable, llvm_options: dict[str, tuple[str, str]], **options: Any) -> Any:
     return _compile_with(numba.njit(**options)(fn), llvm_options)
 
@@ -147,7 +164,7 @@ def kernel(
     def build(f: Callable) -> Kernel:
         opts = dict(nogil=True, cache=cache, fastmath=fastmath)
         llvm_options = _options(wide, interleave, width)
-        tag = _options_tag(llvm_options)
+        tag = f"{_options_tag(llvm_options)}_{SOURCES_TAG}"
         return Kernel(
             name=f.__name__,
             serial=_njit(_renamed(f, f"serial_{tag}"), llvm_options, parallel=False, **opts),

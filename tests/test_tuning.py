@@ -99,13 +99,14 @@ def test_tune_spends_more_rounds_where_the_forms_are_close(monkeypatch):
     calls = []
 
     def rounds(forms, n):
-        size = calls.append(n) or forms["serial"]()
+        calls.append(n)
+        size = forms["serial"]()  # the stand-in call below returns its point's size
         serial = [2.0] * n if size == 0 else [1.0, 1.2] * (n // 2) + [1.1] * (n % 2)
         return {"serial": serial, "parallel": [1.0] * n}
 
     monkeypatch.setattr(timing, "interleaved_rounds", rounds)
     monkeypatch.setattr(tune, "build_call", lambda kernel, dtype, n: lambda parallel: n)
-    timed = tune._passes([("sum", "uint8", 0), ("sum", "uint8", 1)], (False, True), 4, 2, None, extra=2)
+    timed = tune._passes([("sum", "uint8", 0), ("sum", "uint8", 1)], 4, 2, None, extra=2)
     assert calls == [4, 4, 4, 4, 8, 8]  # two passes over both sizes, then two passes of 8 rounds at the close one
     assert len(timed[0].ratios) == 8 and len(timed[1].ratios) == 24
     assert timed[0].best == {"serial": 2.0, "parallel": 1.0}

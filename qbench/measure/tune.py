@@ -30,9 +30,8 @@ def _elements(kernel: str, dtype: str, nbytes: int) -> int:
     return n - n % rows if n >= 2 * rows else n  # whole rows for the per-channel cases
 
 
-def _forms(call: Callable[[bool | None], Any], *choices: bool) -> dict[str, Callable[[], Any]]:
-    names = {False: "serial", True: "parallel"}
-    return {names[c]: (lambda c=c: call(c)) for c in choices}
+def _forms(call: Callable[[bool | None], Any]) -> dict[str, Callable[[], Any]]:
+    return {"serial": lambda: call(False), "parallel": lambda: call(True)}
 
 
 @dataclass
@@ -44,11 +43,10 @@ class Timed:
     ratios: list[float]
 
 
-def _passes(
-    points: list[tuple[str, str, int]], choices: tuple, rounds: int, passes: int, progress, extra: int = 0
-) -> list[Timed]:
-    """Time the forms at each (kernel, dtype, elements) in ``passes`` passes over every point, then in up to
-    ``extra`` more passes of twice the rounds over the points where the two forms are still close.
+def _passes(points: list[tuple[str, str, int]], rounds: int, passes: int, progress, extra: int = 0) -> list[Timed]:
+    """Time the serial and parallel forms at each (kernel, dtype, elements) in ``passes`` passes over every
+    point, then in up to ``extra`` more passes of twice the rounds over the points where the two forms are still
+    close.
 
     Rounds inside one pass alternate the forms; the passes run one after the
     other over every point, so a burst of load from elsewhere (seconds long on
@@ -64,11 +62,10 @@ def _passes(
     def run(indices: list[int], n_rounds: int) -> None:
         for i in indices:
             kernel, dtype, n = points[i]
-            per_round = interleaved_rounds(_forms(build_call(kernel, dtype, n), *choices), n_rounds)
+            per_round = interleaved_rounds(_forms(build_call(kernel, dtype, n)), n_rounds)
             for form, times in per_round.items():
                 timed[i].best[form] = min(median(times), timed[i].best.get(form, float("inf")))
-            if len(choices) == 2:
-                timed[i].ratios += [s / p for s, p in zip(per_round["serial"], per_round["parallel"], strict=True)]
+            timed[i].ratios += [s / p for s, p in zip(per_round["serial"], per_round["parallel"], strict=True)]
 
     for p in range(passes):
         run(list(range(len(points))), rounds)
@@ -102,7 +99,7 @@ def measure(
     (``extra`` more passes where they are close)."""
     ladder = list(ladder)
     points = [(k, d, _elements(k, d, b)) for k, d in cases_ for b in ladder]
-    times = iter(_passes(points, (False, True), rounds, passes, progress, extra))
+    times = iter(_passes(points, rounds, passes, progress, extra))
     results = []
     for kernel, dtype in dict.fromkeys((k, d) for k, d, _ in points):
         m = Measured(kernel, dtype, ladder, [], [])
@@ -158,7 +155,7 @@ def verify(
     makes (:func:`parallel_pays`), which the tests hold to the API's own keys.
     """
     points = [(k, d, n) for k, d in cases_ for n in sizes]
-    times = _passes(points, (False, True), rounds, passes, progress)
+    times = _passes(points, rounds, passes, progress)
     checks = []
     for (kernel, dtype, n), t in zip(points, times, strict=True):
         nbytes = cases.bytes_moved(kernel, dtype, n)

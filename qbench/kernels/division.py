@@ -1,8 +1,8 @@
 """``x / scale`` correctly rounded at the speed of multiplications: the quotient quantize needs.
 
 ONNX QuantizeLinear divides by the scale. A vector division is slow on some CPUs (one ``vdivps`` of 16 lanes
-every 10 cycles on Intel's server cores) and fast on others, while two FMAs run in one cycle everywhere that has
-them. With ``r = float32(1 / scale)`` rounded once, :func:`quotient` computes
+every 10 cycles on an Ice Lake Xeon) and fast on others, while an FMA issues every cycle or faster wherever
+there is one. With ``r = float32(1 / scale)`` rounded once, :func:`quotient` computes
 
     q = x * r;  q = fma(fma(-q, scale, x), r, q)
 

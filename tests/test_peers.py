@@ -57,3 +57,28 @@ def test_torch_agrees_except_at_ties(dtype):
     assert back.dtype == np.float32 and np.allclose(back, reference.dequantize(q, p), rtol=1e-6, atol=1e-6)
     with pytest.raises(peers.PeerUnavailable, match="no uint16"):
         peers.torch_quantize(x, qbench.calibrate(x, "uint16"), 1)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("scale", [np.float32(0.1), np.float32(3.0), np.float32(1e-30), np.nextafter(np.float32(2), 0)])
+def test_qbench_quantize_is_onnxruntimes_on_float32_edge_cases(dtype, scale):
+    # Whichever way this CPU computes the quotient (qbench.kernels.division), the bits are ONNX Runtime's:
+    # infinities, zeros, subnormals, the largest floats, exact ties and their neighbours, the saturation edges.
+    # NaN apart: qbench sends it to the zero point (its documented semantics), ONNX Runtime 1.32 to the minimum.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    f32 = np.float32
+    lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
+    ties = (np.arange(-300, 300, dtype=f32) + f32(0.5)) * scale
+    specials = np.array([np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 1e-38, 3.4e38, -3.4e38], f32)
+    edges = np.array([lo, hi, lo - 1, hi + 1, 2.0**24, -(2.0**24), 2.0**31, -(2.0**31)], f32) * scale
+    x = np.concatenate([ties, np.nextafter(ties, f32(np.inf)), np.nextafter(ties, f32(-np.inf)), specials, edges])
+    with np.errstate(over="ignore"):
+        x = np.concatenate([x, np.random.default_rng(2).standard_normal(4096).astype(f32) * f32(300) * scale])
+    p = qbench.QuantParams(scale, (lo + hi + 1) // 2, dtype)
+    out = np.empty(x.shape, p.dtype)
+    try:
+        run = peers.onnxruntime_quantize(x, p, out, 1)
+    except peers.PeerUnavailable as exc:
+        pytest.skip(str(exc))
+    assert np.array_equal(qbench.quantize(x, p), run())

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from qbench import cli
+from qbench.analysis.results import load_results
 from qbench.measure import runner
 from tests.test_analysis import COMMIT, RESULTS, copy_results, shifted_result
 from tests.test_runner import _git
@@ -89,9 +90,32 @@ def test_compare_flags_a_slower_kernel(checkout, monkeypatch, capsys):
     base, head = _compare_with(checkout, monkeypatch, 3.0, "bench_accumulate.Sum.time_run")
     assert cli.main(["compare", "--quick", "-b", "time_run", base, head]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSION:" in out and "(sum)" in out
-    page = checkout / "reports" / f"compare-{base[:8]}-{head[:8]}" / "compare.csv"
-    assert page.exists()
+    assert "REGRESSION:" in out and "(sum)" in out and "Busy machine" not in out
+    page = checkout / "reports" / f"compare-{base[:8]}-{head[:8]}"
+    assert (page / "compare.csv").exists()
+    # The page leads with its verdict and the changed rows, before the rule and the chart.
+    md = (page / "compare.md").read_text()
+    verdict = md.index("## Verdict: REGRESSION: ")
+    assert verdict < md.index("| rule |") < md.index("## Time ratios") and "0 faster, " in md[verdict:]
+    assert md.index("| slower |", verdict) < md.index("| rule |")
+
+
+def test_a_gate_on_a_busy_machine_says_so_beside_its_verdict(checkout, monkeypatch, capsys):
+    base, head = _compare_with(checkout, monkeypatch, 1.0, "bench_accumulate.Sum.time_run")
+    frame = load_results(checkout / ".asv" / "results")
+    record = checkout / "busy.jsonl"
+    lines = [{"phase": "before", "seconds": 1.0, "other": 0.9, "steal": 0.0, "uncertainty": 0.01}]
+    for row in frame[frame["commit"] == head].drop_duplicates(["suite", "params"]).itertuples():
+        params = json.loads(row.params)
+        lines.append({"suite": row.suite, "params": params, "seconds": 1, "other": 1.0, "steal": 0.0, "uncertainty": 0})
+    record.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    outcome = runner.RunOutcome(f"{base},{head}", "box", [], 90.0, record)
+    monkeypatch.setattr(runner, "benchmark_commits", lambda revs, **kw: outcome)
+    assert cli.main(["compare", base, head, "--out", "cmp"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("0 slower, 0 faster") < out.index("Busy machine: other programs used the CPUs during")
+    md = (checkout / "cmp" / "compare.md").read_text()
+    assert md.index("**Warning.** Busy machine") < md.index("## Verdict: no regression; 0 slower, 0 faster")
 
 
 def test_compare_passes_the_same_code(checkout, monkeypatch, capsys):

@@ -158,7 +158,7 @@ def test_run_summary_explains_every_share_above_one(results_dir, capsys, tmp_pat
     box = results_dir / "box" / "abc123de-existing-py.json"
     box.write_text(box.read_text().replace("[0.8, 0.75, 1.25, 1.5, 0.85, 0.7,", "[0.8, 0.75, 1.25, 1.5, 1.15, 0.7,"))
     df = load_results(results_dir)
-    print_summary(df, tmp_path, "abc123def456", {"L1": 32768, "L2": 1 << 20})
+    print_summary(df, tmp_path, "abc123def456", {"caches": {"L1": 32768, "L2": 1 << 20}})
     out = capsys.readouterr().out
     assert "1.15[1]" in out and "0.70" in out and "0.70[" not in out  # only the share above 1 is marked
     assert "[1] a share of the ceiling above 100%: in cache (80 KiB <= L2)" in out

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qbench.measure import runner
+from qbench.measure.progress import TOTAL, progress_for
 from qbench.measure.runner import rounds_file
 from qbench.measure.timing import clock
 
@@ -58,17 +59,36 @@ def test_progress_parser_on_an_asv_log(monkeypatch, tmp_path):
     assert any(e.endswith("For qbench commit 40a34056 <main>:") for e in echoed)
 
 
-def test_progress_counts_interleaved_rounds_and_a_bench_filter(tmp_path):
-    shutil.copytree(Path(__file__).parent / "data" / "quick-run", tmp_path / ".asv" / "results")
-    line = runner._TOTAL.search("Running 4 total benchmarks (2 commits * 1 environments * 2 benchmarks)")
+def test_progress_counts_a_bench_filter_and_rounds_once(tmp_path, monkeypatch):
+    """The gate's case: five interleaved rounds, whose results asv logs only in the last round."""
+    results = tmp_path / ".asv" / "results"
+    shutil.copytree(Path(__file__).parent / "data" / "quick-run", results)
+    meta = json.loads((results / "benchmarks.json").read_text())
+    for name in ("bench_quantize.Quantize.time_run", "bench_quantize.Quantize.track_gbps"):
+        meta[name]["rounds"] = 5
+    (results / "benchmarks.json").write_text(json.dumps(meta))
+    line = TOTAL.search("Running 4 total benchmarks (2 commits * 1 environments * 2 benchmarks)")
     args = ["HASHFILE:x", "--interleave-rounds", "--bench", r"Quantize\."]
-    progress = runner._progress_for(line, tmp_path, args, 5)
+    progress = progress_for(line, tmp_path, args)
     # Quantize's time_run and track_gbps (not Dequantize's, not QuantizeAxis'): 5 sizes x 2 dtypes x 2 threads
-    # x 2 impls each, for 2 commits and 5 rounds.
+    # x 2 impls each, for 2 commits; five rounds each, not five times as many benchmarks.
     assert set(progress.weights) == {"bench_quantize.Quantize.time_run", "bench_quantize.Quantize.track_gbps"}
-    assert progress.total == 2 * 2 * 5 and progress.total_sets == (40 + 40) * 2 * 5
-    unknown = runner._progress_for(line, tmp_path / "elsewhere", args, 5)
-    assert unknown.total == 20 and unknown.total_sets == 20  # no benchmarks.json: benchmarks alone
+    assert progress.total == 2 * 2 and progress.total_sets == (40 + 40) * 2 and progress.rounds == 5
+    unknown = progress_for(line, tmp_path / "elsewhere", args)
+    assert unknown.total == 4 and unknown.total_sets == 4 and unknown.rounds == 1  # no benchmarks.json
+
+    lines = ["· Running 4 total benchmarks (2 commits * 1 environments * 2 benchmarks)"]
+    lines += [f"[{pct:5.1f}%] ··· Running (bench_quantize.Quantize.time_run--)" for pct in (10.0, 40.0, 70.0)]
+    lines += ["[ 82.5%] ··· For qbench commit 1a2b3c4d <main>:"]
+    for pct, name in ((85.0, "time_run"), (90.0, "track_gbps"), (95.0, "time_run"), (100.0, "track_gbps")):
+        lines.append(f"[{pct:5.1f}%] ··· bench_quantize.Quantize.{name}   ok")
+    monkeypatch.setattr(runner, "_stream", lambda cmd, root, env, log: iter(lines))
+    echoed = []
+    runner.run_asv(args, tmp_path, {}, "x.log", echo=echoed.append)
+    assert "4 benchmarks to run, 160 parameter sets, 5 rounds each" in echoed
+    shown = [e for e in echoed if e.startswith("[")]
+    assert shown[1].startswith("[ 40.0%] 0/4 benchmarks done") and "left" in shown[1]
+    assert shown[-1].startswith("[100.0%] 4/4 benchmarks done (160/160 parameter sets x 5 rounds)")
 
 
 def test_stream_writes_the_log_and_reports_a_failed_asv(tmp_path):

@@ -51,6 +51,24 @@ def _suite_cases() -> ModuleType:
 cases = _suite_cases()
 
 
+def _suite_busy() -> ModuleType | None:
+    """The checkout's :mod:`qbench.measure.busy` (an older commit being measured may lack it), or None where
+    psutil, which it reads the CPU counters with, is not installed."""
+    path = Path(__file__).resolve().parents[2] / "qbench" / "measure" / "busy.py"
+    spec = importlib.util.spec_from_file_location("_qbench_suite_busy", path)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    except (ImportError, OSError):
+        sys.modules.pop(spec.name, None)
+        return None
+    return module
+
+
+busy = _suite_busy()
+
+
 @dataclass
 class Prepared:
     """A ready-to-time call, the bytes it moves and its thread budget."""
@@ -289,8 +307,32 @@ def median_seconds(prepared: Prepared, budget_s: float = 0.01 if cases.quick() e
     return float(np.median(times))
 
 
+def _watched(setup: Callable) -> Callable:
+    def watched(self, *params: Any) -> None:
+        self._watch = busy.Watch() if busy else None
+        setup(self, *params)
+
+    watched.__name__, watched.__doc__ = setup.__name__, setup.__doc__
+    return watched
+
+
 class _Timed:
-    """asv timing attributes: its defaults for the full sweep, a short budget for ``--quick``."""
+    """asv timing attributes: its defaults for the full sweep, a short budget for ``--quick``.
+
+    Every timed point also records what else used the CPUs from the start of its ``setup`` to its ``teardown``
+    (:mod:`qbench.measure.busy`): each subclass's ``setup`` is wrapped to start the count.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "setup" in cls.__dict__:
+            cls.setup = _watched(cls.__dict__["setup"])
+
+    def teardown(self, *params: Any) -> None:
+        watch = getattr(self, "_watch", None)
+        if watch is not None:
+            suite = f"{type(self).__module__.rpartition('.')[2]}.{type(self).__name__}"
+            busy.record_point(suite, dict(zip(self.param_names, params, strict=False)), watch.stop())
 
     timeout = 600
     if cases.quick():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from qbench import cases
+from qbench.analysis import busy
 from qbench.measure.runner import ROUNDS_PREFIX
 
 COLUMNS = [
@@ -46,6 +47,8 @@ COLUMNS = [
     "rounds_low",
     "rounds_high",
     "rounds",
+    "busy",
+    "busy_error",
 ]
 _STATS = {"ci_low": "stats_ci_99_a", "ci_high": "stats_ci_99_b", "q25": "stats_q_25", "q75": "stats_q_75"}
 
@@ -196,6 +199,7 @@ def load_results(
         if machine is not None and machine_dir.name != machine:
             continue
         rounds = _rounds(machine_dir)
+        windows, _ = busy.machine_records(machine_dir)
         for path in sorted(machine_dir.glob("*.json")):
             if path.name == "machine.json" or path.name.startswith("qbench-"):
                 continue
@@ -213,6 +217,7 @@ def load_results(
                 warnings.warn(f"skipping malformed result file {path}: {exc!r}", stacklevel=2)
                 continue
             _add_rounds(found, rounds)
+            busy.attach(found, windows)
             rows.extend(found)
     if not rows:
         what = " for machine " + machine if machine else ""
@@ -239,12 +244,14 @@ def _add_rounds(rows: list[dict], rounds: dict[tuple, list[float]]) -> None:
 
 
 def machine_info(results_dir: str | Path, machine: str) -> dict[str, Any]:
-    """What qbench recorded about ``machine`` (CPU, caches, versions), falling back to asv's machine.json."""
+    """What qbench recorded about ``machine`` (CPU, caches, versions), falling back to asv's machine.json, and
+    what else used its CPUs during each run (``busy_runs``, by commit prefix)."""
     folder = Path(results_dir) / machine
+    _, runs = busy.machine_records(folder)
     for name in ("qbench-machine.json", "machine.json"):
         path = folder / name
         if path.exists():
             data = _read_json(path)
             if data:
-                return data
-    return {"machine": machine}
+                return {**data, "busy_runs": runs}
+    return {"machine": machine, "busy_runs": runs}

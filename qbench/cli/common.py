@@ -98,12 +98,29 @@ def load(results_dir: Path, machine: str | None, several: bool = False):
     return frame, machine or machines[0]
 
 
+def models_beside(out: Path, machine: str) -> tuple[dict, ...]:
+    """``model.json`` of every ``qbench model`` run on ``machine`` whose folder sits beside ``out``
+    (``reports/model-NAME`` beside ``reports/latest``): the main page leads with their verdicts."""
+    import json
+
+    found = []
+    for path in sorted(Path(out).resolve().parent.glob("model-*/model.json")):
+        try:
+            doc = json.loads(path.read_text())
+            if doc.get("machine_name") == machine and doc["variants"] and doc["verdict"]:
+                found.append(doc)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            print(f"qbench: warning: skipping {path}: not a model.json of qbench model", file=sys.stderr)
+    return tuple(found)
+
+
 def write_report(frame, info: dict, out: Path, commit: str | None) -> int:
     """Build one machine's report into ``out``; the exit status."""
     from qbench.report import build_report
 
+    models = models_beside(out, str(frame["machine"].iloc[0]))
     try:
-        index = build_report(frame, info, out, commit=commit)
+        index = build_report(frame, info, out, commit=commit, models=models)
     except ValueError as exc:
         return fail(str(exc))
     print(f"wrote {index}")

@@ -62,6 +62,7 @@ def rule_of(args: argparse.Namespace) -> Rule:
 def execute(args: argparse.Namespace) -> int:
     import time
 
+    from qbench.analysis.busy import from_file
     from qbench.analysis.regress import Verdict, compare_commits
     from qbench.analysis.results import ResultsError, machine_info
     from qbench.measure.runner import RunError, UsageError, benchmark_commits, checkout_root
@@ -98,6 +99,8 @@ def execute(args: argparse.Namespace) -> int:
         return fail("no benchmark was measured at both commits (does -b match any? see .asv/qbench-compare.log)", 2)
     out = Path(args.out or f"reports/compare-{base[:8]}-{head[:8]}")
     out = out if out.is_absolute() else root / out
+    verdict = Verdict(table, rule.time, rule.instructions)
+    busy = from_file(fresh, outcome.busy)
     page = build_compare_report(
         table,
         machine_info(root / ".asv" / "results", outcome.machine),
@@ -107,14 +110,18 @@ def execute(args: argparse.Namespace) -> int:
         factor=rule.time,
         machine=outcome.machine,
         instructions=rule.instructions,
+        verdict=verdict.lines(),
+        busy=busy,
     )
-    verdict = Verdict(table, rule.time, rule.instructions)
     print(
         f"\ncompared {len(table)} benchmark results, {base[:8]} (base) -> {head[:8]} (head), "
         f"in {outcome.seconds / 60:.1f} min"
     )
     for line in verdict.lines():
         print(line)
+    if busy.is_busy:  # a gate on a busy runner says so beside its verdict
+        for line in busy.lines():
+            print(line)
     if args.gate and table["instructions_ratio"].isna().all():
         print(
             "no instructions were counted (is valgrind installed? see .asv/qbench-compare.log): cache-resident "

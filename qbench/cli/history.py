@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from qbench.analysis.busy import from_file
     from qbench.analysis.regress import detect_steps
     from qbench.analysis.results import ResultsError, machine_info
     from qbench.measure.runner import (
@@ -80,6 +81,7 @@ def execute(args: argparse.Namespace) -> int:
         frame, order=hashes, changed=lambda a, b: touches_measured(root, a, b), per_round=SAMPLES_PER_ROUND
     )
     out = under_root(root, args.out)
+    busy = from_file(frame, outcome.busy)
     page = build_history_report(
         frame,
         steps,
@@ -88,7 +90,11 @@ def execute(args: argparse.Namespace) -> int:
         machine=outcome.machine,
         commits=hashes,
         asv_html=asv_html,
+        busy=busy,
     )
+    if busy.is_busy:
+        for line in busy.lines():
+            print(line)
     mine = steps[steps["change"].isin(["regression", "improvement"])]
     for r in mine.itertuples(index=False):
         print(

@@ -24,11 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def print_summary(frame, out: Path, commit: str, caches: dict[str, int]) -> list[str]:
+def print_summary(frame, out: Path, commit: str, info: dict) -> list[str]:
     """Print the run's headline numbers and the report's path; return the failed benchmarks."""
     from qbench.report import run_summary, select
 
-    for line in run_summary(frame, commit, caches):
+    for line in run_summary(frame, commit, info.get("caches", {}), info.get("busy_runs", {}).get(commit[:8])):
         print(line)
     print(f"\nreport: {out / 'index.html'}")
     return sorted(select(frame[frame["commit"] == commit], status="failed")["benchmark"].unique())
@@ -61,7 +61,7 @@ def execute(args: argparse.Namespace) -> int:
     code = write_report(frame, info, out, outcome.commit)
     if code:
         return code
-    failed = print_summary(frame, out, outcome.commit, info.get("caches", {}))
+    failed = print_summary(frame, out, outcome.commit, info)
     if failed or outcome.failed:
         names = ", ".join(failed or outcome.failed)
         return fail(f"benchmarks failed: {names} (details in .asv/qbench-run.log); the report was built from the rest")

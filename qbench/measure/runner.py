@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from qbench.measure import busy
+from qbench.measure.progress import FINISHED, PROGRESS, TOTAL, Progress, progress_for
 from qbench.measure.timing import clock
 
 
@@ -27,6 +29,7 @@ class RunOutcome:
     machine: str
     failed: list[str]
     seconds: float
+    busy: Path | None = None  # what else used the CPUs, point by point (qbench.measure.busy)
 
 
 def git(root: Path | None, *args: str) -> str:
@@ -80,12 +83,6 @@ def ensure_machine(root: Path, machine: str) -> None:
         raise RunError(f"asv machine --yes failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
-_PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]\s+·+\s+(.*)$")
-# A finished benchmark: its dotted name, then "ok"/"failed" (parameterized) or its value ("174±6ms").
-_FINISHED = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+)+)\s+(\S.*)$")
-_TOTAL = re.compile(
-    r"Running (\d+) total benchmarks(?: \((\d+) commits? \* (\d+) environments? \* (\d+) benchmarks?\))?"
-)
 _COMMIT = re.compile(r"^For \S+ commit ")  # "For qbench commit 1a2b3c4d <main> (round 1/2):"
 
 
@@ -134,100 +131,36 @@ def _suite_env(quick: bool, threads: str | None, gate: bool = False) -> dict[str
     return env
 
 
-@dataclass
-class Progress:
-    """What a run has done and has left, in benchmarks and in parameter sets.
-
-    asv starts one process per parameter set, and a set costs about as much as
-    another (build the case, time it), so sets, not benchmarks, say how far a
-    run is: the side-by-side benchmark alone holds a fifth of a quick run's.
-    """
-
-    weights: dict[str, int]  # parameter sets of each benchmark that runs
-    repeats: int = 1  # commits x environments x interleaved rounds
-    done: int = 0
-    done_sets: int = 0
-
-    @property
-    def total(self) -> int:
-        return len(self.weights) * self.repeats
-
-    @property
-    def total_sets(self) -> int:
-        return sum(self.weights.values()) * self.repeats
-
-    def finish(self, name: str) -> None:
-        self.done += 1
-        # asv may shorten a long name in its log; such a benchmark counts as an average one.
-        average = self.total_sets / max(self.total, 1)
-        self.done_sets += self.weights.get(name, average)
-
-    def line(self, elapsed: float, what: str) -> str:
-        share = min(self.done_sets / self.total_sets, 1.0) if self.total_sets else 0.0
-        left = f"~{clock(elapsed * (1 - share) / share)} left" if share >= 0.02 else "estimating time left"
-        return (
-            f"[{100 * share:5.1f}%] {self.done}/{self.total} benchmarks done "
-            f"({self.done_sets:.0f}/{self.total_sets} parameter sets), {clock(elapsed)} elapsed, {left}  {what}"
-        )
-
-
-def parameter_sets(root: Path, patterns: list[str]) -> dict[str, int]:
-    """Parameter sets of each benchmark asv will run (``--bench`` patterns select, as asv does), from the
-    ``benchmarks.json`` asv writes when it discovers the suite; empty when there is none to read."""
-    try:
-        meta = json.loads((root / ".asv" / "results" / "benchmarks.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    sets = {}
-    for name, info in meta.items():
-        # asv matches a parameterized benchmark's name and its "name(params)": the "(" stands for the latter.
-        if not isinstance(info, dict) or (patterns and not any(re.search(p, f"{name}(") for p in patterns)):
-            continue
-        count = 1
-        for values in info.get("params") or []:
-            count *= max(len(values), 1)
-        sets[name] = count
-    return sets
-
-
-def _progress_for(total_line: re.Match, root: Path, args: list[str], rounds: int) -> Progress:
-    """The run's :class:`Progress` from asv's "Running N total benchmarks (C commits * E environments * B ...)"."""
-    total = int(total_line.group(1))
-    patterns = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--bench", "-b")]
-    interleaved = rounds if "--interleave-rounds" in args else 1
-    weights = parameter_sets(root, patterns)
-    per_run = int(total_line.group(4)) if total_line.group(4) else total
-    if len(weights) != per_run:  # not the suite asv discovered (an older tree?): count benchmarks alone
-        weights = {f"#{i}": 1 for i in range(per_run)}
-    return Progress(weights, repeats=max(total // max(per_run, 1), 1) * interleaved)
-
-
 def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, echo=print) -> tuple[list[str], float]:
     """Run ``asv run ARGS``, echo progress (benchmark, how many done, elapsed, time left); return failures, seconds."""
     # The fork server imports the suite once and forks a process per parameter set: about 4x faster than
     # spawning an interpreter for each, and the timings were the same within this machine's noise.
-    from qbench.cases.grid import ROUNDS
-
     cmd = [sys.executable, "-m", "asv", "run", "--launch-method=forkserver", "--show-stderr", *args]
     log = root / ".asv" / log_name
     log.parent.mkdir(parents=True, exist_ok=True)
     echo(f"asv's full output: {log}")
+    busy_path = env.get(busy.BUSY_FILE)
+    if busy_path:
+        busy.append(busy_path, {"phase": "before", **asdict(busy.quiet_second())})
+        others = busy.CpuTimes()
     start = time.monotonic()
     failed: list[str] = []
     progress = Progress({})
     for line in _stream(cmd, root, env, log):
-        if m := _TOTAL.search(line):
-            progress = _progress_for(m, root, args, int(env.get(ROUNDS, 1)))
-            echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets")
+        if m := TOTAL.search(line):
+            progress = progress_for(m, root, args)
+            rounds = f", {progress.rounds} rounds each" if progress.rounds > 1 else ""
+            echo(f"{progress.total} benchmarks to run, {progress.total_sets} parameter sets{rounds}")
             continue
         if line.startswith("·") and ("Building" in line or "Installing" in line or "Creating" in line):
             echo(f"{clock(time.monotonic() - start)} {line.lstrip('· ')}")
             continue
-        m = _PROGRESS.match(line)
+        m = PROGRESS.match(line)
         if not m:
             continue
+        progress.steps_share = float(m.group(1)) / 100
         what = m.group(2).strip()
-        finished = None if what.startswith(("Running", "For ")) else _FINISHED.match(what)
+        finished = None if what.startswith(("Running", "For ")) else FINISHED.match(what)
         if not (finished or what.startswith("Running") or _COMMIT.match(what)):
             continue  # asv's tables and per-parameter notes stay in the log
         if finished:
@@ -236,7 +169,12 @@ def run_asv(args: list[str], root: Path, env: dict[str, str], log_name: str, ech
                 failed.append(finished.group(1))  # asv may shorten the name; the results have it whole
             what = f"{finished.group(1)} {finished.group(2).strip()}"
         echo(progress.line(time.monotonic() - start, what))
-    return failed, time.monotonic() - start
+    seconds = time.monotonic() - start
+    if busy_path:
+        top = busy.CpuTimes().top(others, busy.own_tree())
+        busy.append(busy_path, {"phase": "run", "seconds": seconds, "top": top})
+        busy.append(busy_path, {"phase": "after", **asdict(busy.quiet_second())})
+    return failed, seconds
 
 
 def run_suite(
@@ -264,11 +202,13 @@ def run_suite(
     echo(f"qbench run: {'quick' if quick else 'full'} sweep of commit {commit[:8]} on machine '{machine}'")
     args = ["--python=same", f"--set-commit-hash={commit}", "--machine", machine]
     rounds = rounds_file(root / ".asv" / "results", machine, commit)
-    if not bench:  # a whole run replaces the spread of every side-by-side point; a partial one adds to it
+    watched = busy.busy_file(root / ".asv" / "results", machine, commit)
+    if not bench:  # a whole run replaces the spread and the busy record of every point; a partial one adds
         rounds.unlink(missing_ok=True)
-    env["QBENCH_ROUNDS_FILE"] = str(rounds)
+        watched.unlink(missing_ok=True)
+    env["QBENCH_ROUNDS_FILE"], env[busy.BUSY_FILE] = str(rounds), str(watched)
     failed, seconds = run_asv(args + ["--bench", bench or RUN_BENCH], root, env, "qbench-run.log", echo)
-    return RunOutcome(commit, machine, failed, seconds)
+    return RunOutcome(commit, machine, failed, seconds, watched)
 
 
 ROUNDS_PREFIX = "qbench-rounds-"
@@ -355,8 +295,11 @@ def benchmark_commits(
     if skip_existing:
         args.append("--skip-existing-commits")
     args += ["--bench", bench or (GATE_BENCH if gate else RUN_BENCH)]
+    watched = root / ".asv" / f"{busy.BUSY_PREFIX}{Path(log_name).stem}.jsonl"
+    watched.unlink(missing_ok=True)
+    env[busy.BUSY_FILE] = str(watched)
     failed, seconds = run_asv(args, root, env, log_name, echo)
-    return RunOutcome(",".join(hashes), machine, failed, seconds)
+    return RunOutcome(",".join(hashes), machine, failed, seconds, watched)
 
 
 def write_machine_info(root: Path, machine: str) -> Path:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from qbench import cases
+from qbench.measure.busy import BUSY_CORES
 
 from .tables import fmt_bytes, pow2, select, share_note, share_over_one
 
@@ -154,9 +155,9 @@ def flags(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
     """
     out = []
     for r in sbs.itertuples(index=False):
-        why = ""
+        why, cause = "", ""
         if r.kind == "ceiling" and share_over_one(r.ratio):
-            why = share_note(r.kernel, r.dtype, int(r.size), caches, r.low)
+            why, cause = share_note(r.kernel, r.dtype, int(r.size), caches, r.low), "a share of its ceiling above 1"
         elif r.kind == "dtype":
             allowed = cases.bytes_moved(r.kernel, r.against, 1) / cases.bytes_moved(r.kernel, r.dtype, 1)
             if r.ratio > allowed * 1.05:
@@ -168,6 +169,7 @@ def flags(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
                     if mine != theirs
                     else f"beyond the {allowed:.0f}x its bytes allow with both in {mine}: suspect the measurement"
                 )
+                cause = "an 8-bit speed-up beyond what its bytes allow"
         elif r.kind == "threads" and (r.ratio < 0.5 or r.ratio > r.threads * 1.1):
             private = r.threads * caches.get("L2", 0)
             why = (
@@ -176,12 +178,21 @@ def flags(sbs: pd.DataFrame, caches: dict[str, int]) -> pd.DataFrame:
                 else f"more than {r.threads}x from {r.threads} threads, which only data that now fits their private "
                 f"caches together ({fmt_bytes(private)}) would explain"
             )
+            cause = "several threads far slower, or faster than their count allows"
         if not why and r.low == r.low and r.low < 1.0 < r.high and abs(r.ratio - 1) > 0.05:
             why = f"the middle half of the rounds disagrees on which side is faster ({r.low:.2f} to {r.high:.2f})"
+            cause = "rounds that disagree on which side is faster"
         if why:
-            out.append({**r._asdict(), "why": why})
-    columns = [*sbs.columns, "why"]
+            busy = getattr(r, "busy", np.nan)
+            if busy == busy and busy > BUSY_CORES:
+                cause = BUSY_CAUSE
+            out.append({**r._asdict(), "why": why, "cause": cause})
+    columns = [*sbs.columns, "why", "cause"]
     return pd.DataFrame(out, columns=columns)
+
+
+#: The cause that explains any flag of a point measured while other programs used the CPUs.
+BUSY_CAUSE = "measured while other programs used the CPUs (see the first lines)"
 
 
 def flag_lines(flagged: pd.DataFrame) -> list[str]:
@@ -192,6 +203,15 @@ def flag_lines(flagged: pd.DataFrame) -> list[str]:
             f"[{i}] {r.kernel} {r.dtype} / {r.against} at {pow2(r.size)}, {r.threads} thr: {r.ratio:.2f}"
         )
     return [f"{'; '.join(items)}: {why}" for why, items in by_reason.items()]
+
+
+def flag_causes(flagged: pd.DataFrame) -> list[str]:
+    """One line per cause with its count, the busy machine first, then the most frequent."""
+    if flagged.empty:
+        return []
+    counts = flagged["cause"].value_counts()
+    order = sorted(counts.index, key=lambda c: (c != BUSY_CAUSE, -counts[c]))
+    return [f"{counts[c]} {'ratio' if counts[c] == 1 else 'ratios'}: {c}" for c in order]
 
 
 def not_installed(peers: tuple[str, ...]) -> str:

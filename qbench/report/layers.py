@@ -123,6 +123,78 @@ def layer_ratio_table(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().sort_values(["threads", "comparison"], key=lambda s: s.map(order).fillna(s))
 
 
+#: The page's first table: each way to quantize a layer, as the reader knows it.
+ANSWER_FORMATS = {
+    "static": "int8 static (QLinearMatMul)",
+    "dynamic": "int8 dynamic (DynamicQuantizeMatMul)",
+    "Q8_0": "Q8_0 (ggml, 8.5 bits per weight)",
+    "Q4_0": "Q4_0 (ggml, 4.5 bits per weight)",
+    "nbits8": "8-bit blocks (MatMulNBits, 9 bits)",
+    "nbits4": "4-bit blocks (MatMulNBits, 5 bits)",
+}
+PEER_NAMES = {"onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
+
+
+def _kind(shape: str) -> str:
+    m, k, n = cases.matmul.dims(shape)
+    return f"{'GEMV' if m == 1 else 'GEMM'} {shape} (int8 weights {fmt_bytes(k * n)})"
+
+
+def answer_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """What each format buys a linear layer, 1 thread, side by side: per shape, over NumPy's float32 layer and
+    over the fastest peer that runs the same format (its name beside the ratio; below 1, the peer is faster)."""
+    r = layer_ratios(frame)
+    r = r[(r["threads"] == 1) & r["variant"].isin(list(ANSWER_FORMATS))]
+    rows = []
+    for shape in _shape_order(r["shape"]) if not r.empty else []:
+        for variant, label in ANSWER_FORMATS.items():
+            at = r[(r["shape"] == shape) & (r["variant"] == variant)]
+            if at.empty:
+                continue
+            flt = at.loc[at["against"] == "numpy float32", "ratio"]
+            peers = at[at["against"].str.split(" ").str[0].isin(list(PEER_NAMES))]
+            fastest = peers.loc[peers["ratio"].idxmin()] if len(peers) else None
+            rows.append(
+                {
+                    "linear layer (M x K x N)": _kind(shape),
+                    "format": label,
+                    "x NumPy float32": f"{flt.median():.2f}" if len(flt) else "-",
+                    "x the fastest peer": "-"
+                    if fastest is None
+                    else f"{fastest['ratio']:.2f} ({PEER_NAMES[fastest['against'].split(' ')[0]]})",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def answer_lines(frame: pd.DataFrame) -> list[str]:
+    """The table in words: per shape, the fastest format over float32, and qbench against the fastest peer."""
+    r = layer_ratios(frame)
+    r = r[(r["threads"] == 1) & r["variant"].isin(list(ANSWER_FORMATS))]
+    lines = []
+    for shape in _shape_order(r["shape"]) if not r.empty else []:
+        at = r[r["shape"] == shape]
+        flt = at[at["against"] == "numpy float32"]
+        if flt.empty:
+            continue
+        best = flt.loc[flt["ratio"].idxmax()]
+        text = f"{_kind(shape)}: {ANSWER_FORMATS[best['variant']]} is {best['ratio']:.2f}x NumPy's float32 layer"
+        ints = flt[flt["variant"].isin(["static", "dynamic"])]
+        if len(ints) and best["variant"] not in ("static", "dynamic"):
+            text += f" (int8 {ints['ratio'].max():.2f}x)"
+        peers = at[at["against"].str.split(" ").str[0].isin(list(PEER_NAMES))]
+        if len(peers):
+            worst = peers.loc[peers["ratio"].idxmin()]
+            peer = PEER_NAMES[worst["against"].split(" ")[0]]
+            verb = "ahead of" if worst["ratio"] >= 1 else "behind"
+            text += (
+                f"; qbench's slowest against a peer: {ANSWER_FORMATS[worst['variant']]} at {worst['ratio']:.2f}x "
+                f"{peer} ({verb} it)"
+            )
+        lines.append(text + ".")
+    return lines
+
+
 def layer_accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
     """SQNR (dB) of the int8 layer's output against float32, by how the activations were quantized."""
     sq = select(frame, "track_sqnr_db", cls="MatmulAccuracy")

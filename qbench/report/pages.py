@@ -17,11 +17,14 @@ from typing import Any
 import pandas as pd
 
 from qbench import cases
+from qbench.analysis.busy import BusySummary
+from qbench.analysis.busy import summarize as summarize_busy
 from qbench.analysis.regress import one_env_per_commit
 
 from . import blocks, layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .headline import (
+    flag_causes,
     flag_lines,
     flags,
     headline_display,
@@ -32,7 +35,7 @@ from .headline import (
 )
 from .plots_ratios import plot_ratios
 from .plots_speed import plot_history
-from .render import Lead, machine_lines, markdown, render_html, render_markdown
+from .render import Lead, Section, machine_lines, markdown, render_html, render_markdown
 from .tables import (
     accuracy_table,
     calibration_table,
@@ -77,20 +80,45 @@ def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> Rep
     return ReportData(current, t, t_all, sbs, caches, flags(sbs, caches), missing_peers(current))
 
 
-def answers(data: ReportData, info: dict[str, Any]) -> Lead:
-    """The page's answers first: per operation and memory level, what 8-bit buys, how near the ceiling, how it
-    stands against the peers, in a table and in words; then every ratio that cannot be right as it stands."""
+def model_section(document: dict[str, Any]) -> Section:
+    """A model run by ``qbench model`` on this machine: its verdict, variant by variant."""
+    from . import runtime
+
+    return Section(
+        f"Your model, {document['model']}, end to end in ONNX Runtime (qbench model)",
+        runtime.table(document["variants"], document["threads"]),
+        list(document["verdict"]),
+    )
+
+
+def answers(data: ReportData, info: dict[str, Any], models: tuple[dict, ...] = ()) -> Lead:
+    """The page's answers first: whether the machine was quiet; what each format buys a linear layer against
+    float32 and the fastest peer, and any model's verdict; then per operation and memory level what 8-bit buys,
+    how near the ceiling, how it stands against the peers; then the ratios that cannot be right, by cause."""
     table = headline_table(data.sbs, data.caches)
     machine = f"{info.get('cpu', 'unknown CPU')}, {info.get('cores', '?')} cores, {', '.join(info.get('simd', []))}"
     lines = verdicts(table, data.caches) if not table.empty else ["no side-by-side results for this commit"]
     if data.missing_peers:
         lines.append(not_installed(data.missing_peers) + ".")
+    commit = str(data.current["commit"].iloc[0])[:8] if not data.current.empty else ""
+    busy = summarize_busy(data.current, info.get("busy_runs", {}).get(commit, []))
+    first = []
+    layer = layers.answer_table(data.current)
+    if not layer.empty:
+        peers = [not_installed(data.missing_peers) + "."] if data.missing_peers else []
+        heading = f"What each format buys a linear layer y = x @ W.T, 1 thread, measured side by side ({machine})"
+        first.append(Section(heading, layer, layers.answer_lines(data.current) + peers))
+    first += [model_section(m) for m in models]
     return Lead(
-        f"The answers, 1 thread, measured side by side: median of the rounds (their interquartile range) ({machine})",
+        f"Elementwise, 1 thread, measured side by side: median of the rounds (their interquartile range) ({machine})",
         headline_display(table, data.missing_peers),
         lines,
-        "Ratios that cannot be right as they stand (ringed and numbered on the plots):",
-        flag_lines(data.flags),
+        "Ratios that cannot be right as they stand, by cause (ringed and numbered on the plots):",
+        flag_causes(data.flags),
+        trust=busy.lines(),
+        busy=busy.is_busy,
+        first=first,
+        details=flag_lines(data.flags),
     )
 
 
@@ -154,8 +182,10 @@ def build_report(
     *,
     commit: str | None = None,
     progress: Callable[[str], None] = print,
+    models: tuple[dict, ...] = (),
 ) -> Path:
-    """Write plots, report.md, index.html and results.csv into ``out_dir`` (replaced as a whole)."""
+    """Write plots, report.md, index.html and results.csv into ``out_dir`` (replaced as a whole); ``models``:
+    ``model.json`` documents of ``qbench model`` on this machine, whose verdicts the page leads with."""
     out_dir = Path(out_dir)
     commit, current = commit_view(frame, commit)
     machine = str(current["machine"].iloc[0])
@@ -171,7 +201,7 @@ def build_report(
         frame.to_csv(tmp / "results.csv", index=False)
         tables = report_tables(data)
         header = machine_lines(info, machine, commit, current["date"].iloc[0])
-        lead = answers(data, info)
+        lead = answers(data, info, models)
         (tmp / "report.md").write_text(render_markdown("qbench report", header, figures, tables, lead=lead))
         (tmp / "index.html").write_text(render_html("qbench report", header, figures, tables, tmp, lead=lead))
         (tmp / "report.json").write_text(
@@ -215,15 +245,19 @@ def readme_table(frame: pd.DataFrame, info: dict[str, Any], commit: str | None =
     return note + markdown(table, "{:.2f}") + explained
 
 
-def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> list[str]:
-    """The terminal summary of a run: a cache-sized and the largest size per kernel, then every side-by-side ratio.
+def run_summary(frame: pd.DataFrame, commit: str, caches: dict[str, int], runs: list[dict] | None = None) -> list[str]:
+    """The terminal summary of a run: whether the machine was quiet (``runs``: the run's busy records), what each
+    format buys a linear layer, a cache-sized and the largest size per kernel, then every side-by-side ratio.
 
     Every share of a ceiling above 100% gets a numbered note saying why it can be (:func:`share_note`).
     """
     frame = frame[frame["commit"] == commit]
     sbs = side_by_side_table(one_env_per_commit(frame))
     head = headline_table(sbs, caches)
-    lines: list[str] = ["\nthe answers (1 thread, side by side):"] + [f"  {v}" for v in verdicts(head, caches)]
+    lines = [f"\n{line}" for line in summarize_busy(frame, runs).lines()]
+    if layered := layers.answer_lines(frame):
+        lines += ["\nwhat each format buys a linear layer (1 thread, side by side):"] + [f"  {v}" for v in layered]
+    lines += ["\nelementwise (1 thread, side by side):"] + [f"  {v}" for v in verdicts(head, caches)]
     missing = not_installed(missing_peers(frame))
     if missing:
         lines.append(f"  {missing}")
@@ -289,8 +323,11 @@ def build_compare_report(
     factor: float,
     machine: str,
     instructions: float = 1.05,
+    verdict: list[str] | None = None,
+    busy: BusySummary | None = None,
 ) -> Path:
-    """compare.md, compare.html (with the ratio chart) and compare.csv for two commits."""
+    """compare.md, compare.html (with the ratio chart) and compare.csv for two commits; the page opens with
+    whether the machine was quiet, then ``verdict`` (its lines in words) and the changed rows, then the rule."""
     header = [
         ("machine", machine),
         ("CPU", str(info.get("cpu", "unknown"))),
@@ -306,13 +343,26 @@ def build_compare_report(
         ),
     ]
     changed = table[table["change"] != "same"]
+    verdict = verdict or []
+    shown = ["change", "ratio", "instructions_ratio", "factor", "decided", "benchmark", "params"]
+    counts = next((line for line in verdict if " slower, " in line), f"{len(changed)} changed")
+    regression = [line for line in verdict if line.startswith("REGRESSION")]
+    lead = Lead(
+        f"Verdict: {regression[0] if regression else 'no regression'}; {counts}",
+        changed.reindex(columns=[c for c in shown if c in changed.columns]),
+        ["The changed rows, each with its time ratio (head / base), its factor and what decided it:"]
+        if len(changed)
+        else ["No benchmark changed beyond its factor."],
+        trust=busy.lines() if busy is not None and busy.recorded else [],
+        busy=busy is not None and busy.is_busy,
+    )
 
     def fill(tmp: Path) -> None:
         figures = [f for f in (plot_ratios(table, factor, tmp),) if f]
-        tables = [("Changed benchmarks", changed), ("All compared benchmarks", table)]
+        tables = [("All compared benchmarks", table)]
         title = f"qbench compare {base[:8]}..{head[:8]}"
-        (tmp / "compare.md").write_text(render_markdown(title, header, figures, tables))
-        (tmp / "compare.html").write_text(render_html(title, header, figures, tables, tmp))
+        (tmp / "compare.md").write_text(render_markdown(title, header, figures, tables, lead=lead))
+        (tmp / "compare.html").write_text(render_html(title, header, figures, tables, tmp, lead=lead))
         table.to_csv(tmp / "compare.csv", index=False)
 
     publish(Path(out_dir), fill)
@@ -328,14 +378,18 @@ def build_history_report(
     machine: str,
     commits: list[str],
     asv_html: Path | None = None,
+    busy: BusySummary | None = None,
 ) -> Path:
-    """index.html and report.md of kernel times along commits, with detected steps marked and listed."""
+    """index.html and report.md of kernel times along commits, with detected steps marked and listed, and
+    whether other programs used the CPUs while they were measured (``busy``)."""
     t = timings(one_env_per_commit(frame))
     header = [
         ("machine", machine),
         ("CPU", str(info.get("cpu", "unknown"))),
         ("commits", f"{len(commits)}, oldest {commits[0][:8]}, newest {commits[-1][:8]}"),
     ]
+    if busy is not None and busy.recorded:
+        header.append(("while measured", " ".join(busy.lines())))
     out_dir = Path(out_dir)
 
     def fill(tmp: Path) -> None:

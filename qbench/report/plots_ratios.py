@@ -161,7 +161,11 @@ def plot_ratios(table: pd.DataFrame, factor: float, out: Path, limit: int = 40) 
     if len(at):
         ax.plot(counts[at], at, "k|", ms=9, mew=1.5, label="instructions per call, head / base")
         ax.legend(loc="lower right", fontsize=7)
-    ax.set_xlabel("time ratio, head / base (log; right of 1 is slower)")
+    ax.set_xlabel(
+        "a bar: one benchmark and parameter set, its best round's time at head over at base (log scale; "
+        "right of 1 is slower)"
+    )
+    ax.set_ylabel("benchmark (parameters)")
     ax.set_title("Change per benchmark (red: slower, green: faster, each beyond its row's factor)")
     return save(
         fig,

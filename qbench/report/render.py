@@ -52,14 +52,33 @@ def machine_lines(info: dict[str, Any], machine: str, commit: str, date: Any) ->
 
 
 @dataclass
+class Section:
+    """A heading, a table and lines in words."""
+
+    heading: str
+    table: pd.DataFrame
+    lines: list[str]
+
+
+@dataclass
 class Lead:
-    """What a page says before anything else: a heading, a table of the answers, and lines in words."""
+    """What a page says before anything else: whether the run can be trusted (``trust``, a warning when
+    ``busy``), sections that come first, a heading with a table of the answers and lines in words, notes
+    (``notes``), and the single cases behind them, folded (``details``)."""
 
     heading: str
     table: pd.DataFrame
     lines: list[str]
     notes_heading: str = ""
     notes: list[str] = field(default_factory=list)
+    trust: list[str] = field(default_factory=list)
+    busy: bool = False
+    first: list[Section] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def sections(self) -> list[Section]:
+        return [*self.first, Section(self.heading, self.table, self.lines)]
 
 
 def _shown(table: pd.DataFrame) -> pd.DataFrame:
@@ -77,10 +96,15 @@ def render_markdown(
 ) -> str:
     parts = [f"# {title}\n"]
     if lead is not None:
-        parts.append(f"\n## {lead.heading}\n\n{markdown(lead.table, '{:.2f}')}\n")
-        parts += [f"- {line}\n" for line in lead.lines]
+        mark = "**Warning.** " if lead.busy else ""
+        parts += [f"\n{mark if i == 0 else ''}{line}\n" for i, line in enumerate(lead.trust)]
+        for section in lead.sections:
+            parts.append(f"\n## {section.heading}\n\n{markdown(section.table, '{:.2f}')}\n")
+            parts += [f"- {line}\n" for line in section.lines]
         if lead.notes:
             parts.append(f"\n{lead.notes_heading}\n\n" + "".join(f"- {n}\n" for n in lead.notes))
+        if lead.details:
+            parts.append("\nOne by one:\n\n" + "".join(f"- {n}\n" for n in lead.details))
     parts.append("\n| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in header))
     parts += [f"\n[{text}]({href})\n" for text, href in links]
     for f in figures:
@@ -124,15 +148,31 @@ def render_html(
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
     body = [f"<h1>{html.escape(title)}</h1>"]
     if lead is not None:
-        body.append(
-            f"<section id='headline'><h2>{html.escape(lead.heading)}</h2>{_html_table(lead.table, 'headline')}"
-            "<ul class='verdicts'>" + "".join(f"<li>{html.escape(x)}</li>" for x in lead.lines) + "</ul>"
-        )
+        if lead.trust:
+            body.append(
+                f"<div id='trust' class='{'busy' if lead.busy else 'quiet'}'>"
+                + "".join(f"<p>{html.escape(x)}</p>" for x in lead.trust)
+                + "</div>"
+            )
+        body.append("<section id='headline'>")
+        for i, section in enumerate(lead.sections):
+            css = "headline" if i == len(lead.sections) - 1 else "answers"
+            body.append(
+                f"<h2>{html.escape(section.heading)}</h2>{_html_table(section.table, css)}<ul class='verdicts'>"
+                + "".join(f"<li>{html.escape(x)}</li>" for x in section.lines)
+                + "</ul>"
+            )
         if lead.notes:
             body.append(
                 f"<p class='flags-heading'>{html.escape(lead.notes_heading)}</p><ul class='flags'>"
                 + "".join(f"<li>{html.escape(n)}</li>" for n in lead.notes)
                 + "</ul>"
+            )
+        if lead.details:
+            body.append(
+                f"<details class='flags'><summary>the {len(lead.details)} lines one by one</summary><ul>"
+                + "".join(f"<li>{html.escape(n)}</li>" for n in lead.details)
+                + "</ul></details>"
             )
         body.append("</section>")
     body.append(f"<table class='meta'>{rows}</table>")
@@ -145,7 +185,10 @@ def render_html(
         "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}table.meta td,table.meta th{text-align:left}"
         "table.headline{font-size:0.95em}table.headline td:first-child{text-align:left}"
-        "ul.verdicts{font-size:1.05em;line-height:1.5}ul.flags,p.flags-heading{color:#a11}"
+        "ul.verdicts{font-size:1.05em;line-height:1.5}ul.flags,p.flags-heading,details.flags{color:#a11}"
+        "#trust{padding:0.4em 1em;border-left:6px solid #2a7;overflow-wrap:anywhere}"
+        "#trust.busy{border-color:#c22;background:#fdecea}"
+        "table.answers td:nth-child(-n+2){text-align:left}"
         ".broken{color:#a11;font-weight:bold}h2{margin-top:1.6em}"
     )
     return (

@@ -79,12 +79,12 @@ def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
     ``low`` and ``high`` are the interquartile range of its per-round ratios where the run kept them
     (``qbench run``).
     """
-    cols = ["kind", "kernel", "dtype", "against", "size", "threads", "ratio", "low", "high", "footprint"]
+    cols = ["kind", "kernel", "dtype", "against", "size", "threads", "ratio", "low", "high", "footprint", "busy"]
     rows = pd.concat([select(frame, "track_ratio", cls=c) for c in ("SideBySide", "BlockSideBySide")])
     if rows.empty:
         return pd.DataFrame(columns=cols)
     pairs = [cases.Comparison.parse(c) for c in rows["param_comparison"]]
-    spread = rows.reindex(columns=["rounds_low", "rounds_high"])
+    spread = rows.reindex(columns=["rounds_low", "rounds_high", "busy", "busy_error"])
     return pd.DataFrame(
         {
             "kind": [c.kind for c in pairs],
@@ -97,6 +97,8 @@ def side_by_side_table(frame: pd.DataFrame) -> pd.DataFrame:
             "low": spread["rounds_low"].to_numpy(dtype=float),
             "high": spread["rounds_high"].to_numpy(dtype=float),
             "footprint": [cases.footprint(c.kernel, c.dtype, int(n)) for c, n in zip(pairs, rows["size"], strict=True)],
+            # Other programs' use of the CPUs while the point ran, beyond the counters' error (cores; NaN: unknown).
+            "busy": (spread["busy"] - spread["busy_error"]).to_numpy(dtype=float),
         }
     ).sort_values(["kind", "kernel", "dtype", "against", "threads", "size"], ignore_index=True)
 

@@ -219,7 +219,11 @@ def not_installed(peers: tuple[str, ...]) -> str:
     if not peers:
         return ""
     names = " and ".join(PEER_NAMES[p] for p in peers)
-    return f'{names}: not installed where the suite ran, so not compared (pip install -e ".[peers]")'
+    return (
+        f"{names}: not installed where the suite ran, so not compared; to add "
+        + ("them" if len(peers) > 1 else "it")
+        + ': pip install -e ".[peers]" (PyTorch\'s CPU build: see the docs, getting started) and qbench run again'
+    )
 
 
 def missing_peers(frame: pd.DataFrame) -> tuple[str, ...]:

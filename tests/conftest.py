@@ -35,7 +35,9 @@ def _restore_numba_threads():
 # ---- the outside oracles: said at the end of every run, required where QBENCH_REQUIRE_ORACLES=1 (CI) ----------
 
 #: The outside oracles: peer libraries, file formats' own packages, valgrind's instruction counter, a browser.
-ORACLES = ("onnxruntime", "onnx", "torch", "gguf", "safetensors", "valgrind", "chromium", "peers")
+ORACLES = (
+    "onnxruntime", "onnx", "torch", "gguf", "safetensors", "valgrind", "chromium", "peers", "actionlint", "mkdocs",
+)  # fmt: skip
 #: How a skip says that one is missing (not that a case does not apply, as "torch has no MatMulNBits" does).
 ABSENT = ("not installed", "could not import", "no module named", "no chromium", "no peers module")
 REQUIRE_ORACLES = os.environ.get("QBENCH_REQUIRE_ORACLES", "") == "1"

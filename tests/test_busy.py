@@ -66,19 +66,28 @@ class Point(_common._Timed):
         self.size = size
 
 
-def test_the_suite_records_every_point_it_times(tmp_path, monkeypatch):
+def test_the_suite_records_every_point_it_times_without_a_write_beside_each_call(tmp_path, monkeypatch):
+    """asv runs setup and teardown around every timed call: the count starts once and is written rarely."""
     path = tmp_path / "busy.jsonl"
     monkeypatch.setenv(busy.BUSY_FILE, str(path))
     point = Point()
+    for _ in range(50):  # the calls of one sample after another
+        point.setup(2, "a")
+        point.teardown(2, "a")
+    first = json.loads(path.read_text())
+    assert first["suite"] == "test_busy.Point" and first["params"] == {"size": 2, "comparison": "a"}
+    assert {"seconds", "other", "steal", "uncertainty"} <= first.keys() and point.size == 2
+    assert first["pid"] == os.getpid() and len(path.read_text().splitlines()) == 1
+    time.sleep(_common.BUSY_EVERY)
     point.setup(2, "a")
     point.teardown(2, "a")
-    record = json.loads(path.read_text())
-    assert record["suite"] == "test_busy.Point" and record["params"] == {"size": 2, "comparison": "a"}
-    assert {"seconds", "other", "steal", "uncertainty"} <= record.keys() and point.size == 2
+    later = json.loads(path.read_text().splitlines()[-1])
+    assert later["seconds"] > first["seconds"] + 0.9 * _common.BUSY_EVERY  # counted from the point's start
     monkeypatch.delenv(busy.BUSY_FILE)
-    point.setup(1, "a")
-    point.teardown(1, "a")  # no file asked for: nothing written, nothing fails
-    assert len(path.read_text().splitlines()) == 1
+    other = Point()
+    other.setup(1, "a")
+    other.teardown(1, "a")  # no file asked for: nothing written, nothing fails
+    assert len(path.read_text().splitlines()) == 2
 
 
 def results_with_busy(tmp_path: Path, busy_share) -> Path:
@@ -150,19 +159,23 @@ def test_results_without_records_say_it_was_not_recorded(tmp_path):
     ]
 
 
-def test_a_partial_rerun_replaces_its_points_and_a_broken_line_is_skipped(tmp_path):
+def test_a_process_later_record_covers_its_earlier_a_rerun_replaces_and_a_broken_line_is_skipped(tmp_path):
     path = tmp_path / "qbench-busy-abc.jsonl"
     point = {"suite": "s.C", "params": {"size": 1}, "seconds": 1, "steal": 0.0, "uncertainty": 0.0}
+    before = {"phase": "before", "seconds": 1, "other": 0, "steal": 0, "uncertainty": 0}
     lines = [
-        {"phase": "before", "seconds": 1, "other": 0, "steal": 0, "uncertainty": 0},
-        {**point, "other": 0.9},
-        {**point, "other": 0.2},  # the same point's other benchmark in the same run: the busiest counts
-        {"phase": "before", "seconds": 1, "other": 0, "steal": 0, "uncertainty": 0},
-        {**point, "other": 0.05},  # measured again: the new run's window replaces the old
+        before,
+        {**point, "pid": 1, "other": 2.0, "uncertainty": 0.5},  # a short start, busier than the point was
+        {**point, "pid": 1, "other": 0.2},  # the same process later: covers the one above
+        {**point, "pid": 2, "other": 0.9},  # the point's other benchmark, another process: the busiest counts
+        {**point, "pid": 3, "other": 5.0, "uncertainty": 5.0},  # busier on its face, but all of it is error
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines) + "not json\n")
     with pytest.warns(UserWarning, match="line 6 .* not a busy record"):
         points, runs = analysis.read(path)
+    assert points[analysis.point_key("s.C", {"size": 1})]["other"] == 0.9 and len(runs) == 1
+    path.write_text("".join(json.dumps(line) + "\n" for line in [*lines, before, {**point, "pid": 9, "other": 0.05}]))
+    points, runs = analysis.read(path)  # measured again: the new run's window replaces the old
     assert points[analysis.point_key("s.C", {"size": 1})]["other"] == 0.05 and len(runs) == 2
 
 

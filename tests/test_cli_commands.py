@@ -240,3 +240,38 @@ def test_demo_without_memory_says_so(monkeypatch, capsys):
     monkeypatch.setattr(qbench.measure.demo, "run_demo", no_memory)
     assert cli.main(["demo", "--size", str(10**13)]) == 1
     assert "not enough memory for --size 10,000,000,000,000" in capsys.readouterr().err
+
+
+def _model_document(machine: str) -> dict:
+    """A model.json as qbench model writes it, cut to what the main page reads."""
+    latency = {"1": {"median_s": 0.010, "p99_s": 0.012, "spread": 1.02}}
+    entry = {"bytes": 4e6, "quantized": 0, "latency": latency, "baseline_latency": latency, "peak_rss": 1e8}
+    faster = {"1": {"median_s": 0.005, "p99_s": 0.006, "spread": 1.02}}
+    int8 = {**entry, "bytes": 1e6, "quantized": 4, "latency": faster, "fidelity": {"y": {"sqnr_db": 31.0}}}
+    return {
+        "model": "tiny.onnx",
+        "machine_name": machine,
+        "threads": [1],
+        "variants": {
+            "float32": {**entry, "label": "float32", "load_s": 0.1},
+            "dynamic": {**int8, "label": "dynamic int8", "load_s": 0.1},
+        },  # fmt: skip
+        "verdict": ["dynamic int8: 2.00x faster at 1 thread, 4.00x smaller, outputs 31.0 dB: faster on this CPU"],
+    }
+
+
+def test_the_page_leads_with_the_verdict_of_a_model_run_beside_it_on_this_machine(tmp_path, capsys):
+    for name, machine in (("tiny", "box"), ("elsewhere", "another-host")):
+        folder = tmp_path / "reports" / f"model-{name}"
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text(json.dumps(_model_document(machine)))
+    (tmp_path / "reports" / "model-broken").mkdir()
+    (tmp_path / "reports" / "model-broken" / "model.json").write_text("{")
+    out = tmp_path / "reports" / "latest"
+    assert cli.main(["report", "--results", str(RESULTS), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipping" in err and "model-broken" in err  # a broken model.json is named, and the page still built
+    md = (out / "report.md").read_text()
+    model = md.index("## Your model, tiny.onnx, end to end in ONNX Runtime (qbench model)")
+    assert model < md.index("## Elementwise") and "2.00x faster at 1 thread" in md[model:]
+    assert md.count("## Your model") == 1  # the model measured on another machine is not this page's

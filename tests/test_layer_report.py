@@ -109,3 +109,22 @@ def test_ratio_table_shows_the_stored_side_by_side_ratios_as_they_are(frame):
     assert checked >= 10
     # By hand, from the stored file: static int8 over NumPy float32 at 1x1024x1024.
     assert raw[("1x1024x1024", "matmul static / numpy float32", "1")] == pytest.approx(1.4105807328213429)
+
+
+def test_the_answer_table_names_the_fastest_peer_and_the_float32_gain(frame):
+    """The page's first table: each format per shape over NumPy float32, and over the peer that beats it most."""
+    table = layers.answer_table(frame)
+    r = layers.layer_ratios(frame)
+    assert list(table.columns) == ["linear layer (M x K x N)", "format", "x NumPy float32", "x the fastest peer"]
+    assert len(table) == 3 * 2  # static and dynamic at each quick shape (this run measured no block format)
+    for row in table.itertuples(index=False):
+        shape = row[0].split()[1]
+        variant = next(v for v, label in layers.ANSWER_FORMATS.items() if label == row.format)
+        at = r[(r["shape"] == shape) & (r["variant"] == variant) & (r["threads"] == 1)]
+        flt = at.loc[at["against"] == "numpy float32", "ratio"].iloc[0]
+        peers = at[at["against"].str.startswith(("onnxruntime ", "torch "))]
+        fastest = peers.loc[peers["ratio"].idxmin()]
+        name = layers.PEER_NAMES[fastest["against"].split()[0]]
+        assert row[2] == f"{flt:.2f}" and row[3] == f"{fastest['ratio']:.2f} ({name})"
+    assert {"ONNX Runtime", "PyTorch"} <= {cell.split("(")[1][:-1] for cell in table["x the fastest peer"]}
+    assert len(layers.answer_lines(frame)) == 3

@@ -194,3 +194,21 @@ def test_run_without_asv_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "asv" else real(name, *a))
     with pytest.raises(runner.RunError, match=r"pip install -e \"\.\[bench\]\""):
         runner.require_asv()
+
+
+@pytest.mark.slow
+def test_each_timed_point_records_what_else_used_the_cpus(suite_run):
+    """The real run's busy records: a quiet second before and after, the busiest processes, a window per point."""
+    from qbench.analysis import busy
+
+    repo, _, second = suite_run
+    df = load_results(repo / ".asv" / "results", machine="testbox")
+    commit = df["commit"].iloc[-1]
+    _, runs = busy.machine_records(repo / ".asv" / "results" / "testbox")
+    phases = runs[commit[:8]][-1]
+    assert {"before", "run", "after"} <= set(phases) and phases["run"]["seconds"] > 0
+    timed = df[(df["commit"] == commit) & df["benchmark"].str.contains(r"\.(?:time_run|track_ratio)$")]
+    timed = timed[timed["status"] == "ok"]
+    assert len(timed) and timed["busy"].notna().all() and (timed["busy_error"] > 0).all()
+    page = (repo / "reports" / "latest" / "index.html").read_text()
+    assert "<div id='trust' class='" in page and ("Quiet machine" in page or "Busy machine" in page)

@@ -2,11 +2,16 @@
 
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml  # installed with asv (the test extra)
 
 from qbench.cli import build_parser
+from tests.test_analysis import copy_results
 
 WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "benchmarks.yml"
 
@@ -70,3 +75,60 @@ def test_the_thread_sweep_script_runs_commands_the_cli_accepts_on_the_right_benc
         assert bench.search(f"{name}(16384, uint8, 4, qbench)")
     for name in ("bench_quantize.QuantizeAxis.time_run", "bench_accumulate.Sum.time_run", "bench_counts.x"):
         assert not bench.search(f"{name}(16384, uint8, 4, qbench)")
+
+
+WORKFLOWS = sorted(WORKFLOW.parent.glob("*.yml"))
+FLEET = WORKFLOW.parent / "fleet.yml"
+ACTIONLINT = shutil.which("actionlint")
+
+
+@pytest.mark.skipif(ACTIONLINT is None, reason="actionlint not installed (the test extra brings its wheel)")
+def test_every_workflow_passes_actionlint():
+    lint = subprocess.run([ACTIONLINT, *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert {p.name for p in WORKFLOWS} >= {"benchmarks.yml", "fleet.yml"}
+
+
+def _commands(steps: list[dict], word: str) -> list[str]:
+    return [line.strip() for s in steps for line in s.get("run", "").splitlines() if line.strip().startswith(word)]
+
+
+def test_the_fleet_sweeps_each_runner_kind_and_uploads_its_results():
+    flow = yaml.safe_load(FLEET.read_text())
+    sweep = flow["jobs"]["sweep"]
+    runners = sweep["strategy"]["matrix"]["runner"]
+    assert any(r.endswith("-arm") for r in runners) and sum(not r.endswith("-arm") for r in runners) >= 2
+    assert sweep["runs-on"] == "${{ matrix.runner }}" and sweep["strategy"]["fail-fast"] is False
+    (run,) = _commands(sweep["steps"], "qbench run")
+    args = build_parser().parse_args(shlex.split(run.replace("${{ matrix.runner }}", "ubuntu-24.04"))[1:])
+    assert args.quick and args.machine == "ubuntu-24.04"
+    upload = next(s for s in sweep["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == ".asv/results" and upload["if"] == "always()"
+    assert upload["with"]["name"] == "results-${{ matrix.runner }}"
+
+
+def test_the_fleet_merge_step_makes_one_page_of_two_machines_here(tmp_path):
+    """The merge job's own commands, on two result folders laid out as download-artifact leaves them."""
+    merge = yaml.safe_load(FLEET.read_text())["jobs"]["merge"]
+    assert merge["needs"] == "sweep" and merge["if"] == "always()"
+    download = next(s for s in merge["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
+    assert download["with"]["pattern"] == "results-*"
+    for machine in ("ubuntu-24.04", "ubuntu-24.04-arm"):
+        folder = copy_results(tmp_path / "x" / machine, machine=machine)
+        shutil.move(folder, tmp_path / download["with"]["path"] / f"results-{machine}")
+    (report,) = _commands(merge["steps"], "qbench report")
+    done = subprocess.run(
+        ["bash", "-c", report.replace("qbench", f"{sys.executable} -m qbench", 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "reports" / "fleet"
+    assert "2 machines side by side" in done.stdout
+    machines = (out / "machines.csv").read_text()
+    assert "ubuntu-24.04," in machines and "ubuntu-24.04-arm," in machines
+    assert (out / "ubuntu-24.04-arm" / "index.html").exists()
+    upload = next(s for s in merge["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == "reports/fleet" and (out / "report.md").exists()

@@ -6,6 +6,42 @@ written to catch a bug: the list is the record that the tests can fail.
 """
 
 MUTATIONS = [
+    # ---- the busy machine, the page's first answers, the progress of a gate ---------------------------------
+    dict(
+        name="busy: this process's own CPU time counted as other programs'",
+        file="qbench/measure/busy.py",
+        old="        other = _busy_seconds(sys1) - _busy_seconds(self.sys0) - (own1 - self.own0)\n",
+        new="        other = _busy_seconds(sys1) - _busy_seconds(self.sys0)\n",
+        tests=["tests/test_busy.py"],
+    ),
+    dict(
+        name="busy: a point counts as busy only at ten times the threshold",
+        file="qbench/analysis/busy.py",
+        old="    busy = points[over > BUSY_CORES]\n",
+        new="    busy = points[over > 10 * BUSY_CORES]\n",
+        tests=["tests/test_busy.py"],
+    ),
+    dict(
+        name="busy: a point's short first record kept over the process's later, longer one",
+        file="qbench/analysis/busy.py",
+        old='        latest[(*key, record.get("pid"))] = (len(runs), record)\n',
+        new='        latest.setdefault((*key, record.get("pid")), (len(runs), record))\n',
+        tests=["tests/test_busy.py"],
+    ),
+    dict(
+        name="the linear layer's fastest peer taken as the slowest",
+        file="qbench/report/layers.py",
+        old='            fastest = peers.loc[peers["ratio"].idxmin()] if len(peers) else None\n',
+        new='            fastest = peers.loc[peers["ratio"].idxmax()] if len(peers) else None\n',
+        tests=["tests/test_layer_report.py"],
+    ),
+    dict(
+        name="progress: a gate's rounds counted by its logged results alone",
+        file="qbench/measure/progress.py",
+        old="        if self.rounds > 1:\n            return min(self.steps_share, 1.0)\n",
+        new="",
+        tests=["tests/test_runner.py"],
+    ),
     # ---- the five breaks that once survived every test ------------------------------------------------------
     dict(
         name="quantize: float64 input cast to float32 before the division",

@@ -67,6 +67,8 @@ def _suite_busy() -> ModuleType | None:
 
 
 busy = _suite_busy()
+#: Seconds between two busy records of one point (each record covers the point from its start).
+BUSY_EVERY = 0.5
 
 
 @dataclass
@@ -309,7 +311,8 @@ def median_seconds(prepared: Prepared, budget_s: float = 0.01 if cases.quick() e
 
 def _watched(setup: Callable) -> Callable:
     def watched(self, *params: Any) -> None:
-        self._watch = busy.Watch() if busy else None
+        if busy is not None and getattr(self, "_watch", None) is None:
+            self._watch, self._recorded = busy.Watch(), -1.0
         setup(self, *params)
 
     watched.__name__, watched.__doc__ = setup.__name__, setup.__doc__
@@ -319,8 +322,11 @@ def _watched(setup: Callable) -> Callable:
 class _Timed:
     """asv timing attributes: its defaults for the full sweep, a short budget for ``--quick``.
 
-    Every timed point also records what else used the CPUs from the start of its ``setup`` to its ``teardown``
-    (:mod:`qbench.measure.busy`): each subclass's ``setup`` is wrapped to start the count.
+    Every timed point also records what else used the CPUs while it ran (:mod:`qbench.measure.busy`): the count
+    starts at the point's first ``setup`` (each subclass's ``setup`` is wrapped to start it) and is written at a
+    ``teardown``. asv (asv_runner 0.3) runs ``setup`` and ``teardown`` around every timed call, so the count is
+    not restarted there, and written at most every :data:`BUSY_EVERY` seconds: the timed calls see no file
+    written beside them, and the record covers the point but for its last fraction of a second.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -330,9 +336,12 @@ class _Timed:
 
     def teardown(self, *params: Any) -> None:
         watch = getattr(self, "_watch", None)
-        if watch is not None:
-            suite = f"{type(self).__module__.rpartition('.')[2]}.{type(self).__name__}"
-            busy.record_point(suite, dict(zip(self.param_names, params, strict=False)), watch.stop())
+        now = time.monotonic()
+        if watch is None or now - self._recorded < BUSY_EVERY:
+            return
+        suite = f"{type(self).__module__.rpartition('.')[2]}.{type(self).__name__}"
+        busy.record_point(suite, dict(zip(self.param_names, params, strict=False)), watch.stop())
+        self._recorded = now
 
     timeout = 600
     if cases.quick():

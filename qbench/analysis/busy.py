@@ -15,19 +15,28 @@ import pandas as pd
 
 from qbench.measure.busy import BUSY_CORES, BUSY_PREFIX
 
+#: A process is named as the one that took the CPUs when it used this share of the run's time, or more.
+NAMED_SHARE = 0.02
+
 
 def point_key(suite: str, params: dict) -> tuple[str, str]:
     """How a point is named in both the busy record and the results: its class and parameters."""
     return str(suite), json.dumps(params, default=str, sort_keys=True)
 
 
+def _beyond_error(record: dict) -> float:
+    return float(record["other"]) + float(record["steal"]) - float(record.get("uncertainty", 0.0))
+
+
 def read(path: Path) -> tuple[dict[tuple[str, str], dict], list[dict]]:
     """(windows by point, runs) of one record file.
 
     A run starts at its ``before`` line; a point measured again in a later run (a partial rerun) takes the later
-    run's window. One point holds several benchmarks of its class (``time_run``, ``track_gbps``): the busiest counts.
+    run's window. Within a run, a process's later record of a point covers its earlier ones (it counts from the
+    point's start); one point holds several processes (``time_run`` and ``track_gbps``, or the rounds of a
+    comparison): the busiest beyond the counters' error counts.
     """
-    points: dict[tuple[str, str], tuple[int, dict]] = {}
+    latest: dict[tuple[str, str, object], tuple[int, dict]] = {}
     runs: list[dict] = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
@@ -38,14 +47,16 @@ def read(path: Path) -> tuple[dict[tuple[str, str], dict], list[dict]]:
                 runs[-1][str(record["phase"])] = record
                 continue
             key = point_key(record["suite"], record["params"])
-            used = float(record["other"]) + float(record["steal"])
+            _beyond_error(record)
         except (ValueError, KeyError, TypeError):
             warnings.warn(f"skipping line {number} of {path}: not a busy record", stacklevel=3)
             continue
-        seen = points.get(key)
-        run = len(runs)
-        if seen is None or seen[0] < run or float(seen[1]["other"]) + float(seen[1]["steal"]) < used:
-            points[key] = (run, record)
+        latest[(*key, record.get("pid"))] = (len(runs), record)
+    points: dict[tuple[str, str], tuple[int, dict]] = {}
+    for (suite, params, _), (run, record) in latest.items():
+        seen = points.get((suite, params))
+        if seen is None or seen[0] < run or (seen[0] == run and _beyond_error(seen[1]) < _beyond_error(record)):
+            points[(suite, params)] = (run, record)
     return {k: r for k, (_, r) in points.items()}, runs
 
 
@@ -117,18 +128,28 @@ class BusySummary:
             f"hypervisor's steal included){where}. Its figures are slower than this machine is"
             + (f", most of all the {multi} measured with several threads." if multi else ".")
         ]
-        top = [t for run in self.runs for t in run.get("run", {}).get("top", []) if t.get("cpu_seconds", 0) >= 1]
-        if top:
-            lines.append(
-                "Using the most CPU time during the run: "
-                + ", ".join(f"{t['name']} (pid {t['pid']}, {t['cpu_seconds']:.0f} s)" for t in top[:3])
-                + "."
-            )
+        lines.append(self._culprits())
         names = list(b["figure"])
         more = f" and {len(names) - shown} more (the busy column of results.csv)" if len(names) > shown else ""
         lines.append("The figures it touches, several threads first: " + "; ".join(names[:shown]) + more + ".")
         lines.append(f"Measure them again on a quiet machine: {self.rerun()}")
         return lines
+
+    def _culprits(self) -> str:
+        """The processes still running at the end of the run that used a share of it worth naming."""
+        top = [
+            t
+            for run in self.runs
+            for t in run.get("run", {}).get("top", [])
+            if t.get("cpu_seconds", 0) >= max(1.0, NAMED_SHARE * run["run"].get("seconds", 0))
+        ]
+        if not top:
+            return (
+                f"No process still running when the run ended had used {NAMED_SHARE:.0%} of its time: what "
+                "took the CPUs had ended before it."
+            )
+        named = ", ".join(f"{t['name']} (pid {t['pid']}, {t['cpu_seconds']:.0f} s)" for t in top[:3])
+        return f"Using the most CPU time during the run: {named}."
 
     def _phases(self) -> str:
         runs = [r for r in self.runs if "before" in r and "after" in r]

@@ -78,6 +78,7 @@ class Watch:
         self.t0, self.sys0, self.own0 = time.monotonic(), psutil.cpu_times(), _own_seconds(self.process)
 
     def stop(self) -> Window:
+        """The window from :meth:`start` to now (the count goes on: a later call covers more)."""
         t1, sys1, own1 = time.monotonic(), psutil.cpu_times(), _own_seconds(self.process)
         seconds = max(t1 - self.t0, 1e-3)
         other = _busy_seconds(sys1) - _busy_seconds(self.sys0) - (own1 - self.own0)
@@ -102,8 +103,9 @@ def append(path: str | Path | None, record: dict) -> None:
 
 
 def record_point(suite: str, params: dict, window: Window) -> None:
-    """Append a measured point's window to :data:`BUSY_FILE`, if the run asked for one."""
-    append(os.environ.get(BUSY_FILE), {"suite": suite, "params": params, **asdict(window)})
+    """Append a measured point's window to :data:`BUSY_FILE`, if the run asked for one; a point's later record
+    from the same process (``pid``) covers its earlier ones."""
+    append(os.environ.get(BUSY_FILE), {"suite": suite, "params": params, "pid": os.getpid(), **asdict(window)})
 
 
 def busy_file(results_dir: Path, machine: str, commit: str) -> Path:

@@ -18,8 +18,8 @@ from qbench import cases
 from . import layers
 from .figures import Figure, log2_axis, plt, save
 from .headline import headline_table
-from .pages import publish, report_data
-from .render import render_html, render_markdown
+from .pages import report_data
+from .render import publish, render_html, render_markdown
 from .tables import commit_view, fmt_bytes
 
 #: ISA features that decide what 8-bit buys: the column name and the CPU flags (any of them) that mean it.

@@ -12,8 +12,7 @@ import pandas as pd
 
 from .figures import Figure, plt, save
 from .layers import LABELS
-from .pages import publish
-from .render import Lead, render_html, render_markdown
+from .render import Lead, publish, render_html, render_markdown
 
 #: Speed-up columns of the summary: (column, rows of activations).
 SPEED_COLUMNS = (("gemv_x", 1), ("gemm_x", None))

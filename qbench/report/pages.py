@@ -1,15 +1,13 @@
 """Report folders: the main report, the compare and history pages, the README table, the run summary.
 
 Every folder is written whole into a fresh directory that then replaces the
-old one (:func:`publish`), so a failed build never leaves half a report.
+old one (:func:`qbench.report.render.publish`), so a failed build never leaves half a report.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from qbench.analysis.busy import BusySummary
 from qbench.analysis.busy import summarize as summarize_busy
 from qbench.analysis.regress import one_env_per_commit
 
-from . import blocks, layers, plots_ratios, plots_speed  # noqa: F401 - registers their figures
+from . import blocks, layers, plots_ratios, plots_speed, runtime  # noqa: F401 - registers their figures
 from .figures import FIGURES, ReportData
 from .headline import (
     flag_causes,
@@ -35,7 +33,7 @@ from .headline import (
 )
 from .plots_ratios import plot_ratios
 from .plots_speed import plot_history
-from .render import Lead, Section, machine_lines, markdown, render_html, render_markdown
+from .render import Lead, Section, machine_lines, markdown, publish, render_html, render_markdown
 from .tables import (
     accuracy_table,
     calibration_table,
@@ -55,22 +53,6 @@ from .tables import (
 )
 
 
-def publish(out_dir: Path, fill: Callable[[Path], None]) -> None:
-    """Write a report folder: ``fill`` writes into a fresh folder, which then replaces ``out_dir`` (and only it)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        fill(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for reading
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> ReportData:
     """Everything the main page shows, derived once from the results of every commit."""
     current = frame[frame["commit"] == commit]
@@ -82,8 +64,6 @@ def report_data(frame: pd.DataFrame, commit: str, caches: dict[str, int]) -> Rep
 
 def model_section(document: dict[str, Any]) -> Section:
     """A model run by ``qbench model`` on this machine: its verdict, variant by variant."""
-    from . import runtime
-
     return Section(
         f"Your model, {document['model']}, end to end in ONNX Runtime (qbench model)",
         runtime.table(document["variants"], document["threads"]),

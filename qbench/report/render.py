@@ -1,9 +1,14 @@
-"""Pages as text: Markdown and self-contained HTML (plots inlined), and the machine header."""
+"""Pages as text: Markdown and self-contained HTML (plots inlined), the machine header, and the folder a page is
+written into whole (:func:`publish`)."""
 
 from __future__ import annotations
 
 import base64
 import html
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +134,28 @@ def _html_table(table: pd.DataFrame, css: str = "") -> str:
     )
 
 
+def _each(tag: str, lines: list[str]) -> str:
+    return "".join(f"<{tag}>{html.escape(line)}</{tag}>" for line in lines)
+
+
+def _html_lead(lead: Lead) -> str:
+    """Whether to trust the run, the sections of answers, the flags by cause and, folded, one by one."""
+    parts = [f"<div id='trust' class='{'busy' if lead.busy else 'quiet'}'>{_each('p', lead.trust)}</div>"]
+    parts = parts if lead.trust else []
+    parts.append("<section id='headline'>")
+    for i, section in enumerate(lead.sections):
+        css = "headline" if i == len(lead.sections) - 1 else "answers"
+        parts.append(f"<h2>{html.escape(section.heading)}</h2>{_html_table(section.table, css)}")
+        parts.append(f"<ul class='verdicts'>{_each('li', section.lines)}</ul>")
+    if lead.notes:
+        parts.append(f"<p class='flags-heading'>{html.escape(lead.notes_heading)}</p>")
+        parts.append(f"<ul class='flags'>{_each('li', lead.notes)}</ul>")
+    if lead.details:
+        summary = f"<summary>the {len(lead.details)} lines one by one</summary>"
+        parts.append(f"<details class='flags'>{summary}<ul>{_each('li', lead.details)}</ul></details>")
+    return "".join(parts) + "</section>"
+
+
 def render_html(
     title: str,
     header: list[tuple[str, str]],
@@ -148,33 +175,7 @@ def render_html(
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
     body = [f"<h1>{html.escape(title)}</h1>"]
     if lead is not None:
-        if lead.trust:
-            body.append(
-                f"<div id='trust' class='{'busy' if lead.busy else 'quiet'}'>"
-                + "".join(f"<p>{html.escape(x)}</p>" for x in lead.trust)
-                + "</div>"
-            )
-        body.append("<section id='headline'>")
-        for i, section in enumerate(lead.sections):
-            css = "headline" if i == len(lead.sections) - 1 else "answers"
-            body.append(
-                f"<h2>{html.escape(section.heading)}</h2>{_html_table(section.table, css)}<ul class='verdicts'>"
-                + "".join(f"<li>{html.escape(x)}</li>" for x in section.lines)
-                + "</ul>"
-            )
-        if lead.notes:
-            body.append(
-                f"<p class='flags-heading'>{html.escape(lead.notes_heading)}</p><ul class='flags'>"
-                + "".join(f"<li>{html.escape(n)}</li>" for n in lead.notes)
-                + "</ul>"
-            )
-        if lead.details:
-            body.append(
-                f"<details class='flags'><summary>the {len(lead.details)} lines one by one</summary><ul>"
-                + "".join(f"<li>{html.escape(n)}</li>" for n in lead.details)
-                + "</ul></details>"
-            )
-        body.append("</section>")
+        body.append(_html_lead(lead))
     body.append(f"<table class='meta'>{rows}</table>")
     body += [f"<p><a href='{html.escape(href)}'>{html.escape(text)}</a></p>" for text, href in links]
     body += [img(f) for f in figures]
@@ -195,3 +196,19 @@ def render_html(
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>{''.join(body)}{_IMAGE_CHECK}</body></html>"
     )
+
+
+def publish(out_dir: Path, fill: Callable[[Path], None]) -> None:
+    """Write a report folder: ``fill`` writes into a fresh folder, which then replaces ``out_dir`` (and only it)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for reading
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .pages import publish
-from .render import Lead, render_html, render_markdown
+from .render import Lead, publish, render_html, render_markdown
 
 #: Within this factor either way (or the rounds' own spread, if wider) a variant is "as fast" as float32.
 SAME_SPEED = 1.10

@@ -36,8 +36,8 @@ def test_a_cpu_bound_process_beside_a_point_is_counted():
     finally:
         beside.kill()
         beside.wait()
-    # One core taken; the other test worker may add up to one more; the counters' error is well under both.
-    assert window.other > 0.6 and window.uncertainty < 0.1 and window.busy, window
+    # One core taken (the other test worker may add up to one more), and clear of the counters' error.
+    assert window.other > 0.6 and window.busy, window
 
 
 Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
@@ -45,17 +45,22 @@ Own = namedtuple("Own", "user system children_user children_system")
 
 
 def test_the_arithmetic_leaves_out_this_process_and_counts_steal(monkeypatch):
-    """Other = machine busy - own; steal apart; guest time (inside user) not counted twice. Counters faked."""
-    machine = iter([Times(10, 0, 5, 100, 1, 0, 0, 2, 0, 0), Times(13.5, 0, 5.5, 100.4, 1, 0, 0, 2.6, 0, 0)])
+    """Other = machine busy - own; steal apart; guest time (inside user) not counted twice; the error counts the
+    CPUs whose counters moved, not the idle ones. Counters faked: four CPUs, one busy, one stolen, two idle."""
+    idle = Times(1, 0, 1, 50, 0, 0, 0, 0, 0.5, 0)  # guest time inside user, unchanged
+    before = [Times(10, 0, 5, 100, 1, 0, 0, 0, 0, 0), Times(0, 0, 0, 9, 0, 0, 0, 2, 0, 0), idle, idle]
+    after = [Times(13.5, 0, 5.5, 100.4, 1, 0, 0, 0, 0, 0), Times(0, 0, 0, 9.1, 0, 0, 0, 2.6, 0, 0), idle, idle]
+    machine = iter([before, after])
     own = iter([Own(1, 1, 0, 0), Own(3, 1, 0.5, 0)])  # 2.5 s of its own and its waited children's
     clock = iter([50.0, 52.0])
-    monkeypatch.setattr(busy.psutil, "cpu_times", lambda: next(machine))
+    monkeypatch.setattr(busy.psutil, "cpu_times", lambda percpu: next(machine))
     monkeypatch.setattr(busy.psutil.Process, "cpu_times", lambda self: next(own))
     monkeypatch.setattr(busy.time, "monotonic", lambda: next(clock))
     window = busy.Watch().stop()
     # Busy 4 s (3.5 user + 0.5 system) in 2 s, 2.5 of them this process's: 1.5 s of others = 0.75 core.
     assert window.seconds == 2.0 and window.other == pytest.approx(0.75) and window.steal == pytest.approx(0.3)
-    assert window.uncertainty == pytest.approx(2 * (busy.psutil.cpu_count() + 1) * busy.TICK / 2.0)
+    # Two ticks at each of the 2 CPUs that moved and for this process, over 2 s.
+    assert window.uncertainty == pytest.approx(2 * (2 + 1) * busy.TICK / 2.0)
 
 
 class Point(_common._Timed):

@@ -10,8 +10,15 @@ MUTATIONS = [
     dict(
         name="busy: this process's own CPU time counted as other programs'",
         file="qbench/measure/busy.py",
-        old="        other = _busy_seconds(sys1) - _busy_seconds(self.sys0) - (own1 - self.own0)\n",
-        new="        other = _busy_seconds(sys1) - _busy_seconds(self.sys0)\n",
+        old="        other = sum(busy) - (own1 - self.own0)\n",
+        new="        other = sum(busy)\n",
+        tests=["tests/test_busy.py"],
+    ),
+    dict(
+        name="busy: the counters' error counts every CPU, not those that moved",
+        file="qbench/measure/busy.py",
+        old="        ticks = 2 * (moved + 1) * TICK\n",
+        new="        ticks = 2 * (len(busy) + 1) * TICK\n",
         tests=["tests/test_busy.py"],
     ),
     dict(

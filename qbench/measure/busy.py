@@ -9,9 +9,9 @@ hypervisor gave other guests (steal). ``qbench run`` adds a quiet second before
 and after the run, and the processes that used the most CPU time in between.
 
 The clock behind these counters ticks ``1 / SC_CLK_TCK`` (10 ms on Linux) per
-CPU, so a short window carries an error of about two ticks per CPU and per
-process: :attr:`Window.uncertainty`, which a point must clear before it counts
-as busy.
+CPU, so a short window carries an error of up to two ticks for each CPU whose
+counters moved and for this process: :attr:`Window.uncertainty`, which a point
+must clear before it counts as busy.
 """
 
 from __future__ import annotations
@@ -67,24 +67,29 @@ class Window:
 
 class Watch:
     """Counts, from :meth:`start` to :meth:`stop`, the CPU time not spent by this process (and its waited
-    children)."""
+    children), CPU by CPU."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.cpus = psutil.cpu_count() or 1
         self.start()
 
     def start(self) -> None:
-        self.t0, self.sys0, self.own0 = time.monotonic(), psutil.cpu_times(), _own_seconds(self.process)
+        self.t0, self.cpus0, self.own0 = time.monotonic(), psutil.cpu_times(percpu=True), _own_seconds(self.process)
 
     def stop(self) -> Window:
-        """The window from :meth:`start` to now (the count goes on: a later call covers more)."""
-        t1, sys1, own1 = time.monotonic(), psutil.cpu_times(), _own_seconds(self.process)
+        """The window from :meth:`start` to now (the count goes on: a later call covers more).
+
+        Only a CPU whose counters moved can be over-counted (by a tick at each end), so the error counts those
+        CPUs and this process, not every CPU of a large machine.
+        """
+        t1, cpus1, own1 = time.monotonic(), psutil.cpu_times(percpu=True), _own_seconds(self.process)
         seconds = max(t1 - self.t0, 1e-3)
-        other = _busy_seconds(sys1) - _busy_seconds(self.sys0) - (own1 - self.own0)
-        steal = getattr(sys1, "steal", 0.0) - getattr(self.sys0, "steal", 0.0)
-        ticks = 2 * (self.cpus + 1) * TICK
-        return Window(seconds, max(other, 0.0) / seconds, max(steal, 0.0) / seconds, ticks / seconds)
+        busy = [_busy_seconds(b) - _busy_seconds(a) for a, b in zip(self.cpus0, cpus1, strict=True)]
+        stolen = [getattr(b, "steal", 0.0) - getattr(a, "steal", 0.0) for a, b in zip(self.cpus0, cpus1, strict=True)]
+        moved = sum(1 for u, s in zip(busy, stolen, strict=True) if u > 0 or s > 0)
+        other = sum(busy) - (own1 - self.own0)
+        ticks = 2 * (moved + 1) * TICK
+        return Window(seconds, max(other, 0.0) / seconds, max(sum(stolen), 0.0) / seconds, ticks / seconds)
 
 
 def quiet_second(seconds: float = 1.0) -> Window:

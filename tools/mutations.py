@@ -31,8 +31,8 @@ MUTATIONS = [
     dict(
         name="busy: a point's short first record kept over the process's later, longer one",
         file="qbench/analysis/busy.py",
-        old='        latest[(*key, record.get("pid"))] = (len(runs), record)\n',
-        new='        latest.setdefault((*key, record.get("pid")), (len(runs), record))\n',
+        old='        latest[(*key, record.get("pid"))] = (len(runs), record, used - error)\n',
+        new='        latest.setdefault((*key, record.get("pid")), (len(runs), record, used - error))\n',
         tests=["tests/test_busy.py"],
     ),
     dict(

@@ -24,8 +24,9 @@ def point_key(suite: str, params: dict) -> tuple[str, str]:
     return str(suite), json.dumps(params, default=str, sort_keys=True)
 
 
-def _beyond_error(record: dict) -> float:
-    return float(record["other"]) + float(record["steal"]) - float(record.get("uncertainty", 0.0))
+def _used(record: dict) -> tuple[float, float]:
+    """(other programs and steal, the counters' error) of a record, in cores."""
+    return float(record["other"]) + float(record["steal"]), float(record.get("uncertainty", 0.0))
 
 
 def read(path: Path) -> tuple[dict[tuple[str, str], dict], list[dict]]:
@@ -36,7 +37,7 @@ def read(path: Path) -> tuple[dict[tuple[str, str], dict], list[dict]]:
     point's start); one point holds several processes (``time_run`` and ``track_gbps``, or the rounds of a
     comparison): the busiest beyond the counters' error counts.
     """
-    latest: dict[tuple[str, str, object], tuple[int, dict]] = {}
+    latest: dict[tuple[str, str, object], tuple[int, dict, float]] = {}
     runs: list[dict] = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
@@ -47,17 +48,17 @@ def read(path: Path) -> tuple[dict[tuple[str, str], dict], list[dict]]:
                 runs[-1][str(record["phase"])] = record
                 continue
             key = point_key(record["suite"], record["params"])
-            _beyond_error(record)
+            used, error = _used(record)
         except (ValueError, KeyError, TypeError):
             warnings.warn(f"skipping line {number} of {path}: not a busy record", stacklevel=3)
             continue
-        latest[(*key, record.get("pid"))] = (len(runs), record)
-    points: dict[tuple[str, str], tuple[int, dict]] = {}
-    for (suite, params, _), (run, record) in latest.items():
+        latest[(*key, record.get("pid"))] = (len(runs), record, used - error)
+    points: dict[tuple[str, str], tuple[int, dict, float]] = {}
+    for (suite, params, _), (run, record, beyond) in latest.items():
         seen = points.get((suite, params))
-        if seen is None or seen[0] < run or (seen[0] == run and _beyond_error(seen[1]) < _beyond_error(record)):
-            points[(suite, params)] = (run, record)
-    return {k: r for k, (_, r) in points.items()}, runs
+        if seen is None or seen[0] < run or (seen[0] == run and seen[2] < beyond):
+            points[(suite, params)] = (run, record, beyond)
+    return {k: r for k, (_, r, _) in points.items()}, runs
 
 
 def machine_records(machine_dir: Path) -> tuple[dict[tuple[str, str, str], dict], dict[str, list[dict]]]:
@@ -75,8 +76,7 @@ def attach(rows: list[dict], points: dict[tuple[str, str, str], dict]) -> None:
     for row in rows:
         record = points.get((str(row["commit"])[:8], str(row["suite"]), str(row["params"])))
         if record:
-            row["busy"] = float(record["other"]) + float(record["steal"])
-            row["busy_error"] = float(record["uncertainty"])
+            row["busy"], row["busy_error"] = _used(record)
 
 
 def figure_name(row: Any) -> str:
@@ -178,9 +178,7 @@ def from_file(frame: pd.DataFrame, path: Path | None) -> BusySummary:
     if path is None or not Path(path).exists():
         return BusySummary()
     points, runs = read(Path(path))
-    named = zip(frame["suite"], frame["params"], strict=True)
-    keys = [point_key(s, json.loads(p)) if isinstance(p, str) else None for s, p in named]
-    records = [points.get(k) if k else None for k in keys]
-    used = [float(r["other"]) + float(r["steal"]) if r else np.nan for r in records]
-    error = [float(r["uncertainty"]) if r else np.nan for r in records]
-    return summarize(frame.assign(busy=used, busy_error=error), runs)
+    # A result row's params are the point key's second half already (both sorted JSON), as attach relies on.
+    found = [points.get((str(s), str(p))) for s, p in zip(frame["suite"], frame["params"], strict=True)]
+    used = [_used(r) if r else (np.nan, np.nan) for r in found]
+    return summarize(frame.assign(busy=[u for u, _ in used], busy_error=[e for _, e in used]), runs)

@@ -84,10 +84,10 @@ def selected(root: Path, patterns: list[str]) -> dict[str, dict]:
     }
 
 
-def parameter_sets(root: Path, patterns: list[str]) -> dict[str, int]:
-    """Parameter sets of each benchmark asv will run."""
+def parameter_sets(found: dict[str, dict]) -> dict[str, int]:
+    """Parameter sets of each benchmark of ``found`` (:func:`selected`)."""
     sets = {}
-    for name, info in selected(root, patterns).items():
+    for name, info in found.items():
         count = 1
         for values in info.get("params") or []:
             count *= max(len(values), 1)
@@ -102,7 +102,7 @@ def progress_for(total_line: re.Match, root: Path, args: list[str]) -> Progress:
     total = int(total_line.group(1))
     patterns = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--bench", "-b")]
     found = selected(root, patterns)
-    weights = parameter_sets(root, patterns)
+    weights = parameter_sets(found)
     by_rounds = sorted((int(found[name].get("rounds", 1)), sets) for name, sets in weights.items())
     half, seen, rounds = sum(weights.values()) / 2, 0, 1
     for count, sets in by_rounds:  # the rounds of the median parameter set

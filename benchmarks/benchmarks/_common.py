@@ -25,6 +25,20 @@ import numba
 import numpy as np
 
 
+def _from_checkout(name: str, path: Path, **where: Any) -> ModuleType:
+    """The module at ``path`` of this checkout, registered as ``name`` (dataclasses and relative imports look
+    their module up in ``sys.modules``); ``where``: ``spec_from_file_location``'s keywords (a package's)."""
+    spec = importlib.util.spec_from_file_location(name, path, **where)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
 def _suite_cases() -> ModuleType:
     """The case registry of this checkout, not of the qbench installed for the commit being measured.
 
@@ -39,13 +53,7 @@ def _suite_cases() -> ModuleType:
         import qbench.cases
 
         return qbench.cases
-    spec = importlib.util.spec_from_file_location(
-        "_qbench_suite_cases", folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and relative imports look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return _from_checkout("_qbench_suite_cases", folder / "__init__.py", submodule_search_locations=[str(folder)])
 
 
 cases = _suite_cases()
@@ -54,16 +62,10 @@ cases = _suite_cases()
 def _suite_busy() -> ModuleType | None:
     """The checkout's :mod:`qbench.measure.busy` (an older commit being measured may lack it), or None where
     psutil, which it reads the CPU counters with, is not installed."""
-    path = Path(__file__).resolve().parents[2] / "qbench" / "measure" / "busy.py"
-    spec = importlib.util.spec_from_file_location("_qbench_suite_busy", path)
     try:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        return _from_checkout("_qbench_suite_busy", Path(__file__).resolve().parents[2] / "qbench/measure/busy.py")
     except (ImportError, OSError):
-        sys.modules.pop(spec.name, None)
         return None
-    return module
 
 
 busy = _suite_busy()

@@ -38,8 +38,8 @@ MUTATIONS = [
     dict(
         name="the linear layer's fastest peer taken as the slowest",
         file="qbench/report/layers.py",
-        old='            fastest = peers.loc[peers["ratio"].idxmin()] if len(peers) else None\n',
-        new='            fastest = peers.loc[peers["ratio"].idxmax()] if len(peers) else None\n',
+        old='    row = peers.loc[peers["ratio"].idxmin()]\n',
+        new='    row = peers.loc[peers["ratio"].idxmax()]\n',
         tests=["tests/test_layer_report.py"],
     ),
     dict(

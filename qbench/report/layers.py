@@ -14,6 +14,7 @@ import pandas as pd
 from qbench import cases
 
 from .figures import Figure, ReportData, figure, legend_outside, plain_log_y, plt, save
+from .headline import PEER_NAMES
 from .tables import fmt_bytes, select
 
 #: How each implementation of each variant is named in the tables and plots.
@@ -132,7 +133,21 @@ ANSWER_FORMATS = {
     "nbits8": "8-bit blocks (MatMulNBits, 9 bits)",
     "nbits4": "4-bit blocks (MatMulNBits, 5 bits)",
 }
-PEER_NAMES = {"onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
+
+
+def _answer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """The side-by-side ratios of the answer's formats at 1 thread."""
+    r = layer_ratios(frame)
+    return r[(r["threads"] == 1) & r["variant"].isin(list(ANSWER_FORMATS))]
+
+
+def _fastest_peer(rows: pd.DataFrame) -> tuple[pd.Series, str] | None:
+    """The row of the peer qbench stands furthest behind (its lowest ratio), and the peer's name; None if none."""
+    peers = rows[rows["against"].str.split(" ").str[0].isin(list(PEER_NAMES))]
+    if peers.empty:
+        return None
+    row = peers.loc[peers["ratio"].idxmin()]
+    return row, PEER_NAMES[row["against"].split(" ")[0]]
 
 
 def _kind(shape: str) -> str:
@@ -143,8 +158,7 @@ def _kind(shape: str) -> str:
 def answer_table(frame: pd.DataFrame) -> pd.DataFrame:
     """What each format buys a linear layer, 1 thread, side by side: per shape, over NumPy's float32 layer and
     over the fastest peer that runs the same format (its name beside the ratio; below 1, the peer is faster)."""
-    r = layer_ratios(frame)
-    r = r[(r["threads"] == 1) & r["variant"].isin(list(ANSWER_FORMATS))]
+    r = _answer_ratios(frame)
     rows = []
     for shape in _shape_order(r["shape"]) if not r.empty else []:
         for variant, label in ANSWER_FORMATS.items():
@@ -152,16 +166,13 @@ def answer_table(frame: pd.DataFrame) -> pd.DataFrame:
             if at.empty:
                 continue
             flt = at.loc[at["against"] == "numpy float32", "ratio"]
-            peers = at[at["against"].str.split(" ").str[0].isin(list(PEER_NAMES))]
-            fastest = peers.loc[peers["ratio"].idxmin()] if len(peers) else None
+            fastest = _fastest_peer(at)
             rows.append(
                 {
                     "linear layer (M x K x N)": _kind(shape),
                     "format": label,
                     "x NumPy float32": f"{flt.median():.2f}" if len(flt) else "-",
-                    "x the fastest peer": "-"
-                    if fastest is None
-                    else f"{fastest['ratio']:.2f} ({PEER_NAMES[fastest['against'].split(' ')[0]]})",
+                    "x the fastest peer": "-" if fastest is None else f"{fastest[0]['ratio']:.2f} ({fastest[1]})",
                 }
             )
     return pd.DataFrame(rows)
@@ -169,8 +180,7 @@ def answer_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def answer_lines(frame: pd.DataFrame) -> list[str]:
     """The table in words: per shape, the fastest format over float32, and qbench against the fastest peer."""
-    r = layer_ratios(frame)
-    r = r[(r["threads"] == 1) & r["variant"].isin(list(ANSWER_FORMATS))]
+    r = _answer_ratios(frame)
     lines = []
     for shape in _shape_order(r["shape"]) if not r.empty else []:
         at = r[r["shape"] == shape]
@@ -182,10 +192,8 @@ def answer_lines(frame: pd.DataFrame) -> list[str]:
         ints = flt[flt["variant"].isin(["static", "dynamic"])]
         if len(ints) and best["variant"] not in ("static", "dynamic"):
             text += f" (int8 {ints['ratio'].max():.2f}x)"
-        peers = at[at["against"].str.split(" ").str[0].isin(list(PEER_NAMES))]
-        if len(peers):
-            worst = peers.loc[peers["ratio"].idxmin()]
-            peer = PEER_NAMES[worst["against"].split(" ")[0]]
+        if slowest := _fastest_peer(at):
+            worst, peer = slowest
             verb = "ahead of" if worst["ratio"] >= 1 else "behind"
             text += (
                 f"; qbench's slowest against a peer: {ANSWER_FORMATS[worst['variant']]} at {worst['ratio']:.2f}x "

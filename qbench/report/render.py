@@ -140,8 +140,8 @@ def _each(tag: str, lines: list[str]) -> str:
 
 def _html_lead(lead: Lead) -> str:
     """Whether to trust the run, the sections of answers, the flags by cause and, folded, one by one."""
-    parts = [f"<div id='trust' class='{'busy' if lead.busy else 'quiet'}'>{_each('p', lead.trust)}</div>"]
-    parts = parts if lead.trust else []
+    trust = f"<div id='trust' class='{'busy' if lead.busy else 'quiet'}'>{_each('p', lead.trust)}</div>"
+    parts = [trust] if lead.trust else []
     parts.append("<section id='headline'>")
     for i, section in enumerate(lead.sections):
         css = "headline" if i == len(lead.sections) - 1 else "answers"

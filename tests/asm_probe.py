@@ -17,7 +17,7 @@ from numba import config
 
 from qbench.kernels import accumulate as ka
 from qbench.kernels import blocks as kb
-from qbench.kernels import gemm, isa
+from qbench.kernels import gemm, gemv, isa
 from qbench.kernels import ggml as kg
 from qbench.kernels import matmul as km
 from qbench.kernels import quantize as kq
@@ -160,6 +160,10 @@ def main(parallel: bool) -> None:
             np.zeros((rows, nr), np.int32),
             groups,
         )
+        if path.vnni:  # the one-row product streaming a (K, N) matrix's rows in quads
+            asm["matmul rows quads"] = gemv.quads_kernel(path).asm(
+                U8[:64], np.int32(3), np.int32(1), True, U8.reshape(64, -1), np.uint8(0), np.int64(0), ZB, ZB
+            )
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
     json.dump({"cpu": cpu, "features": sorted(target_features()), "path": path and path.name, "asm": asm}, sys.stdout)
 

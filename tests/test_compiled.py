@@ -305,3 +305,20 @@ def test_packed_micro_kernel_holds_its_paths_instruction_and_no_spills(target):
     assert "(%rsp)" not in loop, f"accumulators spilled to the stack:\n{loop}"
     if target["path"] in ("avx512", "avx2"):
         assert not re.search(r"\bvpdp(bu|ws)sd\b", asm), "VNNI code on a path without VNNI"
+
+
+def test_the_row_streaming_gemv_interleaves_quads_into_vnni(target):
+    """On a VNNI path the one-row product over (K, N) rows interleaves bytes and words into quads and multiplies
+    them with the path's vpdpbusd on full registers, the sums loaded and stored around it, nothing else spilled."""
+    if target["path"] not in ("avx512-vnni", "avx-vnni"):
+        assert "matmul rows quads" not in target["asm"]
+        return
+    op, register = PACKED_PATHS[target["path"]]
+    asm = target["asm"]["matmul rows quads"]
+    blocks = re.split(r"^\S+:[^\n]*$", asm, flags=re.MULTILINE)
+    loop = max(blocks, key=lambda b: len(re.findall(rf"\b{op}\b", b)))
+    loop = re.split(r"^\s+j\w+\s", loop, flags=re.MULTILINE)[0]
+    assert len(re.findall(rf"\b{op}\b[^\n]*%{register}", loop)) >= 4, loop
+    for shuffle in ("vpunpcklbw", "vpunpckhbw", "vpunpcklwd", "vpunpckhwd"):
+        assert re.search(rf"\b{shuffle}\b[^\n]*%{register}", loop), f"no {shuffle} in the loop:\n{loop}"
+    assert "(%rsp)" not in loop, f"spilled to the stack:\n{loop}"

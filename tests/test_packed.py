@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import qbench
-from qbench.kernels import gemm
 from qbench.kernels.isa import ENV, PATHS, allowed
 
 INT8 = [np.uint8, np.int8]
@@ -119,21 +118,47 @@ def test_qlinear_and_dynamic_products_take_packed_weights(path, per_column):
     )
 
 
-def test_a_gemv_on_an_unpacked_kn_matrix_streams_its_rows(monkeypatch):
-    """No transpose per call: the one-row product of a C-ordered (K, N) b runs the row-streaming kernel."""
-    called = []
-    real = gemm.gemv_rows
+@pytest.mark.parametrize("adt", INT8)
+@pytest.mark.parametrize("bdt", INT8)
+def test_a_gemv_on_an_unpacked_kn_matrix_streams_its_rows(path, adt, bdt, monkeypatch):
+    """No packing and no transpose per call: the one-row product of a C-ordered (K, N) b streams its rows, exactly,
+    for activation zero points at both ends and the middle of their type (a - a_zero negated, split in two int8
+    halves, or int8 as it is), K not a multiple of 4 and N not a multiple of the vector."""
+    from qbench.kernels import matmul as mm_k
+    from qbench.ops import matmul as ops_mm
 
-    class Spy:
-        def target(self, parallel):
-            called.append(parallel)
-            return real.target(parallel)
+    def refuse(*args, **kwargs):
+        raise AssertionError("the GEMV packed or transposed the weights")
 
-    monkeypatch.setattr(gemm, "gemv_rows", Spy())
+    monkeypatch.setattr(ops_mm, "pack_weights", refuse)
+    monkeypatch.setattr(mm_k, "dot_rows", refuse)
+    lo = np.iinfo(adt).min
     rng = np.random.default_rng(5)
-    a, b = ints(rng, np.uint8, (1, 300)), ints(rng, np.int8, (300, 70))
-    np.testing.assert_array_equal(qbench.matmul_integer(a, b, 9, 2), definition(a, b, 9, 2))
-    assert called
+    for k, n in [(1, 1), (3, 70), (8, 64), (301, 2048 + 64 + 33), (1030, 129)]:
+        a, b, zb = ints(rng, adt, (1, k)), ints(rng, bdt, (k, n)), ints(rng, bdt, n)
+        for za in (lo, lo + 1, lo + 128, lo + 255):
+            want = definition(a, b, za, zb)
+            np.testing.assert_array_equal(qbench.matmul_integer(a, b, adt(za), zb), want, err_msg=f"{k}x{n} za={za}")
+    a, b = np.full((1, 1 << 17), lo + 255, adt), np.full(((1 << 17), 70), np.iinfo(bdt).min, bdt)
+    np.testing.assert_array_equal(qbench.matmul_integer(a, b, lo), definition(a, b, lo, 0))  # wraps as ONNX's
+
+
+def test_the_dynamic_product_on_packed_weights_is_the_definition(path):
+    """Quantized straight into the kernel's rows (VNNI paths) or step by step: ONNX Runtime's DynamicQuantizeMatMul,
+    bit for bit, for ranges that reach the ends of uint8, an all-zero input and a batch."""
+    from qbench import reference as ref
+
+    rng = np.random.default_rng(8)
+    b = ints(rng, np.int8, (70, 19))
+    pb = qbench.QuantParams(np.linspace(0.01, 0.03, 19).astype(np.float32), 0, "int8", axis=-1)
+    packed = qbench.pack_weights(b, 0)
+    bias = rng.standard_normal(19).astype(np.float32)
+    normal = rng.standard_normal((3, 5, 70)).astype(np.float32)
+    for x in (normal, np.abs(normal), -np.abs(normal), np.zeros((2, 70), np.float32), normal[0, 0]):
+        want = ref.dynamic_quantize_matmul(x, b, pb, bias)
+        np.testing.assert_array_equal(qbench.dynamic_quantize_matmul(x, packed, pb, bias), want)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        qbench.dynamic_quantize_matmul(np.full((2, 70), np.inf, np.float32), packed, pb)
 
 
 @pytest.mark.parametrize("adt", INT8)

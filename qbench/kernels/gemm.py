@@ -18,19 +18,16 @@ inner loop.
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
 import types
-from pathlib import Path
 
+import numba
 import numpy as np
 from numba import prange
 
+from qbench.kernels import generated
 from qbench.kernels._jit import kernel
 from qbench.kernels.isa import Isa
+from qbench.kernels.matmul import scaled
 
 #: Tile shape per path: (rows MR, vectors V). AVX-512 has 32 registers: 8 x 3 accumulators, 3 weight vectors and
 #: a broadcast (fbgemm's 8 x 48); AVX2 has 16: 4 x 2 (MLAS's 4 x 16), and AVX-VNNI 6 x 2 (MLAS's 6 x 16).
@@ -123,36 +120,9 @@ def _module_source(isa: Isa) -> str:
     return "\n".join(parts)
 
 
-def _generated_dir() -> Path:
-    """Where generated kernel modules are written, so that Numba caches their compiled code on disk like every
-    other kernel's: beside Numba's cache when it has a folder of its own, else the user's cache folder."""
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    for folder in (Path(base) / "qbench-generated", Path(tempfile.gettempdir()) / f"qbench-generated-{os.getuid()}"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                return folder
-        except OSError:
-            continue
-    raise RuntimeError("no writable folder for qbench's generated kernels (set NUMBA_CACHE_DIR)")
-
-
 @functools.cache
 def _module(isa: Isa) -> types.ModuleType:
-    """The generated module of one path, written once under a name that holds its source's digest."""
-    source = _module_source(isa)
-    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    name = f"qbench_gemm_{isa.name.replace('-', '_')}_{digest}"
-    path = _generated_dir() / f"{name}.py"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)  # never a half-written module, whoever writes it first
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generated.load(f"qbench_gemm_{isa.name}", _module_source(isa))
 
 
 @functools.cache
@@ -280,16 +250,33 @@ def rows_int16(a, zero_point, out):
             dst[k] = 0
 
 
+@numba.njit(cache=True, inline="always")
+def corrected(raw, row_sum, za, col_sum, zb, k):
+    """``raw - zb row_sum - za col_sum + k za zb``, wrapped to int32: gemmlowp's identity for
+    ``sum (a' - za)(b' - zb)`` from the raw sum of the offset operands (int64 arguments)."""
+    return np.int32(np.int64(raw) - zb * row_sum - za * np.int64(col_sum) + k * za * zb)
+
+
 @kernel
 def finish_vnni(c, row_sums, a_zero, col_sums, b_zero, k, out):
-    """``out = c - b_zero[n] row_sums[m] - a_zero[m] col_sums[n] + k a_zero[m] b_zero[n]``, wrapped to int32:
-    gemmlowp's identity for ``sum (a' - a_zero)(b' - b_zero)`` from the raw sums ``c`` of the offset operands."""
+    """``out[m, n]``: the :func:`corrected` raw sums ``c``, a zero point per row (``a_zero[m]``) and per column."""
     for m in prange(out.shape[0]):
         src, dst = c[m], out[m]
         rs, za = np.int64(row_sums[m]), np.int64(a_zero[m])
         for n in range(dst.shape[0]):
-            zb = np.int64(b_zero[n])
-            dst[n] = np.int32(np.int64(src[n]) - zb * rs - za * np.int64(col_sums[n]) + k * za * zb)
+            dst[n] = corrected(src[n], rs, za, col_sums[n], np.int64(b_zero[n]), k)
+
+
+@kernel
+def finish_scaled_vnni(c, row_sums, a_zero, col_sums, b_zero, k, scale, bias, out):
+    """float32 ``out[m, n]``: the :func:`corrected` sums :func:`~qbench.kernels.matmul.scaled` by ``scale[n]`` and
+    ``bias[n]``, one ``a_zero`` for every row: DynamicQuantizeMatMul's output in the pass that corrects the sums."""
+    za = np.int64(a_zero)
+    for m in prange(out.shape[0]):
+        src, dst = c[m], out[m]
+        rs = np.int64(row_sums[m])
+        for n in range(dst.shape[0]):
+            dst[n] = scaled(corrected(src[n], rs, za, col_sums[n], np.int64(b_zero[n]), k), scale[n], bias[n])
 
 
 @kernel
@@ -299,35 +286,3 @@ def finish_int16(c, out):
         src, dst = c[m], out[m]
         for n in range(dst.shape[0]):
             dst[n] = src[n]
-
-
-#: Columns per chunk of the unpacked GEMV: a chunk's int32 sums (8 KiB) stay in L1 while the rows pass.
-GEMV_CHUNK = 2048
-
-
-@kernel
-def gemv_rows(a, a_zero, b, b_zero, out):
-    """``out[n] = sum_k (a[k] - a_zero)(b[k, n] - b_zero[n])`` for a (K, N) ``b`` as it lies: the rows of ``b``
-    stream once (an axpy per row, on a chunk of columns at a time), no transpose."""
-    k_total, n_total = b.shape
-    a_sum = np.int32(0)
-    for k in range(k_total):
-        a_sum += np.int32(np.int32(a[k]) - a_zero)
-    for j in prange((n_total + GEMV_CHUNK - 1) // GEMV_CHUNK):
-        n0 = j * GEMV_CHUNK
-        width = min(GEMV_CHUNK, n_total - n0)
-        acc = np.zeros(GEMV_CHUNK, np.int32)
-        whole = k_total - k_total % 4
-        for k in range(0, whole, 4):  # four rows a pass: a quarter of the passes over the sums
-            a0, a1 = np.int32(np.int32(a[k]) - a_zero), np.int32(np.int32(a[k + 1]) - a_zero)
-            a2, a3 = np.int32(np.int32(a[k + 2]) - a_zero), np.int32(np.int32(a[k + 3]) - a_zero)
-            r0, r1, r2, r3 = b[k, n0:], b[k + 1, n0:], b[k + 2, n0:], b[k + 3, n0:]
-            for i in range(width):
-                acc[i] += a0 * np.int32(r0[i]) + a1 * np.int32(r1[i]) + a2 * np.int32(r2[i]) + a3 * np.int32(r3[i])
-        for k in range(whole, k_total):
-            ak = np.int32(np.int32(a[k]) - a_zero)
-            row = b[k, n0:]
-            for i in range(width):
-                acc[i] += ak * np.int32(row[i])
-        for i in range(width):
-            out[n0 + i] = acc[i] - np.int32(b_zero[n0 + i]) * a_sum

@@ -18,6 +18,7 @@ never reach ``vpmaddwd``'s one saturating case.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -62,8 +63,10 @@ PATHS = (
 BY_NAME = {p.name: p for p in PATHS}
 
 
+@functools.cache
 def compile_features() -> frozenset[str]:
-    """The CPU features Numba compiles for (``+name`` entries), honouring ``NUMBA_CPU_FEATURES``."""
+    """The CPU features Numba compiles for (``+name`` entries), honouring ``NUMBA_CPU_FEATURES``; read once (asking
+    LLVM takes about half a millisecond)."""
     from numba.core import config
     from numba.core.codegen import get_host_cpu_features
 
@@ -71,6 +74,7 @@ def compile_features() -> frozenset[str]:
     return frozenset(f[1:] for f in text.split(",") if f.startswith("+"))
 
 
+@functools.cache
 def allowed(features: frozenset[str] | None = None) -> tuple[Isa, ...]:
     """The paths the compile target can run, fastest first (none off x86-64)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):

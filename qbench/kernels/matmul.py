@@ -15,10 +15,13 @@ a block before the next, so a weight row is read from memory once per call.
 With M = 1 (GEMV) this is a plain stream over the weights.
 """
 
+import numba
 import numpy as np
 from numba import prange
 
 from qbench.kernels._jit import REASSOC, kernel
+from qbench.kernels.division import EXACT_SCALES
+from qbench.kernels.quantize import quantize_with
 
 
 @kernel
@@ -57,13 +60,20 @@ def dot_rows(a, bt, lane_zero, acc_zero, b_zero_point, a_sums, out, block):
                 dst[n] = acc(s - b_zero_point[n] * correction)
 
 
+@numba.njit(cache=True, inline="always")
+def scaled(acc, scale, bias):
+    """DynamicQuantizeMatMul's output ``float32(acc) * scale + bias``: two roundings (a multiply, then an add), no
+    FMA, as ONNX Runtime's output processor does."""
+    return np.float32(np.float32(acc) * scale) + bias
+
+
 @kernel
 def scale_rows(acc, scale, bias, out):
-    """out[m, n] = float32(acc[m, n]) * scale[n] + bias[n]: two roundings (a multiply, then an add), no FMA."""
+    """out[m, n] = :func:`scaled` (acc[m, n], scale[n], bias[n])."""
     for m in prange(acc.shape[0]):
         src, dst = acc[m], out[m]
         for n in range(src.shape[0]):
-            dst[n] = np.float32(np.float32(src[n]) * scale[n]) + bias[n]
+            dst[n] = scaled(src[n], scale[n], bias[n])
 
 
 @kernel
@@ -91,6 +101,56 @@ def min_max(x, zero):
         hi = max(hi, v)
         nans += v != v
     return lo, hi, nans
+
+
+@numba.njit(cache=True)
+def dynamic_params(lo, hi):
+    """DynamicQuantizeLinear's (scale, zero point) for the float32 range [lo, hi] (0 inside it): ``scale = (hi - lo)
+    / 255``, ``zero_point = round_half_even(clamp(0 - lo / scale, 0, 255))``, float32 throughout; scale 1 and
+    zero point 0 for an empty range, as ONNX Runtime gives."""
+    scale = np.float32((hi - lo) / np.float32(255))
+    if scale == 0:
+        return np.float32(1), np.int32(0)
+    return scale, np.int32(np.rint(min(max(np.float32(0) - lo / scale, np.float32(0)), np.float32(255))))
+
+
+@numba.njit(cache=True, inline="always")
+def _quantize_row(src, dst, scale, reciprocal, zero_point):
+    """uint8 quantize of ``src`` into the start of ``dst``; the sum of the values written."""
+    s = np.int32(0)
+    for k in range(src.shape[0]):
+        q = quantize_with(src[k], scale, reciprocal, zero_point, np.int32(0), np.int32(255))
+        dst[k] = q
+        s += q
+    return s
+
+
+@kernel
+def dynamic_rows(x, divide, out, sums):
+    """DynamicQuantizeLinear of the float32 rows ``x`` (M, K) straight into the uint8 rows a packed product reads
+    (``out``, zero-padded to its width) with their sums: one call instead of a range, a quantize and a copy.
+    Returns (scale, zero point); scale NaN when ``x`` holds NaN or inf (no range to quantize over).
+    ``divide``: quantize by division, where :mod:`qbench.kernels.division` chose it."""
+    rows, k = x.shape
+    lo = hi = np.float32(0)
+    nans = 0
+    for m in prange(rows):
+        for v in x[m]:
+            lo = min(lo, v)
+            hi = max(hi, v)
+            nans += v != v
+    if nans or not (np.isfinite(lo) and np.isfinite(hi)):
+        return np.float32(np.nan), np.int32(0)
+    scale, zero_point = dynamic_params(lo, hi)
+    reciprocal = np.float32(1) / scale
+    by_division = divide or not (EXACT_SCALES[0] <= scale <= EXACT_SCALES[1])
+    for m in prange(rows):
+        if by_division:
+            sums[m] = _quantize_row(x[m], out[m], scale, None, zero_point)
+        else:
+            sums[m] = _quantize_row(x[m], out[m], scale, reciprocal, zero_point)
+        out[m, k:] = 0
+    return scale, zero_point
 
 
 @kernel(fastmath=REASSOC)

@@ -108,6 +108,65 @@ def _ops(bits: int) -> SimpleNamespace:
         return vec(vec, vec), lambda context, builder, sig, args: builder.add(args[0], args[1])
 
     @intrinsic
+    def xor(typingctx, a, b):
+        """Bitwise exclusive or (``vpxord``): with 0x80 in every byte, s8 <-> u8 offset form."""
+        return vec(vec, vec), lambda context, builder, sig, args: builder.xor(args[0], args[1])
+
+    def _interleave(width: int, high: bool):
+        """Interleave the low (or high) halves of each 128-bit lane of two vectors, ``width``-bit elements."""
+        per_lane = 128 // width
+        elems = ir.VectorType(ir.IntType(width), bits // width)
+        start = per_lane // 2 if high else 0
+        mask = [
+            i + side * (bits // width)
+            for lane in range(bits // 128)
+            for i in range(lane * per_lane + start, lane * per_lane + start + per_lane // 2)
+            for side in (0, 1)
+        ]
+
+        def codegen(context, builder, sig, args):
+            a_, b_ = (builder.bitcast(x, elems) for x in args)
+            return builder.bitcast(
+                builder.shuffle_vector(a_, b_, ir.Constant(ir.VectorType(ir.IntType(32), len(mask)), mask)), i32v
+            )
+
+        return codegen
+
+    @intrinsic
+    def unpacklo8(typingctx, a, b):
+        """Bytes 0-7 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpcklbw``)."""
+        return vec(vec, vec), _interleave(8, False)
+
+    @intrinsic
+    def unpackhi8(typingctx, a, b):
+        """Bytes 8-15 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpckhbw``)."""
+        return vec(vec, vec), _interleave(8, True)
+
+    @intrinsic
+    def unpacklo16(typingctx, a, b):
+        """16-bit words 0-3 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpcklwd``)."""
+        return vec(vec, vec), _interleave(16, False)
+
+    @intrinsic
+    def unpackhi16(typingctx, a, b):
+        """16-bit words 4-7 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpckhwd``)."""
+        return vec(vec, vec), _interleave(16, True)
+
+    @intrinsic
+    def splat8(typingctx, value):
+        """``value`` (an integer) in every byte (``vpbroadcastb``, or a constant)."""
+
+        def codegen(context, builder, sig, args):
+            byte = builder.trunc(args[0], ir.IntType(8))
+            one = builder.insert_element(ir.Constant(i8v, None), byte, ir.Constant(ir.IntType(32), 0))
+            spread = builder.shuffle_vector(
+                one, ir.Constant(i8v, None), ir.Constant(ir.VectorType(ir.IntType(32), 4 * lanes), [0] * (4 * lanes))
+            )
+            return builder.bitcast(spread, i32v)
+
+        return vec(types.intp), codegen
+
+    @intrinsic
     def dpbusd(typingctx, acc, a, b):
         """``acc + sum of 4 products u8(a) x s8(b)`` per 32-bit lane, wrapping, never saturating (``vpdpbusd``)."""
 
@@ -142,6 +201,12 @@ def _ops(bits: int) -> SimpleNamespace:
         store=store,
         broadcast4=broadcast4,
         add=add,
+        xor=xor,
+        unpacklo8=unpacklo8,
+        unpackhi8=unpackhi8,
+        unpacklo16=unpacklo16,
+        unpackhi16=unpackhi16,
+        splat8=splat8,
         prefetch=prefetch,
         dpbusd=dpbusd,
         madd16=madd16,

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from qbench.kernels import gemm
 from qbench.kernels import matmul as mm_k
 from qbench.kernels import quantize as quant_k
 from qbench.kernels.isa import choose
 from qbench.ops.checks import as_array
-from qbench.ops.packed import PackedWeights, column_zero_points, pack_weights, packed_product
+from qbench.ops.gemv import gemv_rows
+from qbench.ops.packed import PackedWeights, column_zero_points, pack_weights, packed_dynamic, packed_product
 from qbench.ops.params import QUANT_DTYPES, QuantParams
 from qbench.ops.tuning import use_parallel
 
@@ -139,8 +139,7 @@ def _integer_product(shapes: tuple, za: Any, zb: Any, parallel: bool | None) -> 
     if not batch and _flat(za) and _flat(zb):
         zb_columns = column_zero_points(zb, b2.dtype, n)
         if m == 1 and b2.flags.c_contiguous:  # a GEMV on (K, N) as it lies: stream its rows, no transpose
-            par = use_parallel(k * n, parallel, ("matmul_rows", b2.dtype))
-            gemm.gemv_rows.target(par)(a2[0], np.int32(np.reshape(za, -1)[0]), b2, zb_columns, out[0])
+            gemv_rows(a2[0], int(np.reshape(za, -1)[0]), b2, zb_columns, out[0], parallel)
             return out.reshape(out_shape)
         if m > 1 and choose() is not None:  # pack on the call: the micro-kernel pays that back from two rows
             za_rows = np.broadcast_to(np.asarray(za, np.int64), (m,))
@@ -172,15 +171,19 @@ def _packed_integer(a: np.ndarray, a_zero_point: Any, w: PackedWeights, what: st
         raise ValueError(f"{what}: inner dimensions differ: a has K = {a.shape[-1]} (shape {a.shape}), b has K = {w.k}")
     a2 = a[None, :] if a.ndim == 1 else a
     za = _zero_point(a_zero_point, a.dtype, "a_zero_point", (*a2.shape[:-1], 1), a2.ndim - 2)
-    rows = np.broadcast_to(np.asarray(za, np.int64).reshape(-1, 1) if _flat(za) else za, (*a2.shape[:-1], 1))
     flat = np.reshape(a2, (-1, w.k))
-    out = packed_product(flat, np.ascontiguousarray(rows.reshape(-1)), w, parallel)
+    if isinstance(za, int):
+        rows = np.full(flat.shape[0], za, np.int64)
+    else:
+        rows = np.broadcast_to(za.reshape(-1, 1) if za.ndim == 1 else za, (*a2.shape[:-1], 1))
+        rows = np.ascontiguousarray(rows.reshape(-1), np.int64)
+    out = packed_product(flat, rows, w, parallel)
     return out.reshape(*a.shape[:-1], w.n)
 
 
 def _same_zero_points(w: PackedWeights, zp: Any, name: str) -> None:
     """The zero point given with packed weights must be the one they were packed with."""
-    if zp is None:
+    if zp is None or (isinstance(zp, int) and zp == w.scalar_zero_point):
         return
     if not np.array_equal(column_zero_points(zp, w.dtype, w.n), w.zero_point):
         raise ValueError(f"{name} differs from the zero point the weights were packed with; pack them again with it")
@@ -265,7 +268,7 @@ def _params(p: Any, name: str, dtype: np.dtype, what: str, columns_of: np.ndarra
 def _packed_view(b: Any, what: str) -> np.ndarray:
     """``b``, or for packed weights a zero-cost stand-in of their shape and dtype that the checks can read."""
     if isinstance(b, PackedWeights):
-        return np.broadcast_to(np.zeros((), b.dtype), b.shape)
+        return b.stand_in
     return _operand(b, "b", what)
 
 
@@ -331,12 +334,8 @@ def dynamic_quantize_linear(x: Any, *, parallel: bool | None = None) -> tuple[np
     lo, hi = np.float32(lo), np.float32(hi)
     if nans or not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("dynamic_quantize_linear needs finite input: x holds NaN or inf, which have no range")
-    scale = np.float32((hi - lo) / np.float32(255))
-    if scale == 0:
-        params = QuantParams.per_tensor(np.float32(1), 0, np.uint8)
-    else:
-        zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
-        params = QuantParams.per_tensor(scale, int(zero_point), np.uint8)
+    scale, zero_point = mm_k.dynamic_params(lo, hi)
+    params = QuantParams.per_tensor(scale, zero_point, np.uint8)
     q = np.empty(x.shape, np.uint8)
     s, zp, reciprocal = params.quantize_args(_F32)
     quant_k.quantize_tensor.target(use_parallel(flat.nbytes, parallel, ("quantize", np.dtype(np.uint8))))(
@@ -369,6 +368,11 @@ def dynamic_quantize_matmul(
         raise ValueError(
             f"dynamic_quantize_matmul: x has shape {x.shape}, b has K = {checked.shape[0]} (shape {checked.shape})"
         )
+    if isinstance(b, PackedWeights) and b.isa.vnni and b.k:  # one pass from x to the kernel's rows
+        _same_zero_points(b, b_params.zero_point, "b_params' zero point")
+        b_scale = np.full(n, b_params.scale, np.float32) if b_params.axis is None else b_params.scale
+        out = packed_dynamic(x.reshape(-1, b.k), b, np.ascontiguousarray(b_scale, np.float32), bias, parallel)
+        return out.reshape(*x.shape[:-1], n)
     q, a_params = dynamic_quantize_linear(x, parallel=parallel)
     acc = _product(q, b, a_params.zero_point, b_params.zero_point, "dynamic_quantize_matmul", parallel)
     scale = np.ascontiguousarray(np.broadcast_to(np.float32(a_params.scale) * b_params.scale, (n,)), np.float32)

@@ -12,12 +12,14 @@ sums. The int16 paths (no VNNI) take the zero points out of both operands before
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from qbench.kernels import gemm
+from qbench.kernels import division, gemm
+from qbench.kernels import matmul as mm_k
 from qbench.kernels.isa import Isa, choose
 from qbench.ops.params import QUANT_DTYPES
 from qbench.ops.tuning import use_parallel
@@ -48,6 +50,22 @@ class PackedWeights:
     def nbytes(self) -> int:
         """Bytes of the packed form (panels padded to whole groups and panels, and the column sums)."""
         return self.data.nbytes + (0 if self.col_sums is None else self.col_sums.nbytes)
+
+    @functools.cached_property
+    def offset_zero_points(self) -> np.ndarray:
+        """The zero points in the s8 form the VNNI panels hold (``zb - 128`` for uint8 weights), as int64."""
+        return self.zero_point.astype(np.int64) - (128 if self.dtype == np.uint8 else 0)
+
+    @functools.cached_property
+    def stand_in(self) -> np.ndarray:
+        """A zero-cost array of the weights' shape and dtype, for checks that read only those."""
+        return np.broadcast_to(np.zeros((), self.dtype), self.shape)
+
+    @functools.cached_property
+    def scalar_zero_point(self) -> int | None:
+        """The one zero point of every column, or None where they differ."""
+        first = int(self.zero_point[0]) if self.n else 0
+        return first if np.all(self.zero_point == first) else None
 
     @property
     def groups(self) -> int:
@@ -106,6 +124,8 @@ def pack_weights(b: Any, b_zero_point: Any = 0, *, layout: str = "kn", parallel:
 def column_zero_points(zp: Any, dtype: np.dtype, n: int) -> np.ndarray:
     """A weight zero point as int32, one per column: a scalar (or 1-element array) repeated, or N of them."""
     lo, hi = QUANT_DTYPES[np.dtype(dtype)]
+    if isinstance(zp, (int, np.integer)) and not isinstance(zp, bool) and lo <= zp <= hi:  # the common case, cheap
+        return np.full(n, zp, np.int32)
     arr = np.asarray(zp)
     if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
         raise TypeError(f"b_zero_point must be an integer or integer array; got {zp!r}")
@@ -120,6 +140,15 @@ def column_zero_points(zp: Any, dtype: np.dtype, n: int) -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def _raw_sums(rows: np.ndarray, m: int, w: PackedWeights, par: bool) -> np.ndarray:
+    """The micro-kernel's int32 sums of the prepared activation ``rows`` with the panels, whole panels wide."""
+    isa = w.isa
+    scratch = np.empty((m, w.panels * gemm.panel_columns(isa)), np.int32)
+    k_block = w.groups if m == 1 else gemm.K_BLOCK_GROUPS
+    gemm.micro_kernel(isa).target(par)(rows, w.groups * 4, m, w.data, w.panels, w.groups, scratch, k_block)
+    return scratch
+
+
 def packed_product(a: np.ndarray, a_zero: np.ndarray, w: PackedWeights, parallel: bool | None) -> np.ndarray:
     """int32 (M, N) ``sum_k (a - a_zero[m])(b - zb[n])`` for 2-D uint8/int8 ``a`` (M, K), ``a_zero`` int (M,)."""
     m, k = a.shape
@@ -131,21 +160,35 @@ def packed_product(a: np.ndarray, a_zero: np.ndarray, w: PackedWeights, parallel
         out[...] = 0
         return out
     par = use_parallel(m * k * w.n, parallel, ("matmul_packed", w.dtype))
-    nr = gemm.panel_columns(isa)
-    scratch = np.empty((m, w.panels * nr), np.int32)
     width = w.groups * isa.k_step
     if isa.vnni:
         rows, sums = np.empty((m, width), np.uint8), np.empty(m, np.int32)
         gemm.rows_vnni.target(par)(a, np.uint8(0x80 if a.dtype == np.int8 else 0), rows, sums)
+        za = a_zero.astype(np.int64) + (128 if a.dtype == np.int8 else 0)
+        gemm.finish_vnni.target(par)(_raw_sums(rows, m, w, par), sums, za, w.col_sums, w.offset_zero_points, k, out)
     else:
         rows = np.empty((m, width), np.int16)
         gemm.rows_int16.target(par)(a, a_zero.astype(np.int16), rows)
-    k_block = w.groups if m == 1 else gemm.K_BLOCK_GROUPS
-    gemm.micro_kernel(isa).target(par)(rows, w.groups * 4, m, w.data, w.panels, w.groups, scratch, k_block)
-    if isa.vnni:
-        za = a_zero.astype(np.int64) + (128 if a.dtype == np.int8 else 0)
-        zb = w.zero_point.astype(np.int64) - (128 if w.dtype == np.uint8 else 0)
-        gemm.finish_vnni.target(par)(scratch, sums, za, w.col_sums, zb, np.int64(k), out)
-    else:
-        gemm.finish_int16.target(par)(scratch, out)
+        gemm.finish_int16.target(par)(_raw_sums(rows, m, w, par), out)
+    return out
+
+
+def packed_dynamic(
+    x: np.ndarray, w: PackedWeights, b_scale: np.ndarray, bias: np.ndarray, parallel: bool | None
+) -> np.ndarray:
+    """DynamicQuantizeMatMul of float32 rows ``x`` (M, K) on packed weights of a VNNI path, in three calls: ``x``
+    quantized straight into the kernel's rows (:func:`qbench.kernels.matmul.dynamic_rows`), the micro-kernel, and
+    the pass that corrects its sums and scales them. The same result as quantize, product and scale one by one."""
+    m, k = x.shape
+    out = np.empty((m, w.n), np.float32)
+    if out.size == 0:
+        return out
+    par = use_parallel(m * k * w.n, parallel, ("matmul_packed", w.dtype))
+    rows, sums = np.empty((m, w.groups * 4), np.uint8), np.empty(m, np.int32)
+    scale, zero_point = mm_k.dynamic_rows.target(par)(x, division.METHOD == "divide", rows, sums)
+    if np.isnan(scale):
+        raise ValueError("dynamic_quantize_matmul needs finite input: x holds NaN or inf, which have no range")
+    scales = np.float32(scale) * b_scale
+    raw = _raw_sums(rows, m, w, par)
+    gemm.finish_scaled_vnni.target(par)(raw, sums, zero_point, w.col_sums, w.offset_zero_points, k, scales, bias, out)
     return out

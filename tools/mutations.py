@@ -174,10 +174,17 @@ MUTATIONS = [
     ),
     dict(
         name="the dynamic product on packed weights quantizes x by a zero point one step off",
-        file="qbench/kernels/matmul.py",
-        old="            sums[m] = _quantize_row(x[m], out[m], scale, reciprocal, zero_point)",
-        new="            sums[m] = _quantize_row(x[m], out[m], scale, reciprocal, zero_point + 1)",
+        file="qbench/kernels/gemm.py",
+        old="            sums[m] = _quantize_row(x[m], row, scale, reciprocal, zero_point)",
+        new="            sums[m] = _quantize_row(x[m], row, scale, reciprocal, zero_point + 1)",
         tests=["tests/test_packed.py::test_the_dynamic_product_on_packed_weights_is_the_definition"],
+    ),
+    dict(
+        name="the packed product's activation rows placed one row off in their tile",
+        file="qbench/kernels/gemm.py",
+        old="    base = (m // tile_rows) * tile_rows * words.shape[0] + m % tile_rows",
+        new="    base = (m // tile_rows) * tile_rows * words.shape[0] + (m + 1) % tile_rows",
+        tests=["tests/test_packed.py::test_every_path_is_exact_for_every_type_pair_and_tail"],
     ),
     dict(
         name="the row-streaming GEMV never negates a - a_zero (255 does not fit two int8 halves)",

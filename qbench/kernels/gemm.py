@@ -26,8 +26,10 @@ from numba import prange
 
 from qbench.kernels import generated
 from qbench.kernels._jit import kernel
+from qbench.kernels.division import EXACT_SCALES
 from qbench.kernels.isa import Isa
-from qbench.kernels.matmul import scaled
+from qbench.kernels.matmul import dynamic_params, scaled
+from qbench.kernels.quantize import quantize_with
 
 #: Tile shape per path: (rows MR, vectors V). AVX-512 has 32 registers: 8 x 3 accumulators, 3 weight vectors and
 #: a broadcast (fbgemm's 8 x 48); AVX2 has 16: 4 x 2 (MLAS's 4 x 16), and AVX-VNNI 6 x 2 (MLAS's 6 x 16).
@@ -47,8 +49,9 @@ def tile(a, row_bytes, m0, b, base, q0, q1, c, c_row_bytes, col_bytes):
 """
 
 
-def _tile_source(rows: int, vectors: int, vector_bytes: int, group_bytes: int, vnni: bool) -> str:
-    """The source of one tile: ``rows`` x ``vectors`` accumulators, unrolled."""
+def _tile_source(rows: int, tile_rows: int, vectors: int, vector_bytes: int, group_bytes: int, vnni: bool) -> str:
+    """The source of one tile: ``rows`` x ``vectors`` accumulators, unrolled, on activations in the layout of
+    :func:`place` for tiles of ``tile_rows``."""
     accs = [(r, v) for r in range(rows) for v in range(vectors)]
     out = "c, (m0 + {r}) * c_row_bytes + col_bytes + {v} * " + str(vector_bytes)
     init = ["    if q0 == 0:"]
@@ -59,7 +62,7 @@ def _tile_source(rows: int, vectors: int, vector_bytes: int, group_bytes: int, v
     body += [f"        prefetch(b, at + PREFETCH + {v * 64})" for v in range(group_bytes // 64)]
     step = "dpbusd" if vnni else "madd16"
     for r in range(rows):
-        body.append(f"        x_{r} = broadcast4(a, (m0 + {r}) * row_bytes + 4 * q)")
+        body.append(f"        x_{r} = broadcast4(a, m0 * row_bytes + q * {4 * tile_rows} + {4 * r})")
         body += [f"        acc_{r}_{v} = {step}(acc_{r}_{v}, x_{r}, w_{v})" for v in range(vectors)]
     store = [f"    store({out.format(r=r, v=v)}, acc_{r}_{v})" for r, v in accs]
     return _TILE.format(init="\n".join(init), body="\n".join(body), store="\n".join(store), group_bytes=group_bytes)
@@ -108,7 +111,7 @@ def _module_source(isa: Isa) -> str:
     group_bytes = vectors * vector_bytes
     parts = [_MODULE.format(name=isa.name, names=", ".join(_OPS), bits=isa.bits, ops=_OPS, prefetch=PREFETCH_BYTES)]
     for r in range(1, rows + 1):
-        tile = _tile_source(r, vectors, vector_bytes, group_bytes, isa.vnni)
+        tile = _tile_source(r, rows, vectors, vector_bytes, group_bytes, isa.vnni)
         parts.append('\n@numba.njit(inline="always")' + tile.replace("def tile(", f"def tile_{r}(", 1))
     tails = "\n".join(
         f"            {'if' if r == 1 else 'elif'} m - m0 == {r}:\n"
@@ -222,32 +225,85 @@ def pack_int16_rows(w, zero_point, nr, groups, out):
                 out[(p * groups + k // 2) * nr * 2 + col * 2 + k % 2] = np.int16(np.int16(row[k]) - zero_point[n])
 
 
+@numba.njit(cache=True, inline="always")
+def place(row, m, tile_rows, out):
+    """Row ``m`` of the activations (``row``: its bytes, whole groups) to its places in the tiles' layout: each
+    tile of ``tile_rows`` rows holds, group after group, the 4 bytes of each of its rows, so that a tile's
+    broadcasts read one contiguous stream (MLAS packs its activations the same way). ``out`` is seen as uint32
+    words, one per row and group."""
+    words = row.view(np.uint32)
+    base = (m // tile_rows) * tile_rows * words.shape[0] + m % tile_rows
+    for q in range(words.shape[0]):
+        out[base + q * tile_rows] = words[q]
+
+
 @kernel
-def rows_vnni(a, flip, out, sums):
-    """Activation rows as u8 ``a ^ flip`` (``flip`` 0x80 turns int8 into its u8 offset form), zero-padded to
-    ``out``'s width; ``sums[m]`` the row sums of the u8 values."""
+def rows_vnni(a, flip, tile_rows, out, sums):
+    """Activation rows as u8 ``a ^ flip`` (``flip`` 0x80 turns int8 into its u8 offset form), zero-padded to whole
+    groups, :func:`place` d in ``out`` (uint32 words); ``sums[m]`` the row sums of the u8 values."""
+    groups = out.shape[0] // (-(-a.shape[0] // tile_rows) * tile_rows)
     for m in prange(a.shape[0]):
-        row, dst = a[m], out[m]
+        src, row = a[m], np.zeros(4 * groups, np.uint8)
         s = np.int32(0)
-        for k in range(row.shape[0]):
-            v = np.uint8(np.uint8(row[k]) ^ flip)
-            dst[k] = v
+        for k in range(src.shape[0]):
+            v = np.uint8(np.uint8(src[k]) ^ flip)
+            row[k] = v
             s += np.int32(v)
-        for k in range(row.shape[0], dst.shape[0]):
-            dst[k] = 0
         sums[m] = s
+        place(row, m, tile_rows, out)
 
 
 @kernel
-def rows_int16(a, zero_point, out):
-    """Activation rows as int16 ``a - zero_point[m]``, zero-padded to ``out``'s width."""
+def rows_int16(a, zero_point, tile_rows, out):
+    """Activation rows as int16 ``a - zero_point[m]``, zero-padded to whole pairs, :func:`place` d in ``out``."""
+    groups = out.shape[0] // (-(-a.shape[0] // tile_rows) * tile_rows)
     for m in prange(a.shape[0]):
-        row, dst = a[m], out[m]
+        src, row = a[m], np.zeros(2 * groups, np.int16)
         zp = zero_point[m]
-        for k in range(row.shape[0]):
-            dst[k] = np.int16(np.int16(row[k]) - zp)
-        for k in range(row.shape[0], dst.shape[0]):
-            dst[k] = 0
+        for k in range(src.shape[0]):
+            row[k] = np.int16(np.int16(src[k]) - zp)
+        place(row, m, tile_rows, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _quantize_row(src, dst, scale, reciprocal, zero_point):
+    """uint8 quantize of ``src`` into the start of ``dst``; the sum of the values written."""
+    s = np.int32(0)
+    for k in range(src.shape[0]):
+        q = quantize_with(src[k], scale, reciprocal, zero_point, np.int32(0), np.int32(255))
+        dst[k] = q
+        s += q
+    return s
+
+
+@kernel
+def dynamic_rows(x, divide, tile_rows, out, sums):
+    """DynamicQuantizeLinear of the float32 rows ``x`` (M, K) straight into the u8 rows the micro-kernel reads
+    (:func:`place` d in ``out``) with their sums: one call instead of a range, a quantize and a copy. Returns
+    (scale, zero point); scale NaN when ``x`` holds NaN or inf (no range to quantize over). ``divide``: quantize
+    by division, where :mod:`qbench.kernels.division` chose it."""
+    rows = x.shape[0]
+    groups = out.shape[0] // (-(-rows // tile_rows) * tile_rows)
+    lo = hi = np.float32(0)
+    nans = 0
+    for m in prange(rows):
+        for v in x[m]:
+            lo = min(lo, v)
+            hi = max(hi, v)
+            nans += v != v
+    if nans or not (np.isfinite(lo) and np.isfinite(hi)):
+        return np.float32(np.nan), np.int32(0)
+    scale, zero_point = dynamic_params(lo, hi)
+    reciprocal = np.float32(1) / scale
+    by_division = divide or not (EXACT_SCALES[0] <= scale <= EXACT_SCALES[1])
+    for m in prange(rows):
+        row = np.zeros(4 * groups, np.uint8)
+        if by_division:
+            sums[m] = _quantize_row(x[m], row, scale, None, zero_point)
+        else:
+            sums[m] = _quantize_row(x[m], row, scale, reciprocal, zero_point)
+        place(row, m, tile_rows, out)
+    return scale, zero_point
 
 
 @numba.njit(cache=True, inline="always")

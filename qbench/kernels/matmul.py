@@ -20,8 +20,6 @@ import numpy as np
 from numba import prange
 
 from qbench.kernels._jit import REASSOC, kernel
-from qbench.kernels.division import EXACT_SCALES
-from qbench.kernels.quantize import quantize_with
 
 
 @kernel
@@ -112,45 +110,6 @@ def dynamic_params(lo, hi):
     if scale == 0:
         return np.float32(1), np.int32(0)
     return scale, np.int32(np.rint(min(max(np.float32(0) - lo / scale, np.float32(0)), np.float32(255))))
-
-
-@numba.njit(cache=True, inline="always")
-def _quantize_row(src, dst, scale, reciprocal, zero_point):
-    """uint8 quantize of ``src`` into the start of ``dst``; the sum of the values written."""
-    s = np.int32(0)
-    for k in range(src.shape[0]):
-        q = quantize_with(src[k], scale, reciprocal, zero_point, np.int32(0), np.int32(255))
-        dst[k] = q
-        s += q
-    return s
-
-
-@kernel
-def dynamic_rows(x, divide, out, sums):
-    """DynamicQuantizeLinear of the float32 rows ``x`` (M, K) straight into the uint8 rows a packed product reads
-    (``out``, zero-padded to its width) with their sums: one call instead of a range, a quantize and a copy.
-    Returns (scale, zero point); scale NaN when ``x`` holds NaN or inf (no range to quantize over).
-    ``divide``: quantize by division, where :mod:`qbench.kernels.division` chose it."""
-    rows, k = x.shape
-    lo = hi = np.float32(0)
-    nans = 0
-    for m in prange(rows):
-        for v in x[m]:
-            lo = min(lo, v)
-            hi = max(hi, v)
-            nans += v != v
-    if nans or not (np.isfinite(lo) and np.isfinite(hi)):
-        return np.float32(np.nan), np.int32(0)
-    scale, zero_point = dynamic_params(lo, hi)
-    reciprocal = np.float32(1) / scale
-    by_division = divide or not (EXACT_SCALES[0] <= scale <= EXACT_SCALES[1])
-    for m in prange(rows):
-        if by_division:
-            sums[m] = _quantize_row(x[m], out[m], scale, None, zero_point)
-        else:
-            sums[m] = _quantize_row(x[m], out[m], scale, reciprocal, zero_point)
-        out[m, k:] = 0
-    return scale, zero_point
 
 
 @kernel(fastmath=REASSOC)

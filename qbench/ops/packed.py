@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from qbench.kernels import division, gemm
-from qbench.kernels import matmul as mm_k
 from qbench.kernels.isa import Isa, choose
 from qbench.ops.params import QUANT_DTYPES
 from qbench.ops.tuning import use_parallel
@@ -140,6 +139,13 @@ def column_zero_points(zp: Any, dtype: np.dtype, n: int) -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def _tiled_rows(m: int, w: PackedWeights) -> np.ndarray:
+    """Room for ``m`` activation rows in the micro-kernel's layout (:func:`qbench.kernels.gemm.place`): one uint32
+    word per row and group, rows padded to whole tiles."""
+    tile_rows = gemm.TILES[w.isa.name][0]
+    return np.empty(-(-m // tile_rows) * tile_rows * w.groups, np.uint32)
+
+
 def _raw_sums(rows: np.ndarray, m: int, w: PackedWeights, par: bool) -> np.ndarray:
     """The micro-kernel's int32 sums of the prepared activation ``rows`` with the panels, whole panels wide."""
     isa = w.isa
@@ -160,15 +166,14 @@ def packed_product(a: np.ndarray, a_zero: np.ndarray, w: PackedWeights, parallel
         out[...] = 0
         return out
     par = use_parallel(m * k * w.n, parallel, ("matmul_packed", w.dtype))
-    width = w.groups * isa.k_step
+    rows, tile_rows = _tiled_rows(m, w), gemm.TILES[isa.name][0]
     if isa.vnni:
-        rows, sums = np.empty((m, width), np.uint8), np.empty(m, np.int32)
-        gemm.rows_vnni.target(par)(a, np.uint8(0x80 if a.dtype == np.int8 else 0), rows, sums)
+        sums = np.empty(m, np.int32)
+        gemm.rows_vnni.target(par)(a, np.uint8(0x80 if a.dtype == np.int8 else 0), tile_rows, rows, sums)
         za = a_zero.astype(np.int64) + (128 if a.dtype == np.int8 else 0)
         gemm.finish_vnni.target(par)(_raw_sums(rows, m, w, par), sums, za, w.col_sums, w.offset_zero_points, k, out)
     else:
-        rows = np.empty((m, width), np.int16)
-        gemm.rows_int16.target(par)(a, a_zero.astype(np.int16), rows)
+        gemm.rows_int16.target(par)(a, a_zero.astype(np.int16), tile_rows, rows)
         gemm.finish_int16.target(par)(_raw_sums(rows, m, w, par), out)
     return out
 
@@ -177,15 +182,16 @@ def packed_dynamic(
     x: np.ndarray, w: PackedWeights, b_scale: np.ndarray, bias: np.ndarray, parallel: bool | None
 ) -> np.ndarray:
     """DynamicQuantizeMatMul of float32 rows ``x`` (M, K) on packed weights of a VNNI path, in three calls: ``x``
-    quantized straight into the kernel's rows (:func:`qbench.kernels.matmul.dynamic_rows`), the micro-kernel, and
+    quantized straight into the kernel's rows (:func:`qbench.kernels.gemm.dynamic_rows`), the micro-kernel, and
     the pass that corrects its sums and scales them. The same result as quantize, product and scale one by one."""
     m, k = x.shape
     out = np.empty((m, w.n), np.float32)
     if out.size == 0:
         return out
     par = use_parallel(m * k * w.n, parallel, ("matmul_packed", w.dtype))
-    rows, sums = np.empty((m, w.groups * 4), np.uint8), np.empty(m, np.int32)
-    scale, zero_point = mm_k.dynamic_rows.target(par)(x, division.METHOD == "divide", rows, sums)
+    rows, sums = _tiled_rows(m, w), np.empty(m, np.int32)
+    dynamic = gemm.dynamic_rows.target(par)
+    scale, zero_point = dynamic(x, division.METHOD == "divide", gemm.TILES[w.isa.name][0], rows, sums)
     if np.isnan(scale):
         raise ValueError("dynamic_quantize_matmul needs finite input: x holds NaN or inf, which have no range")
     scales = np.float32(scale) * b_scale

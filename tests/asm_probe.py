@@ -16,8 +16,8 @@ from llvmlite import binding as llvm
 from numba import config
 
 from qbench.kernels import accumulate as ka
+from qbench.kernels import blockdot, gemm, gemv, isa
 from qbench.kernels import blocks as kb
-from qbench.kernels import gemm, gemv, isa
 from qbench.kernels import ggml as kg
 from qbench.kernels import matmul as km
 from qbench.kernels import quantize as kq
@@ -164,6 +164,11 @@ def main(parallel: bool) -> None:
             asm["matmul rows quads"] = gemv.quads_kernel(path).asm(
                 U8[:64], np.int32(3), np.int32(1), True, U8.reshape(64, -1), np.uint8(0), np.int64(0), ZB, ZB
             )
+        if path.vnni:  # ggml's formats on panels of one row per lane
+            for kind in ("Q4_0", "Q8_0"):
+                asm[f"ggml {kind.lower()} packed dot"] = blockdot.matvec_kernel(path, kind).asm(
+                    U8, 8, I8[:256], np.ones(8, f32), ZB[:8], ACC[: 2 * blockdot.panel_rows(path)]
+                )
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
     json.dump({"cpu": cpu, "features": sorted(target_features()), "path": path and path.name, "asm": asm}, sys.stdout)
 

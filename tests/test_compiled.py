@@ -322,3 +322,23 @@ def test_the_row_streaming_gemv_interleaves_quads_into_vnni(target):
     for shuffle in ("vpunpcklbw", "vpunpckhbw", "vpunpcklwd", "vpunpckhwd"):
         assert re.search(rf"\b{shuffle}\b[^\n]*%{register}", loop), f"no {shuffle} in the loop:\n{loop}"
     assert "(%rsp)" not in loop, f"spilled to the stack:\n{loop}"
+
+
+def test_the_packed_block_dot_multiplies_quads_and_sums_blocks_in_float64(target):
+    """On a VNNI path ggml's formats run one weight row per lane: the path's vpdpbusd on full registers (Q4_0's
+    nibbles split by a shift and a mask), each block's term converted and added in float64, nothing spilled."""
+    if target["path"] not in ("avx512-vnni", "avx-vnni"):
+        assert not any("packed dot" in name for name in target["asm"])
+        return
+    op, register = PACKED_PATHS[target["path"]]
+    for kind, quads in (("q4_0", 8), ("q8_0", 8)):
+        asm = target["asm"][f"ggml {kind} packed dot"]
+        blocks = re.split(r"^\S+:[^\n]*$", asm, flags=re.MULTILINE)
+        loop = max(blocks, key=lambda b: len(re.findall(rf"\b{op}\b", b)))
+        loop = re.split(r"^\s+j\w+\s", loop, flags=re.MULTILINE)[0]
+        assert len(re.findall(rf"\b{op}\b[^\n]*%{register}", loop)) >= quads, loop
+        if kind == "q4_0":
+            assert re.search(rf"\bvpsrld\b[^\n]*%{register}", loop) and re.search(r"\bvpand", loop), loop
+        assert re.search(r"\bvcvtdq2ps\b", loop) and re.search(r"\bvcvtps2pd\b", loop), loop
+        assert re.search(r"\bvaddpd\b", loop), loop
+        assert "(%rsp)" not in loop, f"spilled to the stack:\n{loop}"

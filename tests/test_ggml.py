@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from qbench import reference as ref
+from qbench.kernels.isa import ENV, allowed
 from qbench.ops import ggml
 
 KINDS = ggml.KINDS
@@ -129,3 +130,44 @@ def test_the_matvec_bound_is_tight(kind):
         exact = terms.sum()
         worst = max(worst, abs(float(got[row]) - exact) / ggml.vec_dot_error_bound(np.abs(terms).sum(), 2, exact))
     assert 0.25 < worst <= 1
+
+
+@pytest.fixture(params=[p.name for p in allowed()] or ["none"])
+def path(request, monkeypatch):
+    """Each kernel path this host can run (the block-dot panels exist on the VNNI ones)."""
+    if request.param == "none":
+        pytest.skip("this CPU has no SIMD kernel path to choose")
+    monkeypatch.setenv(ENV, request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_packed_blocks_give_the_rows_results_bit_for_bit(path, kind, parallel):
+    """Panels of one row per lane: N not a multiple of the panel, one block or many, ties and extremes (Q4_0's
+    nibbles 0 and 15, Q8_0's -127 and 127) in the weights and in x; the same floats as the rows' kernel."""
+    rng = np.random.default_rng(9)
+    special = blocks_of_every_kind(rng)
+    for n, k in [(1, 32), (15, 64), (17, 256), (37, 1024), (3, 256)]:
+        w = rng.standard_normal((n, k)).astype(np.float32) * rng.uniform(0.01, 100, (n, 1)).astype(np.float32)
+        if k == 256:
+            w[: len(special)] = special[:n]
+        rows = ggml.quantize(w, kind)
+        for x in (rng.standard_normal(k).astype(np.float32), special[-1][:k] if k == 256 else np.ones(k, np.float32)):
+            packed = ggml.pack_blocks(rows, kind, parallel=parallel)
+            assert (packed.isa is not None) == path.endswith("vnni"), packed
+            got = ggml.matvec(packed, x, kind, parallel=parallel)
+            np.testing.assert_array_equal(got, ggml.matvec(rows, x, kind), err_msg=f"{kind} {n}x{k}")
+
+
+def test_packed_blocks_refuse_what_they_were_not_packed_for():
+    rows = ggml.quantize(np.ones((4, 64), np.float32), "Q4_0")
+    packed = ggml.pack_blocks(rows, "Q4_0")
+    with pytest.raises(ValueError, match="packed weights are Q4_0 rows of K = 64"):
+        ggml.matvec(packed, np.ones(64, np.float32), "Q8_0")
+    with pytest.raises(ValueError, match="packed weights are Q4_0 rows of K = 64"):
+        ggml.matvec(packed, np.ones(96, np.float32), "Q4_0")
+    with pytest.raises(ValueError, match="multiple of 18 bytes"):
+        ggml.pack_blocks(rows[:, :20], "Q4_0")
+    with pytest.raises(ValueError, match="2-D uint8"):
+        ggml.pack_blocks(rows.astype(np.int8), "Q4_0")

@@ -187,6 +187,20 @@ MUTATIONS = [
         tests=["tests/test_packed.py::test_every_path_is_exact_for_every_type_pair_and_tail"],
     ),
     dict(
+        name="the packed block dot takes 7 off each Q4_0 nibble instead of 8",
+        file="qbench/kernels/blockdot.py",
+        old='OFFSET = {"Q4_0": 8, "Q8_0": 128}',
+        new='OFFSET = {"Q4_0": 7, "Q8_0": 128}',
+        tests=["tests/test_ggml.py::test_packed_blocks_give_the_rows_results_bit_for_bit"],
+    ),
+    dict(
+        name="the packed block dot multiplies the high nibbles with the low half of x",
+        file="qbench/kernels/blockdot.py",
+        old='            lines.append(f"            s1 = dpbusd(s1, nibbles(v, 4), broadcast4(xq, 32 * b + {16 + 4 * j}))")',
+        new='            lines.append(f"            s1 = dpbusd(s1, nibbles(v, 4), broadcast4(xq, 32 * b + {4 * j}))")',
+        tests=["tests/test_ggml.py::test_packed_blocks_give_the_rows_results_bit_for_bit"],
+    ),
+    dict(
         name="the row-streaming GEMV never negates a - a_zero (255 does not fit two int8 halves)",
         file="qbench/ops/gemv.py",
         old="    sign = -1 if a_zero == low else 1",

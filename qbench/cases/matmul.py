@@ -242,7 +242,9 @@ def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
             from qbench.ops import ggml
         except ImportError:  # an older commit, from before qbench had ggml's formats
             raise NotImplementedError("this qbench version has no ggml formats") from None
-        return lambda: ggml.matvec(d.blocks, d.x[0], d.variant, parallel=parallel)
+        # Packed once, outside the timed call, as the integer layers' weights are.
+        w = ggml.pack_blocks(d.blocks, d.variant) if hasattr(ggml, "pack_blocks") else d.blocks
+        return lambda: ggml.matvec(w, d.x[0], d.variant, parallel=parallel)
     from qbench.ops import blocks
 
     return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)

@@ -35,6 +35,21 @@ class _IntVectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(ir.IntType(32), fe_type.lanes))
 
 
+class FloatVector(types.Type):
+    """A vector of ``lanes`` floats of ``width`` bits (32 or 64) in one SIMD register."""
+
+    def __init__(self, width: int, lanes: int) -> None:
+        self.width, self.lanes = width, lanes
+        super().__init__(name=f"float{width}x{lanes}")
+
+
+@register_model(FloatVector)
+class _FloatVectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = ir.FloatType() if fe_type.width == 32 else ir.DoubleType()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
 def _address(context, builder, array_type, array, offset, element: ir.Type):
     """A pointer to ``element`` at byte ``offset`` of the array's data."""
     data = context.make_array(array_type)(context, builder, array).data
@@ -52,7 +67,24 @@ def _ops(bits: int) -> SimpleNamespace:
     i32v = ir.VectorType(ir.IntType(32), lanes)
     i16v = ir.VectorType(ir.IntType(16), 2 * lanes)
     i8v = ir.VectorType(ir.IntType(8), 4 * lanes)
+    f32v, f64v = FloatVector(32, lanes), FloatVector(64, lanes // 2)
+    f32ir, f64ir = ir.VectorType(ir.FloatType(), lanes), ir.VectorType(ir.DoubleType(), lanes // 2)
     suffix = "512" if bits == 512 else "256"
+
+    def _splat(builder, value, vector_type):
+        one = builder.insert_element(ir.Constant(vector_type, None), value, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(
+            one,
+            ir.Constant(vector_type, None),
+            ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count),
+        )
+
+    def _splat32(builder, value):
+        return _splat(builder, value, i32v)
+
+    def _load_f32(context, builder, array_type, array, offset):
+        return builder.load(_address(context, builder, array_type, array, offset, f32ir), align=1)
+
     pmaddwd = "llvm.x86.avx512.pmaddw.d.512" if bits == 512 else "llvm.x86.avx2.pmadd.wd"
 
     @intrinsic
@@ -157,14 +189,80 @@ def _ops(bits: int) -> SimpleNamespace:
         """``value`` (an integer) in every byte (``vpbroadcastb``, or a constant)."""
 
         def codegen(context, builder, sig, args):
-            byte = builder.trunc(args[0], ir.IntType(8))
-            one = builder.insert_element(ir.Constant(i8v, None), byte, ir.Constant(ir.IntType(32), 0))
-            spread = builder.shuffle_vector(
-                one, ir.Constant(i8v, None), ir.Constant(ir.VectorType(ir.IntType(32), 4 * lanes), [0] * (4 * lanes))
-            )
-            return builder.bitcast(spread, i32v)
+            return builder.bitcast(_splat(builder, builder.trunc(args[0], ir.IntType(8)), i8v), i32v)
 
         return vec(types.intp), codegen
+
+    @intrinsic
+    def nibbles(typingctx, v, high):
+        """The low (``high`` 0) or high (``high`` 4) 4 bits of every byte, as bytes 0-15 (``vpsrld`` + ``vpandd``)."""
+
+        def codegen(context, builder, sig, args):
+            shifted = builder.lshr(args[0], _splat32(builder, builder.trunc(args[1], ir.IntType(32))))
+            return builder.and_(shifted, ir.Constant(i32v, [0x0F0F0F0F] * lanes))
+
+        return vec(vec, types.intp), codegen
+
+    @intrinsic
+    def splat32(typingctx, value):
+        """An int32 ``value`` in every lane (``vpbroadcastd``)."""
+        return vec(types.int32), lambda context, builder, sig, args: _splat32(builder, args[0])
+
+    @intrinsic
+    def zeros_f64(typingctx):
+        """Half as many float64 lanes as int32 ones, all 0.0 (``vxorpd``)."""
+        return f64v(), lambda context, builder, sig, args: ir.Constant(f64ir, None)
+
+    @intrinsic
+    def block_term(typingctx, sums, scales, offset, x_scale):
+        """``float32(float32(float32(sums) * scales[lanes at byte offset]) * x_scale)`` per lane: a block's int32
+        dot to its float term, rounded twice, never fused (``vcvtdq2ps``, ``vmulps``, ``vmulps``)."""
+
+        def codegen(context, builder, sig, args):
+            sums_, array, offset_, x_scale_ = args
+            products = builder.fmul(
+                builder.sitofp(sums_, f32ir), _load_f32(context, builder, sig.args[1], array, offset_)
+            )
+            return builder.fmul(products, _splat(builder, x_scale_, f32ir))
+
+        return f32v(vec, scales, types.intp, types.float32), codegen
+
+    def _half(high: bool):
+        def codegen(context, builder, sig, args):
+            acc, terms = args
+            half = builder.shuffle_vector(
+                terms,
+                terms,
+                ir.Constant(
+                    ir.VectorType(ir.IntType(32), lanes // 2),
+                    [i + (lanes // 2 if high else 0) for i in range(lanes // 2)],
+                ),
+            )
+            return builder.fadd(acc, builder.fpext(half, f64ir))
+
+        return codegen
+
+    @intrinsic
+    def add_low_f64(typingctx, acc, terms):
+        """``acc + float64(terms[:lanes / 2])`` (``vcvtps2pd``, ``vaddpd``): the low half of the float32 terms."""
+        return f64v(f64v, f32v), _half(False)
+
+    @intrinsic
+    def add_high_f64(typingctx, acc, terms):
+        """``acc + float64(terms[lanes / 2:])`` (``vextractf``, ``vcvtps2pd``, ``vaddpd``)."""
+        return f64v(f64v, f32v), _half(True)
+
+    @intrinsic
+    def store_f32(typingctx, array, offset, acc):
+        """``float32(acc)`` (float64 lanes, rounded to nearest) written at byte ``offset`` (``vcvtpd2ps``)."""
+
+        def codegen(context, builder, sig, args):
+            narrow = builder.fptrunc(args[2], ir.VectorType(ir.FloatType(), lanes // 2))
+            target = _address(context, builder, sig.args[0], args[0], args[1], narrow.type)
+            builder.store(narrow, target, align=1)
+            return context.get_dummy_value()
+
+        return types.none(array, types.intp, f64v), codegen
 
     @intrinsic
     def dpbusd(typingctx, acc, a, b):
@@ -207,6 +305,13 @@ def _ops(bits: int) -> SimpleNamespace:
         unpacklo16=unpacklo16,
         unpackhi16=unpackhi16,
         splat8=splat8,
+        splat32=splat32,
+        nibbles=nibbles,
+        zeros_f64=zeros_f64,
+        block_term=block_term,
+        add_low_f64=add_low_f64,
+        add_high_f64=add_high_f64,
+        store_f32=store_f32,
         prefetch=prefetch,
         dpbusd=dpbusd,
         madd16=madd16,

@@ -16,11 +16,14 @@ most ``(2 u32 + nb u64) * sum |terms| + u32 |result|`` (``u32 = 2**-24``, ``u64 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from qbench.kernels import blockdot
 from qbench.kernels import ggml as ggml_k
+from qbench.kernels.isa import Isa, choose
 from qbench.ops.checks import output_array
 from qbench.ops.tuning import use_parallel
 
@@ -30,7 +33,17 @@ BLOCK_BYTES = {"Q8_0": 2 + QK, "Q4_0": 2 + QK // 2}
 BITS_PER_WEIGHT = {kind: 8 * nbytes / QK for kind, nbytes in BLOCK_BYTES.items()}
 KINDS = tuple(BLOCK_BYTES)
 
-__all__ = ["BITS_PER_WEIGHT", "KINDS", "dequantize", "matvec", "quantize", "vec_dot", "vec_dot_error_bound"]
+__all__ = [
+    "BITS_PER_WEIGHT",
+    "KINDS",
+    "PackedBlocks",
+    "dequantize",
+    "matvec",
+    "pack_blocks",
+    "quantize",
+    "vec_dot",
+    "vec_dot_error_bound",
+]
 
 
 def _kind(kind: Any) -> str:
@@ -116,18 +129,85 @@ def _weight_rows(weights: np.ndarray, kind: str, k: int, what: str) -> np.ndarra
     return np.ascontiguousarray(weights).reshape(weights.shape[0], k // QK, per)
 
 
+@dataclass(frozen=True, eq=False)
+class PackedBlocks:
+    """ggml weight rows repacked once for this machine's block-dot kernel (:func:`pack_blocks`); pass it to
+    :func:`matvec` in place of the rows, for the same results bit for bit."""
+
+    kind: str
+    n: int
+    k: int
+    isa: Isa | None  # the VNNI path the panels are for; None: no such path here, the rows are kept as they are
+    data: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+    def __repr__(self) -> str:
+        how = f"panels for {self.isa.name}" if self.isa else "rows as given (no VNNI path on this CPU)"
+        return f"PackedBlocks({self.kind}, N={self.n}, K={self.k}, {self.nbytes:,} bytes, {how})"
+
+
+def pack_blocks(weights: Any, kind: str, *, parallel: bool | None = None) -> PackedBlocks:
+    """Pack ggml ``kind`` weight rows (uint8 (N, K / 32 * block bytes), as :func:`quantize` and GGUF files store
+    them) once, into the panels :func:`matvec`'s fast kernel reads (one row per vector lane, scales as float32).
+    On a CPU without VNNI the rows are kept as they are and the portable kernel runs."""
+    kind = _kind(kind)
+    rows = np.asarray(weights)
+    per = BLOCK_BYTES[kind]
+    if rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] % per:
+        raise ValueError(
+            f"pack_blocks expects 2-D uint8 {kind} rows, a multiple of {per} bytes; got {rows.dtype} {rows.shape}"
+        )
+    n, k = rows.shape[0], rows.shape[1] // per * QK
+    isa = choose()
+    if isa is None or not isa.vnni:
+        return PackedBlocks(kind, n, k, None, np.ascontiguousarray(rows))
+    panel = blockdot.panel_rows(isa)
+    data = np.empty(-(-n // panel) * (k // QK) * blockdot.block_bytes(kind, panel), np.uint8)
+    flip = np.uint8(0x80 if kind == "Q8_0" else 0)
+    run = blockdot.pack.target(use_parallel(rows.nbytes, parallel, ("pack_blocks", kind)))
+    run(np.ascontiguousarray(rows).reshape(n, k // QK, per), _table(), blockdot.QUANT_BYTES[kind], flip, panel, data)
+    return PackedBlocks(kind, n, k, isa, data)
+
+
 def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = None) -> np.ndarray:
     """llama.cpp's CPU matrix-vector product: ``x`` (K float32) quantized to Q8_0 once, then for each weight row
-    (Q4_0 or Q8_0, shape (N, K / 32 * block bytes)) the block dot of :func:`vec_dot`. float32 (N,)."""
+    (Q4_0 or Q8_0, shape (N, K / 32 * block bytes), or packed by :func:`pack_blocks`) the block dot of
+    :func:`vec_dot`. float32 (N,)."""
     kind = _kind(kind)
     x = np.asarray(x)
     if x.dtype != np.float32 or x.ndim != 1:
         raise TypeError(f"ggml.matvec expects x as a 1-D float32 vector; got {x.dtype} {x.shape}")
+    if isinstance(weights, PackedBlocks):
+        if weights.kind != kind or weights.k != x.shape[0]:
+            raise ValueError(
+                f"ggml.matvec: the packed weights are {weights.kind} rows of K = {weights.k}; "
+                f"asked for {kind} with x of {x.shape[0]} values"
+            )
+        if weights.isa is not None:
+            return _packed_matvec(weights, x, parallel)
+        weights = weights.data
     w = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
     xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
     out = np.empty(w.shape[0], np.float64)
     _dot_rows(kind, use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))(w, _table(), xd, xqs, out)
     return out.astype(np.float32)
+
+
+def _packed_matvec(w: PackedBlocks, x: np.ndarray, parallel: bool | None) -> np.ndarray:
+    """:func:`matvec` on panels: x to Q8_0 as ggml quantizes it, each block's fix for the weights' unsigned form,
+    then one pass over the panels."""
+    xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
+    xqs = np.ascontiguousarray(xqs)
+    fix = np.empty(xqs.shape[0], np.int32)
+    blockdot.activation_fix.serial(xqs, np.int32(blockdot.OFFSET[w.kind]), fix)
+    panel = blockdot.panel_rows(w.isa)
+    out = np.empty(-(-w.n // panel) * panel, np.float32)
+    run = blockdot.matvec_kernel(w.isa, w.kind).target(use_parallel(w.nbytes, parallel, ("ggml_matvec", w.kind)))
+    run(w.data, xqs.shape[0], xqs, xd, fix, out)
+    return out[: w.n]
 
 
 def _dot_rows(kind: str, parallel: bool) -> Any:

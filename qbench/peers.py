@@ -228,16 +228,18 @@ def onnxruntime_matmul_nbits(
     block_size: int,
     out: np.ndarray,
     threads: int,
+    accuracy_level: int = 0,
 ) -> Callable[[], np.ndarray]:
     """ONNX Runtime's ``MatMulNBits`` (com.microsoft) as its users deploy it: packed weights, scales and zero
-    points as initializers, ``a`` (M, K) fed at run time, float accuracy (``accuracy_level`` 0)."""
+    points as initializers, ``a`` (M, K) fed at run time; ``accuracy_level`` 0 multiplies in float, 4 quantizes
+    ``a`` to int8 per block and multiplies integers (its fast path)."""
     n, k = out.shape[-1], a.shape[-1]
     constants = {"b": b, "scales": scales.reshape(-1)}
     names = ["a", "b", "scales"]
     if zero_points is not None:
         constants["zero_points"] = zero_points.reshape(-1)
         names.append("zero_points")
-    attrs = {"K": k, "N": n, "bits": bits, "block_size": block_size, "accuracy_level": 0}
+    attrs = {"K": k, "N": n, "bits": bits, "block_size": block_size, "accuracy_level": accuracy_level}
     constants = {key: np.ascontiguousarray(v) for key, v in constants.items()}
     session = ort_node_session(
         "MatMulNBits", names, {"a": a}, constants, out, threads, domain="com.microsoft", attrs=attrs

@@ -31,7 +31,7 @@ from qbench.kernels.isa import Isa
 QUANT_BYTES = {"Q4_0": 16, "Q8_0": 32}
 OFFSET = {"Q4_0": 8, "Q8_0": 128}
 #: How far ahead of the loads the weights are prefetched, in bytes.
-PREFETCH_BYTES = 1024
+PREFETCH_BYTES = 2048
 
 _OPS = ("zeros", "load", "add", "broadcast4", "prefetch", "dpbusd", "nibbles", "splat32")
 _OPS += ("zeros_f64", "block_term", "add_low_f64", "add_high_f64", "store_f32")

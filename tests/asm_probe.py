@@ -166,8 +166,13 @@ def main(parallel: bool) -> None:
             )
         if path.vnni:  # ggml's formats on panels of one row per lane
             for kind in ("Q4_0", "Q8_0"):
-                asm[f"ggml {kind.lower()} packed dot"] = blockdot.matvec_kernel(path, kind).asm(
-                    U8, 8, I8[:256], np.ones(8, f32), ZB[:8], ACC[: 2 * blockdot.panel_rows(path)]
+                asm[f"ggml {kind.lower()} packed dot"] = blockdot.matmul_kernel(path, kind).asm(
+                    U8,
+                    8,
+                    I8[:512].reshape(2, 256),
+                    np.ones((2, 8), f32),
+                    np.zeros((2, 8), np.int32),
+                    ACC.reshape(2, -1),
                 )
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
     json.dump({"cpu": cpu, "features": sorted(target_features()), "path": path and path.name, "asm": asm}, sys.stdout)

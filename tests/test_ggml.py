@@ -160,12 +160,28 @@ def test_packed_blocks_give_the_rows_results_bit_for_bit(path, kind, parallel):
             np.testing.assert_array_equal(got, ggml.matvec(rows, x, kind), err_msg=f"{kind} {n}x{k}")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_is_each_rows_matvec(path, kind):
+    """ggml.matmul of M rows (tiles of rows and the tail tile, a batch shape, no rows) gives each row's matvec,
+    from packed panels and from the rows."""
+    rng = np.random.default_rng(10)
+    rows = ggml.quantize(rng.standard_normal((21, 128)).astype(np.float32), kind)
+    packed = ggml.pack_blocks(rows, kind)
+    for shape in [(1, 128), (3, 128), (4, 128), (7, 128), (2, 3, 128), (0, 128)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        want = np.array([ggml.matvec(rows, row, kind) for row in x.reshape(-1, 128)], np.float32).reshape(
+            *shape[:-1], 21
+        )
+        np.testing.assert_array_equal(ggml.matmul(packed, x, kind), want, err_msg=str(shape))
+        np.testing.assert_array_equal(ggml.matmul(rows, x, kind), want, err_msg=str(shape))
+
+
 def test_packed_blocks_refuse_what_they_were_not_packed_for():
     rows = ggml.quantize(np.ones((4, 64), np.float32), "Q4_0")
     packed = ggml.pack_blocks(rows, "Q4_0")
-    with pytest.raises(ValueError, match="packed weights are Q4_0 rows of K = 64"):
+    with pytest.raises(ValueError, match="the packed weights are Q4_0 rows of K = 64"):
         ggml.matvec(packed, np.ones(64, np.float32), "Q8_0")
-    with pytest.raises(ValueError, match="packed weights are Q4_0 rows of K = 64"):
+    with pytest.raises(ValueError, match="the packed weights are Q4_0 rows of K = 64"):
         ggml.matvec(packed, np.ones(96, np.float32), "Q4_0")
     with pytest.raises(ValueError, match="multiple of 18 bytes"):
         ggml.pack_blocks(rows[:, :20], "Q4_0")

@@ -196,9 +196,16 @@ MUTATIONS = [
     dict(
         name="the packed block dot multiplies the high nibbles with the low half of x",
         file="qbench/kernels/blockdot.py",
-        old='            lines.append(f"            s1 = dpbusd(s1, nibbles(v, 4), broadcast4(xq, 32 * b + {16 + 4 * j}))")',
-        new='            lines.append(f"            s1 = dpbusd(s1, nibbles(v, 4), broadcast4(xq, 32 * b + {4 * j}))")',
+        old="hi, {x.format(r=r, offset=16 + 4 * j)}",
+        new="hi, {x.format(r=r, offset=4 * j)}",
         tests=["tests/test_ggml.py::test_packed_blocks_give_the_rows_results_bit_for_bit"],
+    ),
+    dict(
+        name="the packed block dot's tile stores every row's sums to the tile's first row",
+        file="qbench/kernels/blockdot.py",
+        old='    at = "(m0 + {r}) * out.shape[1] * 4 + column_bytes"',
+        new='    at = "m0 * out.shape[1] * 4 + column_bytes"',
+        tests=["tests/test_ggml.py::test_a_batch_is_each_rows_matvec"],
     ),
     dict(
         name="the row-streaming GEMV never negates a - a_zero (255 does not fit two int8 halves)",

@@ -38,6 +38,7 @@ __all__ = [
     "KINDS",
     "PackedBlocks",
     "dequantize",
+    "matmul",
     "matvec",
     "pack_blocks",
     "quantize",
@@ -176,38 +177,54 @@ def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = 
     """llama.cpp's CPU matrix-vector product: ``x`` (K float32) quantized to Q8_0 once, then for each weight row
     (Q4_0 or Q8_0, shape (N, K / 32 * block bytes), or packed by :func:`pack_blocks`) the block dot of
     :func:`vec_dot`. float32 (N,)."""
-    kind = _kind(kind)
     x = np.asarray(x)
     if x.dtype != np.float32 or x.ndim != 1:
         raise TypeError(f"ggml.matvec expects x as a 1-D float32 vector; got {x.dtype} {x.shape}")
+    return matmul(weights, x, kind, parallel=parallel)
+
+
+def matmul(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = None) -> np.ndarray:
+    """``x @ W.T`` as llama.cpp computes a batch: every row of ``x`` (..., K float32) quantized to Q8_0, each
+    output the block dot of :func:`vec_dot` of its row with a weight row (rows, or :func:`pack_blocks` panels).
+    float32 (..., N); each row's results are :func:`matvec`'s of that row."""
+    kind = _kind(kind)
+    x = np.asarray(x)
+    if x.dtype != np.float32 or x.ndim == 0:
+        raise TypeError(f"ggml.matmul expects x as float32 rows (..., K); got {x.dtype} {x.shape}")
     if isinstance(weights, PackedBlocks):
-        if weights.kind != kind or weights.k != x.shape[0]:
+        if weights.kind != kind or weights.k != x.shape[-1]:
             raise ValueError(
-                f"ggml.matvec: the packed weights are {weights.kind} rows of K = {weights.k}; "
-                f"asked for {kind} with x of {x.shape[0]} values"
+                f"ggml.matmul: the packed weights are {weights.kind} rows of K = {weights.k}; "
+                f"asked for {kind} with x of {x.shape[-1]} values"
             )
         if weights.isa is not None:
-            return _packed_matvec(weights, x, parallel)
+            return _packed_product(weights, x.reshape(-1, weights.k), parallel).reshape(*x.shape[:-1], weights.n)
         weights = weights.data
-    w = _weight_rows(np.asarray(weights), kind, x.shape[0], "ggml.matvec")
-    xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
-    out = np.empty(w.shape[0], np.float64)
-    _dot_rows(kind, use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))(w, _table(), xd, xqs, out)
-    return out.astype(np.float32)
+    w = _weight_rows(np.asarray(weights), kind, x.shape[-1], "ggml.matmul")
+    rows = x.reshape(-1, x.shape[-1])
+    out = np.empty((rows.shape[0], w.shape[0]), np.float64)
+    run = _dot_rows(kind, use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))
+    for m, row in enumerate(rows):
+        xd, xqs = _parts(quantize(row, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
+        run(w, _table(), xd, xqs, out[m])
+    return out.astype(np.float32).reshape(*x.shape[:-1], w.shape[0])
 
 
-def _packed_matvec(w: PackedBlocks, x: np.ndarray, parallel: bool | None) -> np.ndarray:
-    """:func:`matvec` on panels: x to Q8_0 as ggml quantizes it, each block's fix for the weights' unsigned form,
-    then one pass over the panels."""
-    xd, xqs = _parts(quantize(x, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
-    xqs = np.ascontiguousarray(xqs)
-    fix = np.empty(xqs.shape[0], np.int32)
-    blockdot.activation_fix.serial(xqs, np.int32(blockdot.OFFSET[w.kind]), fix)
-    panel = blockdot.panel_rows(w.isa)
-    out = np.empty(-(-w.n // panel) * panel, np.float32)
-    run = blockdot.matvec_kernel(w.isa, w.kind).target(use_parallel(w.nbytes, parallel, ("ggml_matvec", w.kind)))
-    run(w.data, xqs.shape[0], xqs, xd, fix, out)
-    return out[: w.n]
+def _packed_product(w: PackedBlocks, x: np.ndarray, parallel: bool | None) -> np.ndarray:
+    """:func:`matmul` of rows ``x`` (M, K) on panels: the rows to Q8_0 as ggml quantizes them, each block's fix
+    for the weights' unsigned form, then one pass over the panels per tile of rows."""
+    m, blocks, panel = x.shape[0], w.k // QK, blockdot.panel_rows(w.isa)
+    out = np.empty((m, -(-w.n // panel) * panel), np.float32)
+    if m == 0:
+        return out[:, : w.n]
+    q = quantize(x, "Q8_0", parallel=parallel).reshape(m, blocks, BLOCK_BYTES["Q8_0"])
+    xd = np.ascontiguousarray(q[..., :2]).view(np.float16)[..., 0].astype(np.float32)
+    xq = np.ascontiguousarray(q[..., 2:]).view(np.int8)
+    fix = np.empty((m, blocks), np.int32)
+    blockdot.activation_fix.serial(xq, np.int32(blockdot.OFFSET[w.kind]), fix)
+    run = blockdot.matmul_kernel(w.isa, w.kind).target(use_parallel(w.nbytes, parallel, ("ggml_matvec", w.kind)))
+    run(w.data, blocks, xq.reshape(m, w.k), xd, fix, out)
+    return out[:, : w.n]
 
 
 def _dot_rows(kind: str, parallel: bool) -> Any:

@@ -307,7 +307,8 @@ def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, 
     assert set(csv["tensor"]) == {"W1", "W2"} and len(csv) == 2 * 6  # as stored + 5 formats each
     times = pd.read_csv(out / "times.csv")
     assert set(times["shape"]) == {"96x64", "48x96"} and set(times["m"]) == {1, 4}
-    assert set(times.loc[times["m"] == 4, "variant"]) == {"float32", "dynamic"}  # block formats: GEMV only
+    batched = set(times.loc[times["m"] == 4, "variant"])
+    assert batched == {"float32", "dynamic", "Q8_0", "Q4_0"}  # MatMulNBits (int4 b32): GEMV only
     md = (out / "report.md").read_text()
     assert md.startswith("# qbench model mlp.onnx\n\n## What quantizing this model's weights buys, format by format")
     summary = pd.read_csv(out / "tensors.csv")  # the headline's Q4_0 line says the summary's numbers
@@ -315,6 +316,8 @@ def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, 
     want = 4 * (W1.size + W2.size + B1.size) / (q4["bytes"].sum() + 4 * B1.size)
     assert f"- Q4_0: {want:.2f}x less memory than float32 (4.50 bits a weight), " in md
     assert "- int8 minmax: " in md and "- int8 channel: " in md and "faster per token (GEMV)" in md
+    fastest = next(line for line in md.splitlines() if line.startswith("- fastest on this machine: "))
+    assert "per token (GEMV) " in fastest and "batched (GEMM) " in fastest, fastest
 
 
 def test_ticker_prints_the_first_item_and_each_tenth_off_a_terminal():

@@ -12,9 +12,10 @@ Variants (the family's ``dtype`` axis):
   every peer packs its constant weights;
 - ``integer_kn``: the same product on weights as an ONNX model stores them, a C-ordered (K, N) ``b``, unpacked;
 - ``quantize_x``: the part of ``dynamic`` that quantizes the activations at run time, alone (its overhead);
-- the block formats, matrix-vector products only (M = 1), float32 in and out: ``Q8_0`` and ``Q4_0`` (ggml's,
-  llama.cpp's CPU path: ``qbench.ops.ggml.matvec``), ``nbits4`` and ``nbits8`` (ONNX Runtime's ``MatMulNBits``,
-  blocks of 32 with a float32 scale each: ``qbench.ops.blocks.matmul_nbits``).
+- the block formats, float32 in and out: ``Q8_0`` and ``Q4_0`` (ggml's, llama.cpp's CPU path: activations to
+  Q8_0, weights packed once by ``qbench.ops.ggml.pack_blocks``, ``ggml.matmul``, any M), ``nbits4`` and ``nbits8``
+  (ONNX Runtime's ``MatMulNBits``, blocks of 32 with a float32 scale each: ``qbench.ops.blocks.matmul_nbits``,
+  matrix-vector products only, M = 1).
 
 A shape is ``"MxKxN"``: M rows of activations (1 is the GEMV of LLM decoding), K inputs, N outputs.
 """
@@ -220,13 +221,13 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
 
 def _block_data(d: SimpleNamespace) -> SimpleNamespace:
     """A block-format layer: the weights in ggml's bytes (made by the NumPy reference), or as MatMulNBits takes
-    them (symmetric, the default zero point); ``x`` one row (a GEMV)."""
-    if d.m != 1:
-        raise NotImplementedError("the block formats are timed as matrix-vector products (M = 1)")
-    d.out = np.empty((1, d.n), np.float32)
+    them (symmetric, the default zero point; ``x`` one row, a GEMV)."""
+    d.out = np.empty((d.m, d.n), np.float32)
     if d.variant in ("Q8_0", "Q4_0"):
         d.blocks = reference.ggml_quantize(d.w, d.variant)
         return d
+    if d.m != 1:
+        raise NotImplementedError("MatMulNBits is timed as a matrix-vector product (M = 1)")
     try:
         from qbench.ops import blocks
     except ImportError:  # an older commit, from before qbench had blocked formats
@@ -242,9 +243,13 @@ def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
             from qbench.ops import ggml
         except ImportError:  # an older commit, from before qbench had ggml's formats
             raise NotImplementedError("this qbench version has no ggml formats") from None
+        if not hasattr(ggml, "pack_blocks"):  # an older commit: matrix-vector products only, on the rows
+            if d.m != 1:
+                raise NotImplementedError("this qbench version has no batched ggml product")
+            return lambda: ggml.matvec(d.blocks, d.x[0], d.variant, parallel=parallel)
         # Packed once, outside the timed call, as the integer layers' weights are.
-        w = ggml.pack_blocks(d.blocks, d.variant) if hasattr(ggml, "pack_blocks") else d.blocks
-        return lambda: ggml.matvec(w, d.x[0], d.variant, parallel=parallel)
+        w = ggml.pack_blocks(d.blocks, d.variant)
+        return lambda: ggml.matmul(w, d.x, d.variant, parallel=parallel)
     from qbench.ops import blocks
 
     return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)

@@ -93,7 +93,20 @@ def headline(summary: pd.DataFrame) -> list[str]:
         if r.get("gemm_x", np.nan) == r.get("gemm_x", np.nan):
             text += f", {r['gemm_x']:.2f}x batched (GEMM)"
         lines.append(text + f", SQNR {_db(r['sqnr_db'])} dB (worst tensor {_db(r['worst_db'])} dB)")
+    fastest = [
+        _fastest(rows, column, what) for column, what in (("gemv_x", "per token (GEMV)"), ("gemm_x", "batched (GEMM)"))
+    ]
+    if any(fastest):
+        lines.insert(0, "fastest on this machine: " + "; ".join(f for f in fastest if f))
     return lines
+
+
+def _fastest(rows: pd.DataFrame, column: str, what: str) -> str:
+    """``"<what> <format>, <ratio>x float32"`` for the format with the largest measured speed-up, or ''."""
+    if column not in rows or not rows[column].notna().any():
+        return ""
+    best = rows.loc[rows[column].astype(float).idxmax()]
+    return f"{what} {best['format']}, {best[column]:.2f}x float32"
 
 
 def plot_tradeoff(summary: pd.DataFrame, out: Path) -> Figure:

@@ -2,11 +2,11 @@
 
     python -m benchmarks.block_peers [--threads 1] [--rounds 7] [--shapes 1x4096x4096,1x4096x11008,...]
 
-For each shape MxKxN: NumPy float32 (BLAS), qbench's Q4_0 and Q8_0 ``ggml.matmul`` on weights packed once
-(``pack_blocks``), qbench's float-activation MatMulNBits (``matmul_nbits``, 4-bit blocks of 32, M = 1 only) and ONNX
-Runtime's MatMulNBits (4-bit blocks of 32 of the same weights, as initializers) at accuracy level 0 (float) and 4
-(int8 activations, its fast path); interleaved rounds, medians. It prints a Markdown table: each over NumPy
-float32, Q4_0 and Q8_0 over ONNX Runtime's level 4, and Q4_0's operations per second over the packed int8
+For each shape MxKxN: NumPy float32 (BLAS), qbench's Q4_0 and Q8_0 (``ggml.matmul`` on weights packed once by
+``pack_blocks``) and its MatMulNBits 4-bit blocks of 32 and 128 with int8 activations (``nbits.matmul_nbits_int8``
+on ``pack_nbits``), ONNX Runtime's MatMulNBits on the same weights at accuracy level 4 (int8 activations, its fast
+path) and, for a GEMV, level 0 (float); interleaved rounds, medians. It prints a Markdown table: each over NumPy
+float32, qbench's 4-bit products over ONNX Runtime's level 4, and Q4_0's operations per second over the packed int8
 micro-kernel's measured peak. Data and checks are the registry's (:mod:`qbench.cases.matmul`).
 """
 
@@ -15,21 +15,28 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.benchmarks import _common
-from qbench import cases, peers
+from qbench import cases
 from qbench.cases import Buffers
 from qbench.cpu import describe_cpu
 from qbench.kernels.isa import choose
 from qbench.measure.timing import interleaved_rounds, median
-from qbench.ops import blocks
 
 SHAPES = "1x4096x4096,1x4096x11008,1x14336x4096,8x4096x4096,64x4096x4096,512x4096x4096"
 IMPLS = {
     "NumPy float32": ("float32", "numpy"),
     "qbench Q4_0": ("Q4_0", "qbench"),
     "qbench Q8_0": ("Q8_0", "qbench"),
-    "qbench MatMulNBits 4-bit": ("nbits4", "qbench"),
+    "qbench int4 b32, int8 activations": ("int4_b32", "qbench"),
+    "qbench int4 b128, int8 activations": ("int4_b128", "qbench"),
+    "ONNX Runtime 4-bit b32, level 4": ("int4_b32", "onnxruntime"),
+    "ONNX Runtime 4-bit b128, level 4": ("int4_b128", "onnxruntime"),
+    "ONNX Runtime 4-bit b32, level 0": ("nbits4", "onnxruntime"),
 }
-LEVELS = {0: "ONNX Runtime MatMulNBits 4-bit, level 0", 4: "ONNX Runtime MatMulNBits 4-bit, level 4"}
+VERSUS = {
+    "qbench Q4_0": "ONNX Runtime 4-bit b32, level 4",
+    "qbench int4 b32, int8 activations": "ONNX Runtime 4-bit b32, level 4",
+    "qbench int4 b128, int8 activations": "ONNX Runtime 4-bit b128, level 4",
+}
 
 
 def main() -> None:
@@ -45,35 +52,35 @@ def main() -> None:
         f"{args.threads} thread(s); medians of {args.rounds} interleaved rounds\n"
     )
     peak_call, peak_ops = cases.matmul.peak_call("integer", Buffers(seed=1))
-    names = [*IMPLS, *LEVELS.values()]
+    versus = [
+        f"{mine.split(' ', 1)[1]} / {peer.split(', ')[0].replace('ONNX Runtime ', 'ORT ')} level 4"
+        for mine, peer in VERSUS.items()
+    ]
     print(
-        "| shape MxKxN | " + " | ".join(f"{n} / NumPy f32" for n in names) + " | Q4_0 / level 4 | Q8_0 / level 4 "
-        "| Q4_0 share of the int8 peak |"
+        "| shape MxKxN | "
+        + " | ".join(f"{n} / NumPy f32" for n in IMPLS)
+        + " | "
+        + " | ".join(versus)
+        + " | Q4_0 share of the int8 peak |"
     )
-    print("|" + "---|" * (len(names) + 4))
+    print("|" + "---|" * (len(IMPLS) + len(VERSUS) + 2))
     for shape in args.shapes.split(","):
-        calls, data = {}, None
+        calls = {}
         for name, (variant, impl) in IMPLS.items():
             try:
                 run, built = cases.MATMUL.build(variant, shape, impl, args.threads, Buffers(seed=1))
                 cases.MATMUL.check(built, impl, run())
-                calls[name], data = run, data or built
+                calls[name] = run
             except NotImplementedError as exc:
                 print(f"<!-- {name}: {exc} -->")
-        b, scales, _ = blocks.quantize_nbits(data.w, bits=4, block_size=32)
-        for level, name in LEVELS.items():
-            out = data.out.astype("float32")
-            calls[name] = peers.onnxruntime_matmul_nbits(
-                data.x, b, scales, None, 4, 32, out, args.threads, accuracy_level=level
-            )
         calls["peak"] = peak_call
         t = {name: median(v) for name, v in interleaved_rounds(calls, rounds=args.rounds, budget_s=0.05).items()}
         base = t["NumPy float32"]
-        cells = [f"{base / t[n]:.2f}x" if n in t else "-" for n in names]
-        versus = [f"{t[LEVELS[4]] / t[n]:.2f}" for n in ("qbench Q4_0", "qbench Q8_0")]
+        cells = [f"{base / t[n]:.2f}x" if n in t else "-" for n in IMPLS]
+        cells += [f"{t[peer] / t[mine]:.2f}" if peer in t and mine in t else "-" for mine, peer in VERSUS.items()]
         m, k, n = (int(v) for v in shape.split("x"))
         share = (2 * m * k * n / t["qbench Q4_0"]) / (peak_ops / t["peak"])
-        print(f"| {shape} | " + " | ".join(cells + versus) + f" | {share:.2f} |", flush=True)
+        print(f"| {shape} | " + " | ".join(cells) + f" | {share:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ONNX-exact quantize/dequantize, exact accumulate kernels and quantized matrix
 multiply (ONNX MatMulInteger, QLinearMatMul, DynamicQuantizeLinear), ONNX blocked
-and 4-bit quantization and ggml's block formats (``qbench.ggml``) in Numba,
+and 4-bit quantization, ggml's block formats (``qbench.ggml``) and MatMulNBits with int8 activations
+(``qbench.nbits``) in Numba,
 a NumPy reference of each (``qbench.reference``), calibration, and error metrics.
 
 The package is layered, each layer importing only those above it in this list:
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 
 # The public modules keep their first import paths (``qbench.blocks``, ``from qbench.params import ...``).
 from qbench import ops as api  # noqa: E402
-from qbench.ops import blocks, ggml, matmul, params  # noqa: E402
+from qbench.ops import blocks, ggml, matmul, nbits, params  # noqa: E402
 from qbench.ops import calibrate as _calibrate_module  # noqa: E402
 
 for _name, _module in {
@@ -41,6 +42,7 @@ for _name, _module in {
     "ggml": ggml,
     "matmul": matmul,
     "metrics": metrics,
+    "nbits": nbits,
     "params": params,
 }.items():
     _sys.modules[f"qbench.{_name}"] = _module

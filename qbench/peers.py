@@ -170,6 +170,8 @@ def onnxruntime_linear(d: Any, threads: int) -> Callable[[], np.ndarray]:
     (which ONNX Runtime prepacks once), activations fed at run time, output into ``d.out``."""
     if d.variant in ("nbits4", "nbits8"):
         return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, d.bits, 32, d.out, threads)
+    if d.variant in ("int4_b32", "int4_b128"):  # int8 activations: accuracy level 4
+        return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, 4, d.block, d.out, threads, accuracy_level=4)
     zb = np.zeros(d.n, np.int8)
     if d.variant == "float32":
         op, names, feeds, constants, domain = "MatMul", ["x", "w"], {"x": d.x}, {"w": d.w.T}, ""

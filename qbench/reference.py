@@ -210,3 +210,23 @@ def ggml_block_terms(w_row: np.ndarray, x_row: np.ndarray, kind: str) -> np.ndar
     w = ggml_dequantize(w_row, kind).astype(np.float64).reshape(-1, 32)
     x = ggml_dequantize(x_row, "Q8_0").astype(np.float64).reshape(-1, 32)
     return (w * x).sum(axis=1)
+
+
+def matmul_nbits_int8(a: np.ndarray, values: np.ndarray, scales: np.ndarray, zero_points: np.ndarray) -> np.ndarray:
+    """MatMulNBits with int8 activations (qbench's ``matmul_nbits_int8``): ``a`` (M, K) to int8 per 32 values as
+    Q8_0 (the scale kept in float32), 4-bit ``values`` (N, K) with ``scales`` and ``zero_points`` per value's
+    block (N, K); per 32 values ``float32(float32(sum (v - z) q * s) * d)``, summed in float64 in order."""
+    m, k = a.shape
+    blocks = np.asarray(a, np.float32).reshape(m, -1, 32)
+    d = np.abs(blocks).max(axis=2) / np.float32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)[..., None]
+    q = _roundf(blocks * inv).astype(np.int64)
+    ints = (values.astype(np.int64) - zero_points.astype(np.int64)).reshape(values.shape[0], -1, 32)
+    sums = np.einsum("mbj,nbj->mnb", q, ints)  # exact integers
+    s = np.asarray(scales, np.float32).reshape(values.shape[0], -1, 32)[:, :, 0]
+    terms = (sums.astype(np.float32) * s[None]).astype(np.float32) * d[:, None, :]
+    out = np.zeros((m, values.shape[0]), np.float64)
+    for b in range(terms.shape[2]):
+        out += terms[:, :, b].astype(np.float32).astype(np.float64)
+    return out.astype(np.float32)

@@ -208,6 +208,20 @@ MUTATIONS = [
         tests=["tests/test_ggml.py::test_a_batch_is_each_rows_matvec"],
     ),
     dict(
+        name="int4 blocks packed with each high nibble taken 8 values on instead of 16",
+        file="qbench/kernels/blockdot.py",
+        old="                    lo, hi = s * 32 + j, s * 32 + j + 16",
+        new="                    lo, hi = s * 32 + j, s * 32 + j + 8",
+        tests=["tests/test_nbits.py::test_int8_activations_are_exact_against_the_definition"],
+    ),
+    dict(
+        name="int4 blocks with zero points: each lane's zero point ignored for the kernel's fixed 8",
+        file="qbench/ops/nbits.py",
+        old='    kernel = "Q4_0" if np.all(zp == 8) else "Q4z"',
+        new='    kernel = "Q4_0"',
+        tests=["tests/test_nbits.py::test_int8_activations_are_exact_against_the_definition"],
+    ),
+    dict(
         name="the row-streaming GEMV never negates a - a_zero (255 does not fit two int8 halves)",
         file="qbench/ops/gemv.py",
         old="    sign = -1 if a_zero == low else 1",

@@ -48,8 +48,11 @@ SHAPES_FULL = (
 SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
 #: The block formats: weight bits per value, scales included (blocks of 32: a float16 scale adds 0.5 bit,
 #: a float32 one 1 bit).
-BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0}
+BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0, "int4_b32": 5.0, "int4_b128": 4.25}
 NBITS_BLOCK = 32
+#: MatMulNBits' 4-bit blocks with int8 activations (ONNX Runtime's accuracy level 4), by block size: qbench's
+#: ``nbits.matmul_nbits_int8`` on weights packed once, any M (the full grid only: the quick one keeps CI short).
+INT8_NBITS = {"int4_b32": 32, "int4_b128": 128}
 VARIANTS = ("float32", "static", "dynamic", "integer", "integer_kn", "quantize_x", *BLOCK_BITS)
 #: (activations, weights, output) dtypes of each variant (``quantize_x`` reads no weights).
 VARIANT_TYPES = {
@@ -98,6 +101,12 @@ COMPARISONS = (
     "matmul Q8_0 / onnxruntime nbits8",
     "matmul nbits4 / onnxruntime nbits4",
     "matmul nbits8 / onnxruntime nbits8",
+    "matmul int4_b32 / numpy float32",
+    "matmul int4_b128 / numpy float32",
+    "matmul int4_b32 / read",
+    "matmul int4_b32 / onnxruntime int4_b32",
+    "matmul int4_b128 / onnxruntime int4_b128",
+    "matmul Q4_0 / onnxruntime int4_b32",
 )
 #: Accuracy of the layer's output against float32: static with each calibration method, and dynamic.
 ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")
@@ -226,14 +235,15 @@ def _block_data(d: SimpleNamespace) -> SimpleNamespace:
     if d.variant in ("Q8_0", "Q4_0"):
         d.blocks = reference.ggml_quantize(d.w, d.variant)
         return d
-    if d.m != 1:
-        raise NotImplementedError("MatMulNBits is timed as a matrix-vector product (M = 1)")
+    if d.m != 1 and d.variant not in INT8_NBITS:
+        raise NotImplementedError("MatMulNBits with float activations is timed as a matrix-vector product (M = 1)")
     try:
         from qbench.ops import blocks
     except ImportError:  # an older commit, from before qbench had blocked formats
         raise NotImplementedError("this qbench version has no MatMulNBits") from None
-    d.bits = 4 if d.variant == "nbits4" else 8
-    d.packed, d.scales, _ = blocks.quantize_nbits(d.w, bits=d.bits, block_size=NBITS_BLOCK)
+    d.bits = 8 if d.variant == "nbits8" else 4
+    d.block = INT8_NBITS.get(d.variant, NBITS_BLOCK)
+    d.packed, d.scales, _ = blocks.quantize_nbits(d.w, bits=d.bits, block_size=d.block)
     return d
 
 
@@ -250,6 +260,16 @@ def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
         # Packed once, outside the timed call, as the integer layers' weights are.
         w = ggml.pack_blocks(d.blocks, d.variant)
         return lambda: ggml.matmul(w, d.x, d.variant, parallel=parallel)
+    if d.variant in INT8_NBITS:
+        try:
+            from qbench.ops import nbits
+        except ImportError:  # an older commit, from before qbench had int8 activations for MatMulNBits
+            raise NotImplementedError("this qbench version has no int8-activation MatMulNBits") from None
+        try:
+            packed = nbits.pack_nbits(d.packed, d.scales, block_size=d.block)  # once, outside the timed call
+        except RuntimeError as exc:  # no VNNI on this CPU
+            raise NotImplementedError(str(exc)) from None
+        return lambda: nbits.matmul_nbits_int8(d.x, packed, parallel=parallel)
     from qbench.ops import blocks
 
     return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)
@@ -366,6 +386,9 @@ def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
             if abs(got[row] - exact) > bound * 1.0001:
                 raise AssertionError(f"{impl} {d.variant} matvec is off the exact block sum by more than its bound")
         return
+    if d.variant in INT8_NBITS:
+        _check_int8_nbits(d, impl, got)
+        return
     from qbench.ops import blocks
 
     weights = reference.dequantize(
@@ -383,11 +406,33 @@ def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
         raise AssertionError(f"{impl} {d.variant} matvec is off the float64 product by more than its bound")
 
 
+def _check_int8_nbits(d: Any, impl: str, got: np.ndarray) -> None:
+    """MatMulNBits with int8 activations: qbench's bit for bit against its NumPy definition; ONNX Runtime's (which
+    quantizes the activations its own way) within twice the activations' rounding of the float64 product."""
+    from qbench.ops import nbits
+
+    padded = d.packed.shape[1] * d.block  # K up to whole blocks, the padding's values the zero point
+    values = reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, padded), signed=False)
+    scales = np.repeat(d.scales[:CHECK_ROWS], d.block, axis=1)
+    if impl == "qbench":
+        x = np.zeros((1, padded), np.float32)
+        x[0, : d.k] = d.x[0]
+        want = reference.matmul_nbits_int8(x, values, scales, np.full(values.shape, 8))[0]
+        if not np.array_equal(got, want.astype(np.float64)):
+            raise AssertionError(f"qbench {d.variant} disagrees with its definition; not timing it")
+        return
+    weights = ((values[:, : d.k].astype(np.float32) - 8) * scales[:, : d.k]).astype(np.float32)
+    exact = weights.astype(np.float64) @ d.x[0].astype(np.float64)
+    bound = 2 * nbits.int8_error_bound(d.x[:1], weights, exact)[0]
+    if not np.all(np.abs(got - exact) <= bound * 1.0001):
+        raise AssertionError(f"{impl} {d.variant} is off the float64 product by more than its activations' rounding")
+
+
 MATMUL = Family(
     name="matmul",
     summary="linear layer y = x @ W.T: float32, and int8 static, dynamic and raw integer",
     dtypes=VARIANTS,
-    quick_dtypes=VARIANTS,
+    quick_dtypes=tuple(v for v in VARIANTS if v not in INT8_NBITS),
     operands=_operands,
     data=_data,
     impls={"qbench": _qbench, "numpy": _numpy, "onnxruntime": _peer("onnxruntime"), "torch": _peer("torch")},

@@ -27,13 +27,16 @@ from qbench.kernels import generated
 from qbench.kernels._jit import kernel
 from qbench.kernels.isa import Isa
 
-#: Bytes of quants per row and block, and the offset their unsigned form adds to each value.
-QUANT_BYTES = {"Q4_0": 16, "Q8_0": 32}
-OFFSET = {"Q4_0": 8, "Q8_0": 128}
+#: The kernels: bytes of quants per row and block of 32, and the offset their unsigned form adds to each value
+#: (``Q4z``: 4-bit values with a zero point per row and block, stored as int32 lanes after the scales, the offset
+#: those lanes: ONNX's asymmetric int4 blocks).
+QUANT_BYTES = {"Q4_0": 16, "Q8_0": 32, "Q4z": 16}
+OFFSET = {"Q4_0": 8, "Q8_0": 128, "Q4z": 1}
+ZERO_POINT_LANES = {"Q4z"}
 #: How far ahead of the loads the weights are prefetched, in bytes.
 PREFETCH_BYTES = 2048
 
-_OPS = ("zeros", "load", "add", "broadcast4", "prefetch", "dpbusd", "nibbles", "splat32")
+_OPS = ("zeros", "load", "add", "broadcast4", "prefetch", "dpbusd", "nibbles", "splat32", "mullo")
 _OPS += ("zeros_f64", "block_term", "add_low_f64", "add_high_f64", "store_f32")
 
 #: Activation rows a tile multiplies with each load of the weights: per row 2 int32 chains and 2 float64 sums in
@@ -84,12 +87,16 @@ def _tile(kind: str, t: int, panel: int) -> str:
     rows = range(t)
     init = "\n".join(f"    low_{r}, high_{r} = zeros_f64(), zeros_f64()" for r in rows)
     prefetch = "\n".join(f"        prefetch(w, at + {PREFETCH_BYTES + 64 * i})" for i in range(-(-size // 64)))
-    start = "\n".join(f"        a_{r}, c_{r} = splat32(fix[m0 + {r}, b]), zeros()" for r in rows)
+    fix = "splat32(fix[m0 + {r}, b])"
+    if kind in ZERO_POINT_LANES:  # each lane's own zero point times the block's -sum(x)
+        fix = f"mullo(load(w, at + {vector}), {fix})"
+    start = "\n".join(f"        a_{r}, c_{r} = {fix.format(r=r)}, zeros()" for r in rows)
     body = []
     x = "broadcast4(xq, (m0 + {r}) * xq.shape[1] + 32 * b + {offset})"
+    first = size - QUANT_BYTES[kind] * panel  # the quants follow the scales (and zero points)
     for j in range(QUANT_BYTES[kind] // 4):
-        body.append(f"        v = load(w, at + {vector + j * vector})")
-        if kind == "Q4_0":
+        body.append(f"        v = load(w, at + {first + j * vector})")
+        if QUANT_BYTES[kind] == 16:
             body.append("        lo, hi = nibbles(v, 0), nibbles(v, 4)")
             for r in rows:
                 body.append(f"        a_{r} = dpbusd(a_{r}, lo, {x.format(r=r, offset=4 * j)})")
@@ -119,8 +126,8 @@ def _tile(kind: str, t: int, panel: int) -> str:
 
 
 def block_bytes(kind: str, rows: int) -> int:
-    """Bytes of one panel's block: the rows' float32 scales and their quants."""
-    return rows * (4 + QUANT_BYTES[kind])
+    """Bytes of one panel's block: the rows' float32 scales, their int32 zero points (``Q4z``), their quants."""
+    return rows * (4 + 4 * (kind in ZERO_POINT_LANES) + QUANT_BYTES[kind])
 
 
 def panel_rows(isa: Isa) -> int:
@@ -171,6 +178,34 @@ def pack(rows, table, quant_bytes, flip, panel, out):
                     for i in range(4):
                         value = rows[n, b, 2 + 4 * j + i] ^ flip if live else 0
                         out[at + 4 * panel + (j * panel + r) * 4 + i] = value
+
+
+@kernel
+def pack_nbits4(b, scales, zero_points, block, panel, lanes, out):
+    """MatMulNBits' 4-bit rows (``b`` (N, blocks, block / 2): pairs along K, the first value in the low nibble;
+    ``scales`` and ``zero_points`` float32 (N, blocks)) into the panels of ``Q4_0`` (``lanes`` False: every zero
+    point 8) or ``Q4z`` (the zero points as int32 lanes): per 32 values the block's scale, and the nibbles in Q4_0's
+    order (byte j: value j low, value j + 16 high)."""
+    n_total = b.shape[0]
+    subs = b.shape[1] * block // 32
+    size = panel * (8 + 16) if lanes else panel * (4 + 16)
+    quants = 8 * panel if lanes else 4 * panel
+    scale_words, zp_words = out.view(np.float32), out.view(np.int32)
+    for p in prange(-(-n_total // panel)):
+        for s in range(subs):
+            at = (p * subs + s) * size
+            for r in range(panel):
+                n = p * panel + r
+                live = n < n_total
+                blk = s * 32 // block
+                scale_words[at // 4 + r] = scales[n, blk] if live else np.float32(0)
+                if lanes:
+                    zp_words[at // 4 + panel + r] = np.int32(zero_points[n, blk]) if live else 0
+                for j in range(16):
+                    lo, hi = s * 32 + j, s * 32 + j + 16
+                    v_lo = (b[n, lo // block, (lo % block) // 2] >> (4 * (lo % 2))) & 15 if live else 0
+                    v_hi = (b[n, hi // block, (hi % block) // 2] >> (4 * (hi % 2))) & 15 if live else 0
+                    out[at + quants + ((j // 4) * panel + r) * 4 + j % 4] = v_lo | (v_hi << 4)
 
 
 @kernel

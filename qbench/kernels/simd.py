@@ -204,6 +204,11 @@ def _ops(bits: int) -> SimpleNamespace:
         return vec(vec, types.intp), codegen
 
     @intrinsic
+    def mullo(typingctx, a, b):
+        """Lane-wise 32-bit product, the low 32 bits (``vpmulld``)."""
+        return vec(vec, vec), lambda context, builder, sig, args: builder.mul(args[0], args[1])
+
+    @intrinsic
     def splat32(typingctx, value):
         """An int32 ``value`` in every lane (``vpbroadcastd``)."""
         return vec(types.int32), lambda context, builder, sig, args: _splat32(builder, args[0])
@@ -306,6 +311,7 @@ def _ops(bits: int) -> SimpleNamespace:
         unpackhi16=unpackhi16,
         splat8=splat8,
         splat32=splat32,
+        mullo=mullo,
         nibbles=nibbles,
         zeros_f64=zeros_f64,
         block_term=block_term,

@@ -36,8 +36,8 @@ def _catalogue(methods: Sequence[str]) -> dict[str, list[Format]]:
         "int8": [Format(f"int8 {m}", "tensor", "int8", m, timed_as="dynamic") for m in methods],
         "uint8": [Format(f"uint8 {m}", "tensor", "uint8", m, timed_as="dynamic") for m in methods],
         "int8-channel": [Format("int8 channel", "channel", "int8", timed_as="dynamic")],
-        "int4-b32": [Format("int4 b32", "blocks", "int4", block=32, timed_as="nbits4")],
-        "int4-b128": [Format("int4 b128", "blocks", "int4", block=128)],
+        "int4-b32": [Format("int4 b32", "blocks", "int4", block=32, timed_as="int4_b32")],
+        "int4-b128": [Format("int4 b128", "blocks", "int4", block=128, timed_as="int4_b128")],
         "Q8_0": [Format("Q8_0", "ggml", "Q8_0", block=GGML_BLOCK, timed_as="Q8_0")],
         "Q4_0": [Format("Q4_0", "ggml", "Q4_0", block=GGML_BLOCK, timed_as="Q4_0")],
     }

@@ -5,8 +5,8 @@ feed matrix products, the GEMV (one row of activations: a generated token)
 and a batched GEMM (``batch`` rows) are built as the matmul suite builds
 them (:data:`qbench.cases.MATMUL`: the same data, kernels and checks) and
 timed in interleaved rounds in one process (:func:`qbench.measure.timing.interleaved_rounds`),
-against NumPy's float32 BLAS. ggml's formats run both; MatMulNBits is timed
-as a matrix-vector product only, so its GEMM cell stays empty. The model total weighs each shape by
+against NumPy's float32 BLAS. ggml's formats and the int4 blocks (MatMulNBits
+with int8 activations) run both. The model total weighs each shape by
 how many tensors have it.
 
 In a forward pass every layer's weights come from memory: the model is far
@@ -103,13 +103,18 @@ def time_shapes(
             for impl, variant in [BASELINE, *(("qbench", v) for v in dict.fromkeys(variants))]:
                 if variant in GGML_VARIANTS and k % GGML_BLOCK:
                     continue  # rows that ggml's blocks do not fit: the scan says so per tensor
-                if m > 1 and variant in cases.matmul.BLOCK_BITS and variant not in GGML_VARIANTS:
-                    continue  # MatMulNBits is timed as a matrix-vector product only
+                if variant in cases.matmul.INT8_NBITS and k % cases.matmul.INT8_NBITS[variant]:
+                    continue  # rows that the blocks do not fit
+                if m > 1 and variant in ("nbits4", "nbits8"):
+                    continue  # MatMulNBits with float activations is timed as a matrix-vector product only
                 count_copies = copies(cases.matmul.weight_bytes(variant, shape), cache)
-                built = [
-                    family.build(variant, {"shape": shape}, impl, threads, cases.Buffers(seed=n * k + c))[0]
-                    for c in range(count_copies)
-                ]
+                try:
+                    built = [
+                        family.build(variant, {"shape": shape}, impl, threads, cases.Buffers(seed=n * k + c))[0]
+                        for c in range(count_copies)
+                    ]
+                except NotImplementedError:  # no kernel for it on this CPU (int8 activations need VNNI)
+                    continue
                 calls[variant] = rotating(built)
             per_round = timing.interleaved_rounds(calls, rounds=rounds)
             for variant, seconds in per_round.items():

@@ -135,11 +135,14 @@ class PackedBlocks:
     """ggml weight rows repacked once for this machine's block-dot kernel (:func:`pack_blocks`); pass it to
     :func:`matvec` in place of the rows, for the same results bit for bit."""
 
-    kind: str
+    kind: str  # the weights' format: Q4_0, Q8_0, or nbits4 (ONNX's MatMulNBits 4-bit blocks)
     n: int
-    k: int
+    k: int  # values per row, padded to whole blocks
     isa: Isa | None  # the VNNI path the panels are for; None: no such path here, the rows are kept as they are
     data: np.ndarray
+    kernel: str = ""  # the block-dot kernel that reads the panels (:data:`qbench.kernels.blockdot.QUANT_BYTES`)
+    float16_scales: bool = True  # the activations' block scales rounded to float16, as ggml stores them
+    block: int = QK  # values per weight block (a scale each); K is padded to whole blocks
 
     @property
     def nbytes(self) -> int:
@@ -170,7 +173,7 @@ def pack_blocks(weights: Any, kind: str, *, parallel: bool | None = None) -> Pac
     flip = np.uint8(0x80 if kind == "Q8_0" else 0)
     run = blockdot.pack.target(use_parallel(rows.nbytes, parallel, ("pack_blocks", kind)))
     run(np.ascontiguousarray(rows).reshape(n, k // QK, per), _table(), blockdot.QUANT_BYTES[kind], flip, panel, data)
-    return PackedBlocks(kind, n, k, isa, data)
+    return PackedBlocks(kind, n, k, isa, data, kind)
 
 
 def matvec(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = None) -> np.ndarray:
@@ -211,19 +214,24 @@ def matmul(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = 
 
 
 def _packed_product(w: PackedBlocks, x: np.ndarray, parallel: bool | None) -> np.ndarray:
-    """:func:`matmul` of rows ``x`` (M, K) on panels: the rows to Q8_0 as ggml quantizes them, each block's fix
-    for the weights' unsigned form, then one pass over the panels per tile of rows."""
+    """The block dots of rows ``x`` (M, K) with packed panels: the rows quantized to int8 per block of 32 as ggml's
+    Q8_0 quantizes them (the scales rounded to float16 where ``w.float16_scales``, as ggml stores them), each
+    block's fix for the weights' unsigned form, then one pass over the panels per tile of rows."""
     m, blocks, panel = x.shape[0], w.k // QK, blockdot.panel_rows(w.isa)
     out = np.empty((m, -(-w.n // panel) * panel), np.float32)
     if m == 0:
         return out[:, : w.n]
-    q = quantize(x, "Q8_0", parallel=parallel).reshape(m, blocks, BLOCK_BYTES["Q8_0"])
-    xd = np.ascontiguousarray(q[..., :2]).view(np.float16)[..., 0].astype(np.float32)
-    xq = np.ascontiguousarray(q[..., 2:]).view(np.int8)
+    xd, xq = np.empty(m * blocks, np.float32), np.empty((m * blocks, QK), np.int8)
+    par = use_parallel(x.nbytes, parallel, ("ggml_quantize", "Q8_0"))
+    ggml_k.q8_0_quantize.target(par)(np.ascontiguousarray(x).reshape(-1, QK), QK, xd, xq)
+    if not np.all(np.isfinite(xd)):
+        raise ValueError("the activations hold NaN or inf, which no int8 block scale can represent")
+    if w.float16_scales:
+        xd = xd.astype(np.float16).astype(np.float32)
     fix = np.empty((m, blocks), np.int32)
-    blockdot.activation_fix.serial(xq, np.int32(blockdot.OFFSET[w.kind]), fix)
-    run = blockdot.matmul_kernel(w.isa, w.kind).target(use_parallel(w.nbytes, parallel, ("ggml_matvec", w.kind)))
-    run(w.data, blocks, xq.reshape(m, w.k), xd, fix, out)
+    blockdot.activation_fix.serial(xq.reshape(m, blocks, QK), np.int32(blockdot.OFFSET[w.kernel]), fix)
+    run = blockdot.matmul_kernel(w.isa, w.kernel).target(use_parallel(w.nbytes, parallel, ("ggml_matvec", w.kind)))
+    run(w.data, blocks, xq.reshape(m, w.k), xd.reshape(m, blocks), fix, out)
     return out[:, : w.n]
 
 

@@ -26,6 +26,8 @@ VARIANT_NAMES = {
     "Q4_0": "Q4_0 (ggml)",
     "nbits4": "int4 blocks of 32 (MatMulNBits)",
     "nbits8": "int8 blocks of 32 (MatMulNBits)",
+    "int4_b32": "int4 blocks of 32, int8 activations (MatMulNBits level 4)",
+    "int4_b128": "int4 blocks of 128, int8 activations (MatMulNBits level 4)",
 }
 
 
@@ -92,7 +94,9 @@ def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
     if not t.empty:
         t = t[(t["m"] == 1) & (t["threads"] == 1)]
         base = t[(t["impl"] == "numpy") & (t["variant"] == "float32")].groupby("shape")["seconds"].median()
-        peers = t[(t["impl"] == "onnxruntime") & t["variant"].isin(["nbits4", "nbits8", "dynamic"])]
+        peers = t[
+            (t["impl"] == "onnxruntime") & t["variant"].isin(["nbits4", "nbits8", "int4_b32", "int4_b128", "dynamic"])
+        ]
         rows += [
             {"shape": s, "k": k, "n": n, "variant": v, "impl": "onnxruntime", "speedup": base[s] / sec}
             for s, k, n, v, sec in zip(

@@ -34,12 +34,16 @@ LABELS = {
     ("integer", "onnxruntime"): "ONNX Runtime MatMulInteger",
     ("quantize_x", "qbench"): "qbench dynamic_quantize_linear of x alone",
     ("quantize_x", "numpy"): "NumPy dynamic quantization of x alone",
-    ("Q8_0", "qbench"): "qbench Q8_0 (ggml.matvec)",
-    ("Q4_0", "qbench"): "qbench Q4_0 (ggml.matvec)",
+    ("Q8_0", "qbench"): "qbench Q8_0 (ggml.matmul, packed)",
+    ("Q4_0", "qbench"): "qbench Q4_0 (ggml.matmul, packed)",
     ("nbits4", "qbench"): "qbench MatMulNBits 4-bit, blocks of 32",
     ("nbits8", "qbench"): "qbench MatMulNBits 8-bit, blocks of 32",
     ("nbits4", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, blocks of 32",
     ("nbits8", "onnxruntime"): "ONNX Runtime MatMulNBits 8-bit, blocks of 32",
+    ("int4_b32", "qbench"): "qbench MatMulNBits 4-bit, int8 activations, blocks of 32",
+    ("int4_b128", "qbench"): "qbench MatMulNBits 4-bit, int8 activations, blocks of 128",
+    ("int4_b32", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, accuracy level 4, blocks of 32",
+    ("int4_b128", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, accuracy level 4, blocks of 128",
 }
 
 
@@ -132,6 +136,8 @@ ANSWER_FORMATS = {
     "Q4_0": "Q4_0 (ggml, 4.5 bits per weight)",
     "nbits8": "8-bit blocks (MatMulNBits, 9 bits)",
     "nbits4": "4-bit blocks (MatMulNBits, 5 bits)",
+    "int4_b32": "4-bit blocks of 32, int8 activations (MatMulNBits level 4, 5 bits)",
+    "int4_b128": "4-bit blocks of 128, int8 activations (MatMulNBits level 4, 4.25 bits)",
 }
 
 

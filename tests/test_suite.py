@@ -111,8 +111,8 @@ def test_results_dataframe_has_every_kernel_dtype_and_size(suite_run):
     assert df["commit"].nunique() == 2
     # The linear layers: swept by the shape QBENCH_SHAPES gave, every variant, at 1 thread (the quick grid).
     layer = timed[timed["kernel"] == "matmul"]
-    # The block formats are timed as matrix-vector products only (M = 1): skipped at this shape.
-    variants = set(cases.MATMUL.dtypes) - set(cases.matmul.BLOCK_BITS)
+    # MatMulNBits with float activations is timed as a matrix-vector product only (M = 1): skipped at this shape.
+    variants = set(cases.MATMUL.quick_dtypes) - {"nbits4", "nbits8"}
     assert set(layer["param_shape"]) == {LAYER} and set(layer["dtype"]) == variants
     assert set(layer["threads"]) == {1}
 

@@ -33,6 +33,7 @@ from qbench.ops.calibrate import calibrate
 from qbench.ops.params import QuantParams
 
 from .grid import layer_shapes_override, quick, quick_threads
+from .layer_blocks import BLOCK_BITS, CHECK_ROWS, INT8_NBITS, block_data, check_block, qbench_block
 from .registry import READ, WRITE, Buffers, Family, Operand, Shape, peers_module
 
 #: GEMV (M = 1) with weights from inside L2 to well beyond L3, and batched GEMM.
@@ -46,13 +47,6 @@ SHAPES_FULL = (
 )
 #: The quick grid: a GEMV in cache, one from DRAM, one GEMM.
 SHAPES_QUICK = ("1x1024x1024", "1x4096x11008", "64x4096x4096")
-#: The block formats: weight bits per value, scales included (blocks of 32: a float16 scale adds 0.5 bit,
-#: a float32 one 1 bit).
-BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0, "int4_b32": 5.0, "int4_b128": 4.25}
-NBITS_BLOCK = 32
-#: MatMulNBits' 4-bit blocks with int8 activations (ONNX Runtime's accuracy level 4), by block size: qbench's
-#: ``nbits.matmul_nbits_int8`` on weights packed once, any M (the full grid only: the quick one keeps CI short).
-INT8_NBITS = {"int4_b32": 32, "int4_b128": 128}
 VARIANTS = ("float32", "static", "dynamic", "integer", "integer_kn", "quantize_x", *BLOCK_BITS)
 #: (activations, weights, output) dtypes of each variant (``quantize_x`` reads no weights).
 VARIANT_TYPES = {
@@ -112,8 +106,6 @@ COMPARISONS = (
 ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")
 ACTIVATIONS = ("normal", "outliers")
 ACCURACY_SHAPE = "64x1024x256"
-#: Rows checked against the reference: dynamic quantization takes its range from every row, the rest row by row.
-CHECK_ROWS = 4
 #: The peak probe of a GEMM: the kernel's inner loop (one dot of K = PEAK_K) on an L1-resident pair, repeated
 #: PEAK_REPS times in one call: the operations per second its arithmetic and loads allow, no memory beyond L1.
 PEAK_K, PEAK_REPS = 2048, 4096
@@ -209,7 +201,7 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     d.w *= np.float32(1 / np.sqrt(k))  # outputs of the order of the inputs
     d.bias = np.linspace(-0.5, 0.5, n, dtype=np.float32)
     if variant in BLOCK_BITS:
-        return _block_data(d)
+        return block_data(d)
     if variant == "float32":
         d.out = buf.empty((m, n), np.float32, 2)
         return d
@@ -228,56 +220,9 @@ def _data(variant: str, shape: Shape, buf: Buffers) -> SimpleNamespace:
     return d
 
 
-def _block_data(d: SimpleNamespace) -> SimpleNamespace:
-    """A block-format layer: the weights in ggml's bytes (made by the NumPy reference), or as MatMulNBits takes
-    them (symmetric, the default zero point; ``x`` one row, a GEMV)."""
-    d.out = np.empty((d.m, d.n), np.float32)
-    if d.variant in ("Q8_0", "Q4_0"):
-        d.blocks = reference.ggml_quantize(d.w, d.variant)
-        return d
-    if d.m != 1 and d.variant not in INT8_NBITS:
-        raise NotImplementedError("MatMulNBits with float activations is timed as a matrix-vector product (M = 1)")
-    try:
-        from qbench.ops import blocks
-    except ImportError:  # an older commit, from before qbench had blocked formats
-        raise NotImplementedError("this qbench version has no MatMulNBits") from None
-    d.bits = 8 if d.variant == "nbits8" else 4
-    d.block = INT8_NBITS.get(d.variant, NBITS_BLOCK)
-    d.packed, d.scales, _ = blocks.quantize_nbits(d.w, bits=d.bits, block_size=d.block)
-    return d
-
-
-def _qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
-    if d.variant in ("Q8_0", "Q4_0"):
-        try:
-            from qbench.ops import ggml
-        except ImportError:  # an older commit, from before qbench had ggml's formats
-            raise NotImplementedError("this qbench version has no ggml formats") from None
-        if not hasattr(ggml, "pack_blocks"):  # an older commit: matrix-vector products only, on the rows
-            if d.m != 1:
-                raise NotImplementedError("this qbench version has no batched ggml product")
-            return lambda: ggml.matvec(d.blocks, d.x[0], d.variant, parallel=parallel)
-        # Packed once, outside the timed call, as the integer layers' weights are.
-        w = ggml.pack_blocks(d.blocks, d.variant)
-        return lambda: ggml.matmul(w, d.x, d.variant, parallel=parallel)
-    if d.variant in INT8_NBITS:
-        try:
-            from qbench.ops import nbits
-        except ImportError:  # an older commit, from before qbench had int8 activations for MatMulNBits
-            raise NotImplementedError("this qbench version has no int8-activation MatMulNBits") from None
-        try:
-            packed = nbits.pack_nbits(d.packed, d.scales, block_size=d.block)  # once, outside the timed call
-        except RuntimeError as exc:  # no VNNI on this CPU
-            raise NotImplementedError(str(exc)) from None
-        return lambda: nbits.matmul_nbits_int8(d.x, packed, parallel=parallel)
-    from qbench.ops import blocks
-
-    return lambda: blocks.matmul_nbits(d.x, d.packed, d.scales, bits=d.bits, block_size=NBITS_BLOCK, parallel=parallel)
-
-
 def _qbench(d: Any, threads: int, parallel: bool | None) -> Callable[[], Any]:
     if d.variant in BLOCK_BITS:
-        return _qbench_block(d, parallel)
+        return qbench_block(d, parallel)
     try:
         from qbench.ops import matmul as mm
     except ImportError:  # an older commit, from before qbench had a matrix multiply
@@ -332,7 +277,7 @@ def _check(d: Any, impl: str, result: Any) -> None:
     if impl == "numpy" and d.variant != "float32":
         return
     if d.variant in BLOCK_BITS:
-        _check_block(d, impl, peers_module().to_numpy(result))
+        check_block(d, impl, peers_module().to_numpy(result))
         return
     if d.variant == "quantize_x":
         q, p = result
@@ -368,64 +313,6 @@ def _check(d: Any, impl: str, result: Any) -> None:
         noise = np.sum((got - want) ** 2)
         if noise > 10**-2.5 * np.sum(want**2):
             raise AssertionError("torch dynamic layer is below 25 dB SQNR against the ONNX definition")
-
-
-def _check_block(d: Any, impl: str, got: np.ndarray) -> None:
-    """A block-format GEMV against float64 within its derived bound: ggml's against the exact sum of its block
-    terms (``qbench.ops.ggml.vec_dot_error_bound``); MatMulNBits' against the float64 product with the dequantized
-    weights, within qbench's bound plus a float32 sum of K terms (ONNX Runtime sums in its own order)."""
-    got = np.asarray(got, np.float64).reshape(-1)[:CHECK_ROWS]
-    if d.variant in ("Q8_0", "Q4_0"):
-        from qbench.ops import ggml
-
-        x_row = reference.ggml_quantize(d.x[0], "Q8_0")
-        for row in range(CHECK_ROWS):
-            terms = reference.ggml_block_terms(d.blocks[row], x_row, d.variant)
-            exact = float(terms.sum())
-            bound = ggml.vec_dot_error_bound(float(np.abs(terms).sum()), terms.size, exact)
-            if abs(got[row] - exact) > bound * 1.0001:
-                raise AssertionError(f"{impl} {d.variant} matvec is off the exact block sum by more than its bound")
-        return
-    if d.variant in INT8_NBITS:
-        _check_int8_nbits(d, impl, got)
-        return
-    from qbench.ops import blocks
-
-    weights = reference.dequantize(
-        reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, d.k), signed=False).astype(np.int64)
-        if d.bits == 4
-        else d.packed[:CHECK_ROWS].reshape(CHECK_ROWS, -1)[:, : d.k].astype(np.int64),
-        QuantParams(d.scales[:CHECK_ROWS], 8 if d.bits == 4 else 128, "uint4" if d.bits == 4 else "uint8", 1, 32),
-    ).astype(np.float64)
-    exact = weights @ d.x[0].astype(np.float64)
-    abs_products = np.abs(weights) @ np.abs(d.x[0]).astype(np.float64)
-    u = 2.0**-24
-    bound = blocks.matmul_nbits_error_bound(abs_products, d.k // NBITS_BLOCK, NBITS_BLOCK, got)
-    bound += (d.k + 2) * u / (1 - (d.k + 2) * u) * abs_products
-    if not np.all(np.abs(got - exact) <= bound * 1.0001):
-        raise AssertionError(f"{impl} {d.variant} matvec is off the float64 product by more than its bound")
-
-
-def _check_int8_nbits(d: Any, impl: str, got: np.ndarray) -> None:
-    """MatMulNBits with int8 activations: qbench's bit for bit against its NumPy definition; ONNX Runtime's (which
-    quantizes the activations its own way) within twice the activations' rounding of the float64 product."""
-    from qbench.ops import nbits
-
-    padded = d.packed.shape[1] * d.block  # K up to whole blocks, the padding's values the zero point
-    values = reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, padded), signed=False)
-    scales = np.repeat(d.scales[:CHECK_ROWS], d.block, axis=1)
-    if impl == "qbench":
-        x = np.zeros((1, padded), np.float32)
-        x[0, : d.k] = d.x[0]
-        want = reference.matmul_nbits_int8(x, values, scales, np.full(values.shape, 8))[0]
-        if not np.array_equal(got, want.astype(np.float64)):
-            raise AssertionError(f"qbench {d.variant} disagrees with its definition; not timing it")
-        return
-    weights = ((values[:, : d.k].astype(np.float32) - 8) * scales[:, : d.k]).astype(np.float32)
-    exact = weights.astype(np.float64) @ d.x[0].astype(np.float64)
-    bound = 2 * nbits.int8_error_bound(d.x[:1], weights, exact)[0]
-    if not np.all(np.abs(got - exact) <= bound * 1.0001):
-        raise AssertionError(f"{impl} {d.variant} is off the float64 product by more than its activations' rounding")
 
 
 MATMUL = Family(

@@ -12,7 +12,8 @@ Every lane runs the reference's arithmetic for its row (:mod:`qbench.kernels.ggm
     total = total + float64(term)                       (block after block; out = float32(total))
 
 so the results equal :func:`qbench.kernels.ggml.q4_0_q8_0_dot_rows` / ``q8_0_q8_0_dot_rows`` bit for bit, at
-the speed of reading the weights once.
+the speed of reading the weights once. MatMulNBits' 4-bit blocks (:func:`pack_nbits4`) take the same panels: a
+block of any size is cut into 32s that repeat its scale; zero points other than 8 ride as int32 lanes (``Q4z``).
 """
 
 from __future__ import annotations

@@ -164,25 +164,20 @@ def _ops(bits: int) -> SimpleNamespace:
 
         return codegen
 
-    @intrinsic
-    def unpacklo8(typingctx, a, b):
-        """Bytes 0-7 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpcklbw``)."""
-        return vec(vec, vec), _interleave(8, False)
+    def _unpack(width: int, high: bool, instruction: str):
+        half = "high" if high else "low"
 
-    @intrinsic
-    def unpackhi8(typingctx, a, b):
-        """Bytes 8-15 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpckhbw``)."""
-        return vec(vec, vec), _interleave(8, True)
+        @intrinsic
+        def unpack(typingctx, a, b):
+            return vec(vec, vec), _interleave(width, high)
 
-    @intrinsic
-    def unpacklo16(typingctx, a, b):
-        """16-bit words 0-3 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpcklwd``)."""
-        return vec(vec, vec), _interleave(16, False)
+        unpack.__doc__ = (
+            f"The {half} {width}-bit elements of each 128-bit lane of a and b, interleaved ({instruction})."
+        )
+        return unpack
 
-    @intrinsic
-    def unpackhi16(typingctx, a, b):
-        """16-bit words 4-7 of each 128-bit lane of ``a`` and ``b``, interleaved (``vpunpckhwd``)."""
-        return vec(vec, vec), _interleave(16, True)
+    unpacklo8, unpackhi8 = _unpack(8, False, "vpunpcklbw"), _unpack(8, True, "vpunpckhbw")
+    unpacklo16, unpackhi16 = _unpack(16, False, "vpunpcklwd"), _unpack(16, True, "vpunpckhwd")
 
     @intrinsic
     def splat8(typingctx, value):

@@ -8,6 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import qbench  # noqa: E402
+from qbench.kernels.isa import ENV, allowed  # noqa: E402
 
 QDTYPES = ["uint8", "int8", "uint16", "int16"]
 
@@ -20,6 +21,16 @@ def rng():
 def mid_zero_point(dtype: str) -> int:
     lo, hi = qbench.QUANT_DTYPES[np.dtype(dtype)]
     return (lo + hi) // 2
+
+
+@pytest.fixture(params=[p.name for p in allowed()] or ["avx2"])
+def path(request, monkeypatch):
+    """Each kernel path this host's compile target can run, in turn (``QBENCH_ISA``); a test parametrizes it
+    indirectly to take fewer. A path the CPU cannot run is skipped, saying which."""
+    if request.param not in [p.name for p in allowed()]:
+        pytest.skip(f"this CPU cannot run the {request.param} kernel path")
+    monkeypatch.setenv(ENV, request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from qbench import reference as ref
-from qbench.kernels.isa import ENV, allowed
 from qbench.ops import ggml
 
 KINDS = ggml.KINDS
@@ -130,15 +129,6 @@ def test_the_matvec_bound_is_tight(kind):
         exact = terms.sum()
         worst = max(worst, abs(float(got[row]) - exact) / ggml.vec_dot_error_bound(np.abs(terms).sum(), 2, exact))
     assert 0.25 < worst <= 1
-
-
-@pytest.fixture(params=[p.name for p in allowed()] or ["none"])
-def path(request, monkeypatch):
-    """Each kernel path this host can run (the block-dot panels exist on the VNNI ones)."""
-    if request.param == "none":
-        pytest.skip("this CPU has no SIMD kernel path to choose")
-    monkeypatch.setenv(ENV, request.param)
-    return request.param
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -8,15 +8,8 @@ from qbench import reference as ref
 from qbench.kernels.isa import ENV, allowed
 from qbench.ops import blocks, nbits
 
-VNNI = [p.name for p in allowed() if p.vnni]
-
-
-@pytest.fixture(params=VNNI or ["none"])
-def path(request, monkeypatch):
-    if request.param == "none":
-        pytest.skip("the int8-activation MatMulNBits runs on VNNI paths; this CPU has none")
-    monkeypatch.setenv(ENV, request.param)
-    return request.param
+#: The VNNI paths this CPU can run (the conftest fixture ``path``, taken indirectly), or one it cannot: skipped.
+on_vnni_paths = pytest.mark.parametrize("path", [p.name for p in allowed() if p.vnni] or ["avx512-vnni"], indirect=True)
 
 
 def values_and_points(b, zp, n, nb, block):
@@ -26,6 +19,7 @@ def values_and_points(b, zp, n, nb, block):
     return values, points
 
 
+@on_vnni_paths
 @pytest.mark.parametrize("block", [32, 64, 128])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_int8_activations_are_exact_against_the_definition(path, block, symmetric):
@@ -48,6 +42,7 @@ def test_int8_activations_are_exact_against_the_definition(path, block, symmetri
         np.testing.assert_array_equal(nbits.matmul_nbits_int8(a[0], packed), want[0])
 
 
+@on_vnni_paths
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_int8_activations_stay_within_their_rounding_of_the_float_product(path, symmetric):
     rng = np.random.default_rng(11)
@@ -64,6 +59,7 @@ def test_int8_activations_stay_within_their_rounding_of_the_float_product(path, 
     assert np.max(np.abs(got - exact) / bound) > 0.05  # the bound is not vacuous: some output comes near it
 
 
+@on_vnni_paths
 def test_int8_activations_beside_onnxruntime_at_accuracy_level_4(path):
     """ONNX Runtime quantizes the activations its own way: both within the activations' rounding of the float
     product, each bounded as above (ONNX Runtime's steps are as large as qbench's at most)."""
@@ -85,6 +81,7 @@ def test_int8_activations_beside_onnxruntime_at_accuracy_level_4(path):
     assert np.all(np.abs(theirs - exact) <= 2 * bound), np.max(np.abs(theirs - exact) / bound)
 
 
+@on_vnni_paths
 def test_bad_input_is_refused_with_what_is_accepted(path):
     w = np.ones((4, 64), np.float32)
     b, s, _ = blocks.quantize_nbits(w, bits=4, block_size=16)

@@ -29,14 +29,6 @@ def ints(rng, dtype, shape):
     return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
 
 
-@pytest.fixture(params=RUNNABLE or ["none"])
-def path(request, monkeypatch):
-    if request.param == "none":
-        pytest.skip("this CPU has no packed-kernel path (x86-64 with AVX2 or later)")
-    monkeypatch.setenv(ENV, request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("adt", INT8)
 @pytest.mark.parametrize("bdt", INT8)
 @pytest.mark.parametrize("mkn", [(1, 1, 1), (1, 70, 50), (3, 5, 17), (9, 130, 49), (17, 64, 97), (8, 1031, 144)])

@@ -204,11 +204,11 @@ def matmul(weights: Any, x: Any, kind: str = "Q4_0", *, parallel: bool | None = 
             return _packed_product(weights, x.reshape(-1, weights.k), parallel).reshape(*x.shape[:-1], weights.n)
         weights = weights.data
     w = _weight_rows(np.asarray(weights), kind, x.shape[-1], "ggml.matmul")
-    rows = x.reshape(-1, x.shape[-1])
+    rows = quantize(x.reshape(-1, x.shape[-1]), "Q8_0", parallel=parallel)  # every row at once
     out = np.empty((rows.shape[0], w.shape[0]), np.float64)
     run = _dot_rows(kind, use_parallel(w.nbytes, parallel, ("ggml_matvec", kind)))
     for m, row in enumerate(rows):
-        xd, xqs = _parts(quantize(row, "Q8_0", parallel=parallel).reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
+        xd, xqs = _parts(row.reshape(-1, BLOCK_BYTES["Q8_0"]), "Q8_0")
         run(w, _table(), xd, xqs, out[m])
     return out.astype(np.float32).reshape(*x.shape[:-1], w.shape[0])
 

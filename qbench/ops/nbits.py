@@ -70,8 +70,9 @@ def matmul_nbits_int8(a: Any, packed: PackedBlocks, *, parallel: bool | None = N
             f"a's last axis (K) must fill the packed weights' {packed.k // packed.block} blocks of {packed.block}; "
             f"got a of shape {a.shape}"
         )
-    rows = np.zeros((int(np.prod(a.shape[:-1])), packed.k), np.float32)
-    rows[:, : a.shape[-1]] = a.reshape(-1, a.shape[-1])
+    rows = a.reshape(-1, a.shape[-1])
+    if rows.shape[1] != packed.k:  # K short of the last whole block: zeros, which add nothing
+        rows = np.pad(rows, ((0, 0), (0, packed.k - rows.shape[1])))
     return _packed_product(packed, rows, parallel).reshape(*a.shape[:-1], packed.n)
 
 

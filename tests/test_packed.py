@@ -186,6 +186,11 @@ def test_bad_input_is_refused_with_what_is_accepted(monkeypatch):
     packed = qbench.pack_weights(b, 1)
     with pytest.raises(ValueError, match="differs from the zero point the weights were packed with"):
         qbench.matmul_integer(np.zeros((2, 8), np.uint8), packed, 0, 2)
+    per_column = np.ones(b.shape[1], np.int64)
+    qbench.matmul_integer(np.zeros((2, 8), np.uint8), packed, 0, per_column)  # the same, one per column
+    per_column[-1] = 2
+    with pytest.raises(ValueError, match="differs from the zero point the weights were packed with"):
+        qbench.matmul_integer(np.zeros((2, 8), np.uint8), packed, 0, per_column)
     with pytest.raises(ValueError, match="inner dimensions differ"):
         qbench.matmul_integer(np.zeros((2, 9), np.uint8), packed)
     monkeypatch.setenv(ENV, "avx9000")

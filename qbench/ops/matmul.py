@@ -185,6 +185,8 @@ def _same_zero_points(w: PackedWeights, zp: Any, name: str) -> None:
     """The zero point given with packed weights must be the one they were packed with."""
     if zp is None or (isinstance(zp, int) and zp == w.scalar_zero_point):
         return
+    if isinstance(zp, np.ndarray) and zp.dtype.kind in "iu" and zp.shape == (w.n,) and np.array_equal(zp, w.zero_point):
+        return  # the common case, the very zero points packed (in range, as they were checked then): one compare
     if not np.array_equal(column_zero_points(zp, w.dtype, w.n), w.zero_point):
         raise ValueError(f"{name} differs from the zero point the weights were packed with; pack them again with it")
 

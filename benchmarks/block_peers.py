@@ -1,13 +1,14 @@
-"""ggml's Q4_0 / Q8_0 products against ONNX Runtime's 4-bit MatMulNBits, side by side in one process.
+"""ggml's Q4_0 / Q8_0 products against ONNX Runtime's MatMulNBits, side by side in one process.
 
     python -m benchmarks.block_peers [--threads 1] [--rounds 7] [--shapes 1x4096x4096,1x4096x11008,...]
 
 For each shape MxKxN: NumPy float32 (BLAS), qbench's Q4_0 and Q8_0 (``ggml.matmul`` on weights packed once by
-``pack_blocks``) and its MatMulNBits 4-bit blocks of 32 and 128 with int8 activations (``nbits.matmul_nbits_int8``
-on ``pack_nbits``), ONNX Runtime's MatMulNBits on the same weights at accuracy level 4 (int8 activations, its fast
-path) and, for a GEMV, level 0 (float); interleaved rounds, medians. It prints a Markdown table: each over NumPy
-float32, qbench's 4-bit products over ONNX Runtime's level 4, and Q4_0's operations per second over the packed int8
-micro-kernel's measured peak. Data and checks are the registry's (:mod:`qbench.cases.matmul`).
+``pack_blocks``) and its MatMulNBits 4-bit blocks of 32 and 128 and 8-bit blocks of 32 with int8 activations
+(``nbits.matmul_nbits_int8`` on ``pack_nbits``), ONNX Runtime's MatMulNBits on the same weights at accuracy level 4
+(int8 activations, its fast path) and, for a GEMV, level 0 (float); interleaved rounds, medians. It prints a
+Markdown table: each over NumPy float32, qbench's block products over ONNX Runtime's level 4 of the same bits, and
+Q4_0's operations per second over the packed int8 micro-kernel's measured peak. Data and checks are the registry's
+(:mod:`qbench.cases.matmul`).
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ IMPLS = {
     "qbench Q8_0": ("Q8_0", "qbench"),
     "qbench int4 b32, int8 activations": ("int4_b32", "qbench"),
     "qbench int4 b128, int8 activations": ("int4_b128", "qbench"),
+    "qbench int8 b32, int8 activations": ("int8_b32", "qbench"),
     "ONNX Runtime 4-bit b32, level 4": ("int4_b32", "onnxruntime"),
     "ONNX Runtime 4-bit b128, level 4": ("int4_b128", "onnxruntime"),
+    "ONNX Runtime 8-bit b32, level 4": ("int8_b32", "onnxruntime"),
     "ONNX Runtime 4-bit b32, level 0": ("nbits4", "onnxruntime"),
 }
 VERSUS = {
     "qbench Q4_0": "ONNX Runtime 4-bit b32, level 4",
     "qbench int4 b32, int8 activations": "ONNX Runtime 4-bit b32, level 4",
     "qbench int4 b128, int8 activations": "ONNX Runtime 4-bit b128, level 4",
+    "qbench Q8_0": "ONNX Runtime 8-bit b32, level 4",
+    "qbench int8 b32, int8 activations": "ONNX Runtime 8-bit b32, level 4",
 }
 
 

@@ -168,10 +168,9 @@ def to_numpy(result: Any) -> np.ndarray:
 def onnxruntime_linear(d: Any, threads: int) -> Callable[[], np.ndarray]:
     """The layer as an ONNX Runtime user deploys it: weights, scales and zero points as initializers
     (which ONNX Runtime prepacks once), activations fed at run time, output into ``d.out``."""
-    if d.variant in ("nbits4", "nbits8"):
-        return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, d.bits, 32, d.out, threads)
-    if d.variant in ("int4_b32", "int4_b128"):  # int8 activations: accuracy level 4
-        return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, 4, d.block, d.out, threads, accuracy_level=4)
+    if d.variant in ("nbits4", "nbits8", "int4_b32", "int4_b128", "int8_b32"):
+        level = 0 if d.variant.startswith("nbits") else 4  # float activations, or int8 ones (its fast path)
+        return onnxruntime_matmul_nbits(d.x, d.packed, d.scales, None, d.bits, d.block, d.out, threads, level)
     zb = np.zeros(d.n, np.int8)
     if d.variant == "float32":
         op, names, feeds, constants, domain = "MatMul", ["x", "w"], {"x": d.x}, {"w": d.w.T}, ""

@@ -12,29 +12,35 @@ from qbench.ops import blocks, nbits
 on_vnni_paths = pytest.mark.parametrize("path", [p.name for p in allowed() if p.vnni] or ["avx512-vnni"], indirect=True)
 
 
-def values_and_points(b, zp, n, nb, block):
-    """The 4-bit values (N, K) and each value's zero point (N, K), unpacked as MatMulNBits stores them."""
-    values = ref.unpack_int4(b.reshape(n, -1), (n, nb * block), signed=False)
-    points = np.repeat(blocks._nbits_zero_points(zp, 4, n, nb), block, axis=1)
+def values_and_points(b, zp, n, nb, block, bits=4):
+    """The values (N, K) and each value's zero point (N, K), unpacked as MatMulNBits stores them."""
+    flat = b.reshape(n, -1)
+    values = ref.unpack_int4(flat, (n, nb * block), signed=False) if bits == 4 else flat.astype(np.int64)
+    points = np.repeat(blocks._nbits_zero_points(zp, bits, n, nb), block, axis=1)
     return values, points
 
 
 @on_vnni_paths
+@pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("block", [32, 64, 128])
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_int8_activations_are_exact_against_the_definition(path, block, symmetric):
-    """Symmetric weights (the Q4_0 panels) and zero points per block (each lane's own), K not a multiple of the
-    block (padded), N not a multiple of the panel, one row and a batch whose row count is no multiple of the tile."""
-    rng = np.random.default_rng(block)
+def test_int8_activations_are_exact_against_the_definition(path, bits, block, symmetric):
+    """Symmetric weights (the Q4_0 / Q8_0 panels) and zero points per block (each lane's own), K not a multiple of
+    the block (padded), N not a multiple of the panel, one row and a batch whose row count is no multiple of the
+    tile."""
+    rng = np.random.default_rng(block + bits)
     for n, k, m in [(5, 64, 1), (37, 256, 7), (20, 300, 2)]:
         w = rng.standard_normal((n, k)).astype(np.float32)
-        b, s, zp = blocks.quantize_nbits(w, bits=4, block_size=block, symmetric=symmetric)
-        packed = nbits.pack_nbits(b, s, zp, block_size=block)
-        assert packed.kernel == ("Q4_0" if symmetric else "Q4z")
+        b, s, zp = blocks.quantize_nbits(w, bits=bits, block_size=block, symmetric=symmetric)
+        packed = nbits.pack_nbits(b, s, zp, bits=bits, block_size=block)
+        assert (
+            packed.kernel
+            == {(4, True): "Q4_0", (4, False): "Q4z", (8, True): "Q8_0", (8, False): "Q8z"}[bits, symmetric]
+        )
         a = rng.standard_normal((m, k)).astype(np.float32) * rng.uniform(0.01, 10, (m, 1)).astype(np.float32)
         got = nbits.matmul_nbits_int8(a, packed)
         nb = b.shape[1]
-        values, points = values_and_points(b, zp, n, nb, block)
+        values, points = values_and_points(b, zp, n, nb, block, bits)
         padded = np.zeros((m, nb * block), np.float32)
         padded[:, :k] = a
         want = ref.matmul_nbits_int8(padded, values, np.repeat(s, block, axis=1), points)
@@ -60,7 +66,8 @@ def test_int8_activations_stay_within_their_rounding_of_the_float_product(path, 
 
 
 @on_vnni_paths
-def test_int8_activations_beside_onnxruntime_at_accuracy_level_4(path):
+@pytest.mark.parametrize("bits", [4, 8])
+def test_int8_activations_beside_onnxruntime_at_accuracy_level_4(path, bits):
     """ONNX Runtime quantizes the activations its own way: both within the activations' rounding of the float
     product, each bounded as above (ONNX Runtime's steps are as large as qbench's at most)."""
     peers = pytest.importorskip("qbench.peers")
@@ -68,12 +75,13 @@ def test_int8_activations_beside_onnxruntime_at_accuracy_level_4(path):
     rng = np.random.default_rng(12)
     n, k, block = 48, 256, 32
     w = rng.standard_normal((n, k)).astype(np.float32)
-    b, s, _ = blocks.quantize_nbits(w, bits=4, block_size=block)
+    b, s, _ = blocks.quantize_nbits(w, bits=bits, block_size=block)
     a = rng.standard_normal((2, k)).astype(np.float32)
-    run = peers.onnxruntime_matmul_nbits(a, b, s, None, 4, block, np.empty((2, n), np.float32), 1, accuracy_level=4)
+    out = np.empty((2, n), np.float32)
+    run = peers.onnxruntime_matmul_nbits(a, b, s, None, bits, block, out, 1, accuracy_level=4)
     theirs = np.asarray(run())
-    ours = nbits.matmul_nbits_int8(a, nbits.pack_nbits(b, s, block_size=block))
-    values, points = values_and_points(b, None, n, k // block, block)
+    ours = nbits.matmul_nbits_int8(a, nbits.pack_nbits(b, s, bits=bits, block_size=block))
+    values, points = values_and_points(b, None, n, k // block, block, bits)
     weights = ((values.astype(np.float32) - points) * np.repeat(s, block, axis=1)).astype(np.float32)
     exact = a.astype(np.float64) @ weights.T.astype(np.float64)
     bound = nbits.int8_error_bound(a, weights, exact)
@@ -90,6 +98,8 @@ def test_bad_input_is_refused_with_what_is_accepted(path):
     b, s, _ = blocks.quantize_nbits(w, bits=4, block_size=32)
     with pytest.raises(ValueError, match="uint8 \\(N, blocks, 16\\)"):
         nbits.pack_nbits(b[:, :, :8], s, block_size=32)
+    with pytest.raises(ValueError, match="8-bit blocks of 32 is uint8 \\(N, blocks, 32\\)"):
+        nbits.pack_nbits(b, s, bits=8, block_size=32)  # 4-bit bytes called 8-bit
     packed = nbits.pack_nbits(b, s, block_size=32)
     with pytest.raises(ValueError, match="2 blocks of 32"):
         nbits.matmul_nbits_int8(np.ones(96, np.float32), packed)

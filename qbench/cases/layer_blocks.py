@@ -1,8 +1,8 @@
 """The linear layer's block formats: their data, qbench's calls and the checks that gate their timing.
 
 ggml's Q8_0 and Q4_0 (weights packed once by ``ggml.pack_blocks``, any M), ONNX Runtime's MatMulNBits with float
-activations (``nbits4``, ``nbits8``: a GEMV) and with int8 activations (``int4_b32``, ``int4_b128``: accuracy
-level 4, weights packed once by ``nbits.pack_nbits``, any M). The family itself is :mod:`qbench.cases.matmul`.
+activations (``nbits4``, ``nbits8``: a GEMV) and with int8 activations (``int4_b32``, ``int4_b128``, ``int8_b32``:
+accuracy level 4, weights packed once by ``nbits.pack_nbits``, any M). The family itself is :mod:`qbench.cases.matmul`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,21 @@ from qbench.ops.params import QuantParams
 
 #: The block formats: weight bits per value, scales included (blocks of 32: a float16 scale adds 0.5 bit,
 #: a float32 one 1 bit).
-BLOCK_BITS = {"Q8_0": 8.5, "Q4_0": 4.5, "nbits4": 5.0, "nbits8": 9.0, "int4_b32": 5.0, "int4_b128": 4.25}
+BLOCK_BITS = {
+    "Q8_0": 8.5,
+    "Q4_0": 4.5,
+    "nbits4": 5.0,
+    "nbits8": 9.0,
+    "int4_b32": 5.0,
+    "int4_b128": 4.25,
+    "int8_b32": 9.0,
+}
 NBITS_BLOCK = 32
-#: MatMulNBits' 4-bit blocks with int8 activations (ONNX Runtime's accuracy level 4), by block size: qbench's
+#: MatMulNBits' blocks with int8 activations (ONNX Runtime's accuracy level 4), by block size: qbench's
 #: ``nbits.matmul_nbits_int8`` on weights packed once, any M (the full grid only: the quick one keeps CI short).
-INT8_NBITS = {"int4_b32": 32, "int4_b128": 128}
+INT8_NBITS = {"int4_b32": 32, "int4_b128": 128, "int8_b32": 32}
+#: The MatMulNBits variants of 8-bit weights (the rest are 4-bit).
+EIGHT_BITS = {"nbits8", "int8_b32"}
 #: Rows checked against the reference: dynamic quantization takes its range from every row, the rest row by row.
 CHECK_ROWS = 4
 
@@ -40,7 +50,7 @@ def block_data(d: SimpleNamespace) -> SimpleNamespace:
         from qbench.ops import blocks
     except ImportError:  # an older commit, from before qbench had blocked formats
         raise NotImplementedError("this qbench version has no MatMulNBits") from None
-    d.bits = 8 if d.variant == "nbits8" else 4
+    d.bits = 8 if d.variant in EIGHT_BITS else 4
     d.block = INT8_NBITS.get(d.variant, NBITS_BLOCK)
     d.packed, d.scales, _ = blocks.quantize_nbits(d.w, bits=d.bits, block_size=d.block)
     return d
@@ -65,7 +75,7 @@ def qbench_block(d: Any, parallel: bool | None) -> Callable[[], Any]:
         except ImportError:  # an older commit, from before qbench had int8 activations for MatMulNBits
             raise NotImplementedError("this qbench version has no int8-activation MatMulNBits") from None
         try:
-            packed = nbits.pack_nbits(d.packed, d.scales, block_size=d.block)  # once, outside the timed call
+            packed = nbits.pack_nbits(d.packed, d.scales, bits=d.bits, block_size=d.block)  # once, outside the call
         except RuntimeError as exc:  # no VNNI on this CPU
             raise NotImplementedError(str(exc)) from None
         return lambda: nbits.matmul_nbits_int8(d.x, packed, parallel=parallel)
@@ -116,16 +126,22 @@ def _check_int8_nbits(d: Any, impl: str, got: np.ndarray) -> None:
     from qbench.ops import nbits
 
     padded = d.packed.shape[1] * d.block  # K up to whole blocks, the padding's values the zero point
-    values = reference.unpack_int4(d.packed[:CHECK_ROWS], (CHECK_ROWS, padded), signed=False)
+    rows = d.packed[:CHECK_ROWS]
+    values = (
+        reference.unpack_int4(rows, (CHECK_ROWS, padded), signed=False)
+        if d.bits == 4
+        else rows.reshape(CHECK_ROWS, padded).astype(np.int64)
+    )
+    zero = 8 if d.bits == 4 else 128
     scales = np.repeat(d.scales[:CHECK_ROWS], d.block, axis=1)
     if impl == "qbench":
         x = np.zeros((1, padded), np.float32)
         x[0, : d.k] = d.x[0]
-        want = reference.matmul_nbits_int8(x, values, scales, np.full(values.shape, 8))[0]
+        want = reference.matmul_nbits_int8(x, values, scales, np.full(values.shape, zero))[0]
         if not np.array_equal(got, want.astype(np.float64)):
             raise AssertionError(f"qbench {d.variant} disagrees with its definition; not timing it")
         return
-    weights = ((values[:, : d.k].astype(np.float32) - 8) * scales[:, : d.k]).astype(np.float32)
+    weights = ((values[:, : d.k].astype(np.float32) - zero) * scales[:, : d.k]).astype(np.float32)
     exact = weights.astype(np.float64) @ d.x[0].astype(np.float64)
     bound = 2 * nbits.int8_error_bound(d.x[:1], weights, exact)[0]
     if not np.all(np.abs(got - exact) <= bound * 1.0001):

@@ -101,6 +101,9 @@ COMPARISONS = (
     "matmul int4_b32 / onnxruntime int4_b32",
     "matmul int4_b128 / onnxruntime int4_b128",
     "matmul Q4_0 / onnxruntime int4_b32",
+    "matmul int8_b32 / numpy float32",
+    "matmul int8_b32 / onnxruntime int8_b32",
+    "matmul Q8_0 / onnxruntime int8_b32",
 )
 #: Accuracy of the layer's output against float32: static with each calibration method, and dynamic.
 ACCURACY_METHODS = ("minmax", "percentile", "entropy", "mse", "dynamic")

@@ -12,8 +12,10 @@ Every lane runs the reference's arithmetic for its row (:mod:`qbench.kernels.ggm
     total = total + float64(term)                       (block after block; out = float32(total))
 
 so the results equal :func:`qbench.kernels.ggml.q4_0_q8_0_dot_rows` / ``q8_0_q8_0_dot_rows`` bit for bit, at
-the speed of reading the weights once. MatMulNBits' 4-bit blocks (:func:`pack_nbits4`) take the same panels: a
-block of any size is cut into 32s that repeat its scale; zero points other than 8 ride as int32 lanes (``Q4z``).
+the speed of reading the weights once. MatMulNBits' 4- and 8-bit blocks (:func:`pack_nbits`) take the same
+panels: a block of any size is cut into 32s that repeat its scale; its 8-bit values are already Q8_0's flipped
+quants where the zero point is MatMulNBits' default 128; zero points other than the default (8 or 128) ride as
+int32 lanes (``Q4z``, ``Q8z``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from qbench.kernels._jit import kernel
 from qbench.kernels.isa import Isa
 
 #: The kernels: bytes of quants per row and block of 32, and the offset their unsigned form adds to each value
-#: (``Q4z``: 4-bit values with a zero point per row and block, stored as int32 lanes after the scales, the offset
-#: those lanes: ONNX's asymmetric int4 blocks).
-QUANT_BYTES = {"Q4_0": 16, "Q8_0": 32, "Q4z": 16}
-OFFSET = {"Q4_0": 8, "Q8_0": 128, "Q4z": 1}
-ZERO_POINT_LANES = {"Q4z"}
+#: (``Q4z``, ``Q8z``: 4- and 8-bit values with a zero point per row and block, stored as int32 lanes after the
+#: scales, the offset those lanes: ONNX's asymmetric blocks).
+QUANT_BYTES = {"Q4_0": 16, "Q8_0": 32, "Q4z": 16, "Q8z": 32}
+OFFSET = {"Q4_0": 8, "Q8_0": 128, "Q4z": 1, "Q8z": 1}
+ZERO_POINT_LANES = {"Q4z", "Q8z"}
 #: How far ahead of the loads the weights are prefetched, in bytes.
 PREFETCH_BYTES = 2048
 
@@ -182,15 +184,17 @@ def pack(rows, table, quant_bytes, flip, panel, out):
 
 
 @kernel
-def pack_nbits4(b, scales, zero_points, block, panel, lanes, out):
-    """MatMulNBits' 4-bit rows (``b`` (N, blocks, block / 2): pairs along K, the first value in the low nibble;
-    ``scales`` and ``zero_points`` float32 (N, blocks)) into the panels of ``Q4_0`` (``lanes`` False: every zero
-    point 8) or ``Q4z`` (the zero points as int32 lanes): per 32 values the block's scale, and the nibbles in Q4_0's
-    order (byte j: value j low, value j + 16 high)."""
+def pack_nbits(b, scales, zero_points, bits, block, panel, lanes, out):
+    """MatMulNBits' rows (``b`` (N, blocks, block * bits / 8): 4-bit values in pairs along K, the first in the low
+    nibble, or 8-bit ones; ``scales`` and ``zero_points`` float32 (N, blocks)) into the panels of ``Q4_0`` /
+    ``Q8_0`` (``lanes`` False: every zero point the default) or ``Q4z`` / ``Q8z`` (the zero points as int32 lanes):
+    per 32 values the block's scale, then the quants in the kernel's order (4-bit: byte j holds value j low and
+    value j + 16 high; 8-bit: the values as they are)."""
     n_total = b.shape[0]
     subs = b.shape[1] * block // 32
-    size = panel * (8 + 16) if lanes else panel * (4 + 16)
-    quants = 8 * panel if lanes else 4 * panel
+    quant_bytes = 4 * bits
+    quants = (8 if lanes else 4) * panel
+    size = quants + quant_bytes * panel
     scale_words, zp_words = out.view(np.float32), out.view(np.int32)
     for p in prange(-(-n_total // panel)):
         for s in range(subs):
@@ -202,11 +206,18 @@ def pack_nbits4(b, scales, zero_points, block, panel, lanes, out):
                 scale_words[at // 4 + r] = scales[n, blk] if live else np.float32(0)
                 if lanes:
                     zp_words[at // 4 + panel + r] = np.int32(zero_points[n, blk]) if live else 0
-                for j in range(16):
-                    lo, hi = s * 32 + j, s * 32 + j + 16
-                    v_lo = (b[n, lo // block, (lo % block) // 2] >> (4 * (lo % 2))) & 15 if live else 0
-                    v_hi = (b[n, hi // block, (hi % block) // 2] >> (4 * (hi % 2))) & 15 if live else 0
-                    out[at + quants + ((j // 4) * panel + r) * 4 + j % 4] = v_lo | (v_hi << 4)
+                for j in range(quant_bytes):
+                    lo = s * 32 + j
+                    if not live:
+                        v = 0
+                    elif bits == 8:
+                        v = b[n, lo // block, lo % block]
+                    else:
+                        hi = lo + 16
+                        v_lo = (b[n, lo // block, (lo % block) // 2] >> (4 * (lo % 2))) & 15
+                        v_hi = (b[n, hi // block, (hi % block) // 2] >> (4 * (hi % 2))) & 15
+                        v = v_lo | (v_hi << 4)
+                    out[at + quants + ((j // 4) * panel + r) * 4 + j % 4] = v
 
 
 @kernel

@@ -1,11 +1,11 @@
-"""ONNX Runtime's MatMulNBits with int8 activations (its ``accuracy_level`` 4): 4-bit weight blocks packed once,
-activations quantized per block of 32 at run time, integer block dots on ``vpdpbusd``.
+"""ONNX Runtime's MatMulNBits with int8 activations (its ``accuracy_level`` 4): 4- or 8-bit weight blocks packed
+once, activations quantized per block of 32 at run time, integer block dots on ``vpdpbusd``.
 
 :func:`pack_nbits` takes the weights as :func:`qbench.ops.blocks.quantize_nbits` makes them (and as a
-MatMulNBits node stores them): 4-bit values in blocks of ``block_size`` along K (any power of two from 32), a
-float32 scale per block, zero points or MatMulNBits' default 8. It repacks them into the panels of the block-dot
-kernel (:mod:`qbench.kernels.blockdot`): one weight row per vector lane, per 32 values the block's scale and the
-nibbles, and each lane's zero point where they differ from 8.
+MatMulNBits node stores them): 4- or 8-bit values in blocks of ``block_size`` along K (any power of two from 32),
+a float32 scale per block, zero points or MatMulNBits' default (8, 128). It repacks them into the panels of the
+block-dot kernel (:mod:`qbench.kernels.blockdot`): one weight row per vector lane, per 32 values the block's scale
+and the values, and each lane's zero point where they differ from the default.
 
 :func:`matmul_nbits_int8` quantizes each row of ``a`` per 32 values as ggml's Q8_0 does (``d = max|a| / 127``,
 ``q = roundf(a / d)``, the scale kept in float32), then per weight row and 32 values ``sumi = sum (w - z) q``
@@ -22,7 +22,7 @@ import numpy as np
 
 from qbench.kernels import blockdot
 from qbench.kernels.isa import choose
-from qbench.ops.blocks import _nbits, _nbits_zero_points
+from qbench.ops.blocks import NBITS_ZERO_POINT, _nbits, _nbits_zero_points
 from qbench.ops.checks import as_array
 from qbench.ops.ggml import QK, PackedBlocks, _packed_product
 from qbench.ops.tuning import use_parallel
@@ -31,39 +31,48 @@ __all__ = ["int8_error_bound", "matmul_nbits_int8", "pack_nbits"]
 
 
 def pack_nbits(
-    b: Any, scales: Any, zero_points: Any = None, *, block_size: int = 32, parallel: bool | None = None
+    b: Any,
+    scales: Any,
+    zero_points: Any = None,
+    *,
+    bits: int = 4,
+    block_size: int = 32,
+    parallel: bool | None = None,
 ) -> PackedBlocks:
-    """4-bit MatMulNBits weights (``b`` uint8 (N, blocks, block_size / 2), ``scales`` float32 (N, blocks),
+    """MatMulNBits weights (``b`` uint8 (N, blocks, block_size * bits / 8), ``scales`` float32 (N, blocks),
     ``zero_points`` None or MatMulNBits' packed uint8) packed once for :func:`matmul_nbits_int8`."""
-    _nbits(4, block_size)
+    _nbits(bits, block_size)
     if block_size < QK:
         raise ValueError(f"int8 activations are quantized per {QK} values: block_size must be at least {QK}")
     b = np.asarray(b)
-    if b.dtype != np.uint8 or b.ndim != 3 or b.shape[2] != block_size // 2:
+    per_block = block_size * bits // 8
+    if b.dtype != np.uint8 or b.ndim != 3 or b.shape[2] != per_block:
         raise ValueError(
-            f"b for 4-bit blocks of {block_size} is uint8 (N, blocks, {block_size // 2}); got {b.dtype} {b.shape}"
+            f"b for {bits}-bit blocks of {block_size} is uint8 (N, blocks, {per_block}); got {b.dtype} {b.shape}"
         )
     n, nb, _ = b.shape
     s = np.asarray(scales)
     if s.dtype != np.float32 or s.size != n * nb:
         raise ValueError(f"scales are float32, one per row and block ({n * nb}); got {s.dtype} {s.shape}")
-    zp = _nbits_zero_points(zero_points, 4, n, nb)
+    zp = _nbits_zero_points(zero_points, bits, n, nb)
     isa = choose()
     if isa is None or not isa.vnni:
         raise RuntimeError("matmul_nbits_int8 needs a CPU with VNNI (AVX-512 VNNI or AVX-VNNI); use matmul_nbits")
-    kernel = "Q4_0" if np.all(zp == 8) else "Q4z"
+    symmetric, lanes = ("Q4_0", "Q4z") if bits == 4 else ("Q8_0", "Q8z")
+    kernel = symmetric if np.all(zp == NBITS_ZERO_POINT[bits]) else lanes
     panel, k = blockdot.panel_rows(isa), nb * block_size
     data = np.empty(-(-n // panel) * (k // QK) * blockdot.block_bytes(kernel, panel), np.uint8)
-    run = blockdot.pack_nbits4.target(use_parallel(b.nbytes, parallel, ("pack_blocks", "nbits4")))
-    run(np.ascontiguousarray(b), np.ascontiguousarray(s.reshape(n, nb)), zp, block_size, panel, kernel == "Q4z", data)
-    return PackedBlocks("nbits4", n, k, isa, data, kernel, float16_scales=False, block=block_size)
+    run = blockdot.pack_nbits.target(use_parallel(b.nbytes, parallel, ("pack_blocks", f"nbits{bits}")))
+    b, s = np.ascontiguousarray(b), np.ascontiguousarray(s.reshape(n, nb))
+    run(b, s, zp, bits, block_size, panel, kernel == lanes, data)
+    return PackedBlocks(f"nbits{bits}", n, k, isa, data, kernel, float16_scales=False, block=block_size)
 
 
 def matmul_nbits_int8(a: Any, packed: PackedBlocks, *, parallel: bool | None = None) -> np.ndarray:
     """``a @ dequant(b)^T`` with ``a`` (..., K float32) quantized to int8 per block of 32 (MatMulNBits at accuracy
     level 4, the order of the module docstring), on weights packed by :func:`pack_nbits`; float32 (..., N)."""
     a = as_array(a, "a", (np.dtype(np.float32),), "matmul_nbits_int8")
-    if not isinstance(packed, PackedBlocks) or packed.kind != "nbits4":
+    if not isinstance(packed, PackedBlocks) or packed.kind not in ("nbits4", "nbits8"):
         raise TypeError(f"matmul_nbits_int8 takes weights packed by pack_nbits; got {type(packed).__name__}")
     if a.ndim == 0 or -(-a.shape[-1] // packed.block) * packed.block != packed.k:
         raise ValueError(

@@ -28,6 +28,7 @@ VARIANT_NAMES = {
     "nbits8": "int8 blocks of 32 (MatMulNBits)",
     "int4_b32": "int4 blocks of 32, int8 activations (MatMulNBits level 4)",
     "int4_b128": "int4 blocks of 128, int8 activations (MatMulNBits level 4)",
+    "int8_b32": "int8 blocks of 32, int8 activations (MatMulNBits level 4)",
 }
 
 
@@ -94,9 +95,7 @@ def bits_speedup(frame: pd.DataFrame) -> pd.DataFrame:
     if not t.empty:
         t = t[(t["m"] == 1) & (t["threads"] == 1)]
         base = t[(t["impl"] == "numpy") & (t["variant"] == "float32")].groupby("shape")["seconds"].median()
-        peers = t[
-            (t["impl"] == "onnxruntime") & t["variant"].isin(["nbits4", "nbits8", "int4_b32", "int4_b128", "dynamic"])
-        ]
+        peers = t[(t["impl"] == "onnxruntime") & t["variant"].isin([*cases.matmul.BLOCK_BITS, "dynamic"])]
         rows += [
             {"shape": s, "k": k, "n": n, "variant": v, "impl": "onnxruntime", "speedup": base[s] / sec}
             for s, k, n, v, sec in zip(

@@ -44,6 +44,8 @@ LABELS = {
     ("int4_b128", "qbench"): "qbench MatMulNBits 4-bit, int8 activations, blocks of 128",
     ("int4_b32", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, accuracy level 4, blocks of 32",
     ("int4_b128", "onnxruntime"): "ONNX Runtime MatMulNBits 4-bit, accuracy level 4, blocks of 128",
+    ("int8_b32", "qbench"): "qbench MatMulNBits 8-bit, int8 activations, blocks of 32",
+    ("int8_b32", "onnxruntime"): "ONNX Runtime MatMulNBits 8-bit, accuracy level 4, blocks of 32",
 }
 
 
@@ -138,6 +140,7 @@ ANSWER_FORMATS = {
     "nbits4": "4-bit blocks (MatMulNBits, 5 bits)",
     "int4_b32": "4-bit blocks of 32, int8 activations (MatMulNBits level 4, 5 bits)",
     "int4_b128": "4-bit blocks of 128, int8 activations (MatMulNBits level 4, 4.25 bits)",
+    "int8_b32": "8-bit blocks of 32, int8 activations (MatMulNBits level 4, 9 bits)",
 }
 
 

@@ -5,8 +5,10 @@ Every model is made here (onnx.helper, safetensors, gguf.GGUFWriter, numpy.savez
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
+from types import SimpleNamespace
 
 import ml_dtypes
 import numpy as np
@@ -320,6 +322,46 @@ def test_model_command_writes_the_page_and_a_summary_that_fits(files, tmp_path, 
     assert "- int8 minmax: " in md and "- int8 channel: " in md and "faster per token (GEMV)" in md
     fastest = next(line for line in md.splitlines() if line.startswith("- fastest on this machine: "))
     assert "per token (GEMV) " in fastest and "batched (GEMM) " in fastest, fastest
+    if importlib.util.find_spec("onnxruntime") is not None:  # the best peer's figure beside each format
+        peers = times[times["impl"] == "onnxruntime"]
+        assert {"dynamic", "Q4_0"} <= set(peers["variant"]) and "int4_b32" in set(peers["runs"])
+        assert "p.GEMV" in table and "ONNX Runtime DynamicQuantizeMatMul: " in md
+
+
+def test_the_best_peer_stands_beside_a_format_only_over_the_same_shapes():
+    from qbench.model.speed import best_peers, model_speedup
+    from qbench.report.model import headline, with_speedups
+
+    def row(shape, tensors, impl, variant, runs, seconds):
+        return dict(shape=shape, tensors=tensors, m=1, variant=variant, impl=impl, runs=runs, seconds=seconds)
+
+    times = pd.DataFrame(
+        [
+            row("64x64", 3, "numpy", "float32", "float32", 6.0),
+            row("32x64", 1, "numpy", "float32", "float32", 2.0),
+            row("64x64", 3, "qbench", "Q4_0", "Q4_0", 2.0),
+            row("32x64", 1, "qbench", "Q4_0", "Q4_0", 1.0),
+            row("64x64", 3, "onnxruntime", "Q4_0", "int4_b32", 3.0),
+            row("32x64", 1, "onnxruntime", "Q4_0", "int4_b32", 0.5),
+            row("64x64", 3, "qbench", "dynamic", "dynamic", 3.0),
+            row("32x64", 1, "qbench", "dynamic", "dynamic", 1.0),
+            row("64x64", 3, "torch", "dynamic", "dynamic", 1.0),  # one shape of two: no sum to compare
+        ]
+    )
+    total = 3 * 6.0 + 2.0
+    assert model_speedup(times, 1)["Q4_0"] == pytest.approx((total / (3 * 2.0 + 1.0), 1.0))
+    assert model_speedup(times, 1, "onnxruntime")["Q4_0"] == pytest.approx((total / (3 * 3.0 + 0.5), 1.0))
+    best = best_peers(times, 1)
+    assert set(best) == {"Q4_0"} and best["Q4_0"][1:] == ("onnxruntime", "int4_b32")
+    formats = [SimpleNamespace(name="Q4_0", timed_as="Q4_0"), SimpleNamespace(name="int8", timed_as="dynamic")]
+    summary = pd.DataFrame(
+        {"format": ["Q4_0", "int8"], "x_float32": [7.1, 4.0], "bits": [4.5, 8.0], "sqnr_db": [19.0, 40.0]}
+    ).assign(worst_db=lambda d: d["sqnr_db"])
+    lines = headline(with_speedups(summary, formats, times.assign(m=1), batch=16))
+    q4 = next(line for line in lines if line.startswith("Q4_0: "))
+    want = total / (3 * 3.0 + 0.5)
+    assert q4.endswith(f"; ONNX Runtime MatMulNBits 4-bit, accuracy level 4, blocks of 32: {want:.2f}x per token")
+    assert "PyTorch" not in " ".join(lines)
 
 
 def test_ticker_prints_the_first_item_and_each_tenth_off_a_terminal():

@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="time each weight shape's GEMV and GEMM per format against float32 (default: on)",
     )
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the installed peers (ONNX Runtime, PyTorch) beside each format (default: on)",
+    )
     parser.add_argument("--batch", type=whole(2), default=16, help="rows of the batched GEMM (default: %(default)s)")
     parser.add_argument("--threads", type=whole(1), help="threads for the scan and the timing (default: all cores)")
     parser.add_argument(
@@ -161,9 +167,18 @@ def execute(args: argparse.Namespace) -> int:
         counts = modeltime.shapes(model.tensors)
         if args.time and counts:
             variants = [f.timed_as for f in fmts if f.timed_as]
-            print(f"timing {len(counts)} weight shape(s), GEMV and {args.batch}-row GEMM, side by side with float32")
+            peers = " and the installed peers" if args.peers else ""
+            print(
+                f"timing {len(counts)} weight shape(s), GEMV and {args.batch}-row GEMM, side by side with float32"
+                + peers
+            )
             times = modeltime.time_shapes(
-                counts, variants, batch=args.batch, threads=threads, progress=lambda s: print(f"  {s}", flush=True)
+                counts,
+                variants,
+                batch=args.batch,
+                threads=threads,
+                peers=args.peers,
+                progress=lambda s: print(f"  {s}", flush=True),
             )
         summary = with_speedups(summary, fmts, times, args.batch)
     notes = run_notes + [f"skipped (NaN/inf values, kept in float32): {name}" for name in result.skipped]

@@ -76,6 +76,28 @@ def _set_threads(threads: int) -> None:
     threadpool_limits(limits=threads, user_api="blas")
 
 
+#: Peers timed beside qbench's variants where installed: variant -> (implementation, the variant it runs). The
+#: same computation where a peer has one (ONNX Runtime's DynamicQuantizeMatMul and MatMulNBits at accuracy level 4,
+#: PyTorch's fbgemm); for ggml's formats, which no installable peer runs, ONNX Runtime's blocks of 32 of the same
+#: bits, also at level 4 (int8 activations, as ggml's).
+PEERS = {
+    "dynamic": (("onnxruntime", "dynamic"), ("torch", "dynamic")),
+    "int4_b32": (("onnxruntime", "int4_b32"),),
+    "int4_b128": (("onnxruntime", "int4_b128"),),
+    "Q4_0": (("onnxruntime", "int4_b32"),),
+    "Q8_0": (("onnxruntime", "int8_b32"),),
+}
+
+
+def _fits(variant: str, m: int, k: int) -> bool:
+    """Whether ``variant`` runs an M x K activation: blocks must divide the rows, MatMulNBits with float
+    activations is timed as a matrix-vector product only."""
+    from qbench import cases
+
+    block = GGML_BLOCK if variant in (*GGML_VARIANTS, "nbits4", "nbits8") else cases.matmul.INT8_NBITS.get(variant, 1)
+    return k % block == 0 and not (m > 1 and variant in ("nbits4", "nbits8"))
+
+
 def time_shapes(
     counts: Counter,
     variants: Sequence[str],
@@ -83,68 +105,90 @@ def time_shapes(
     batch: int = 16,
     threads: int = 1,
     rounds: int = 5,
+    peers: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per shape, M (1 and ``batch``) and variant: median seconds per call and the median over rounds
-    of float32's time over the variant's (its speed-up)."""
+    """One row per shape, M (1 and ``batch``), variant and implementation (qbench, and with ``peers`` each
+    installed peer of :data:`PEERS`, in the row of the variant it stands beside, ``runs`` naming what it ran):
+    median seconds per call and the median over rounds of float32's time over the row's (its speed-up)."""
     from qbench import cases
     from qbench.measure import timing
 
     family = cases.MATMUL
     _set_threads(threads)
     cache = last_level_cache()
+    wanted = list(dict.fromkeys(variants))
+    beside: dict[tuple[str, str], list[str]] = {BASELINE: ["float32"], **{("qbench", v): [v] for v in wanted}}
+    for v in wanted:
+        for peer in PEERS.get(v, ()) if peers else ():
+            beside.setdefault(peer, []).append(v)  # a peer run beside two formats is timed once
     rows = []
     for (n, k), count in sorted(counts.items(), key=lambda item: -item[0][0] * item[0][1]):
         for m in (1, batch):
             shape = f"{m}x{k}x{n}"
             if progress:
                 progress(shape)
-            calls = {}
-            for impl, variant in [BASELINE, *(("qbench", v) for v in dict.fromkeys(variants))]:
-                if variant in GGML_VARIANTS and k % GGML_BLOCK:
-                    continue  # rows that ggml's blocks do not fit: the scan says so per tensor
-                if variant in cases.matmul.INT8_NBITS and k % cases.matmul.INT8_NBITS[variant]:
-                    continue  # rows that the blocks do not fit
-                if m > 1 and variant in ("nbits4", "nbits8"):
-                    continue  # MatMulNBits with float activations is timed as a matrix-vector product only
-                count_copies = copies(cases.matmul.weight_bytes(variant, shape), cache)
+            calls, meta = {}, {}
+            for (impl, runs), stands in beside.items():
+                stands = [v for v in stands if _fits(v, m, k)]
+                if not stands or not _fits(runs, m, k):
+                    continue
+                count_copies = copies(cases.matmul.weight_bytes(runs, shape), cache)
                 try:
                     built = [
-                        family.build(variant, {"shape": shape}, impl, threads, cases.Buffers(seed=n * k + c))[0]
+                        family.build(runs, {"shape": shape}, impl, threads, cases.Buffers(seed=n * k + c))[0]
                         for c in range(count_copies)
                     ]
-                except NotImplementedError:  # no kernel for it on this CPU (int8 activations need VNNI)
+                except (NotImplementedError, ImportError):  # no kernel on this CPU, or the peer is not installed
                     continue
-                calls[variant] = rotating(built)
+                key = runs if impl in ("qbench", BASELINE[0]) else f"{impl} {runs}"
+                calls[key], meta[key] = rotating(built), (impl, runs, stands)
             per_round = timing.interleaved_rounds(calls, rounds=rounds)
-            for variant, seconds in per_round.items():
-                ratios = timing.round_ratios(per_round, "float32", variant)
-                rows.append(
+            for key, seconds in per_round.items():
+                impl, runs, stands = meta[key]
+                speedup = timing.median(timing.round_ratios(per_round, "float32", key))
+                rows += [
                     {
                         "shape": f"{n}x{k}",
                         "tensors": count,
                         "m": m,
                         "variant": variant,
-                        "impl": BASELINE[0] if variant == "float32" else "qbench",
+                        "impl": impl,
+                        "runs": runs,
                         "seconds": timing.median(seconds),
-                        "speedup": timing.median(ratios),
+                        "speedup": speedup,
                     }
-                )
+                    for variant in stands
+                ]
             del calls
-    return pd.DataFrame(rows, columns=["shape", "tensors", "m", "variant", "impl", "seconds", "speedup"])
+    return pd.DataFrame(rows, columns=["shape", "tensors", "m", "variant", "impl", "runs", "seconds", "speedup"])
 
 
-def model_speedup(times: pd.DataFrame, m: int) -> dict[str, tuple[float, float]]:
-    """variant -> (the model's float32 time over its time at ``m`` rows, the share of the model's float32 time
-    it covers): shapes weighted by their tensor counts, over the shapes the variant runs (ggml's blocks need rows
-    of a multiple of 32)."""
+def model_speedup(times: pd.DataFrame, m: int, impl: str = "qbench") -> dict[str, tuple[float, float]]:
+    """variant -> (the model's float32 time over ``impl``'s time at ``m`` rows, the share of the model's float32
+    time it covers): shapes weighted by their tensor counts, over the shapes the variant runs (ggml's blocks need
+    rows of a multiple of 32)."""
     sub = times[times["m"] == m]
     if sub.empty:
         return {}
     weighted = sub.assign(total=sub["seconds"] * sub["tensors"]).set_index("shape")
     base = weighted.loc[weighted["variant"] == "float32", "total"]
     out = {}
-    for variant, g in weighted.groupby("variant"):
+    mine = weighted[weighted["impl"].isin([impl, BASELINE[0]])]
+    for variant, g in mine.groupby("variant"):
         covered = base.loc[g.index]
         out[variant] = (float(covered.sum() / g["total"].sum()), float(covered.sum() / base.sum()))
     return out
+
+
+def best_peers(times: pd.DataFrame, m: int) -> dict[str, tuple[float, str, str]]:
+    """variant -> (the fastest peer's model speed-up over float32 at ``m`` rows, the peer, what it ran), among
+    the peers timed over the same shapes as qbench's variant (a peer that ran fewer would be a different sum)."""
+    own, best = model_speedup(times, m), {}
+    for impl in sorted(set(times["impl"]) - {"qbench", BASELINE[0]}):
+        ran = times[(times["impl"] == impl) & (times["m"] == m)].groupby("variant")["runs"].first()
+        for variant, (speedup, share) in model_speedup(times, m, impl).items():
+            same = variant in own and abs(share - own[variant][1]) < 1e-9
+            if variant in ran and same and speedup > best.get(variant, (0.0,))[0]:
+                best[variant] = (speedup, impl, ran[variant])
+    return best

@@ -20,7 +20,7 @@ SPEED_COLUMNS = (("gemv_x", 1), ("gemm_x", None))
 
 def with_speedups(summary: pd.DataFrame, formats: list, times: pd.DataFrame | None, batch: int) -> pd.DataFrame:
     """The summary with each format's model speed-up over float32 (GEMV and a ``batch``-row GEMM) beside it."""
-    from qbench.model.speed import model_speedup
+    from qbench.model.speed import best_peers, model_speedup
 
     out = summary.copy()
     if times is None or times.empty:
@@ -31,6 +31,10 @@ def with_speedups(summary: pd.DataFrame, formats: list, times: pd.DataFrame | No
         speed = model_speedup(times, m or batch)
         got = [speed.get(timed_as.get(name) or "", (np.nan, np.nan)) for name in out["format"]]
         out[column] = [x for x, _ in got]
+        peers = best_peers(times, m or batch)
+        best = [peers.get(timed_as.get(name) or "") for name in out["format"]]
+        out[f"peer_{column}"] = [b[0] if b else np.nan for b in best]
+        out[f"peer_{column[:4]}"] = [LABELS.get((b[2], b[1]), f"{b[1]} {b[2]}") if b else "" for b in best]
         if column == "gemv_x":
             out["timed_share"] = [share for _, share in got]
     out["kernel"] = [timed_as.get(name) or "" for name in out["format"]]
@@ -59,7 +63,7 @@ def terminal_summary(summary: pd.DataFrame) -> list[str]:
     head = f"{'format':<17}{'bits/w':>7}{'size':>11}{'vs f32':>8}{'vs f16':>8}{'SQNR dB':>9}{'worst dB':>9}"
     speed = "gemv_x" in summary
     if speed:
-        head += f"{'GEMV':>8}{'GEMM':>8}"
+        head += f"{'GEMV':>8}{'GEMM':>8}{'p.GEMV':>7}{'p.GEMM':>7}"
     lines = [head, "-" * len(head)]
     for r in summary.to_dict("records"):
         line = (
@@ -69,9 +73,12 @@ def terminal_summary(summary: pd.DataFrame) -> list[str]:
         if speed:
             partial = "*" if r.get("timed_share", 1) < 0.999 else " "
             line += f"{_x(r.get('gemv_x', np.nan)):>8}{_x(r.get('gemm_x', np.nan)):>8}{partial}"
-        lines.append(line)
+            line += f"{_x(r.get('peer_gemv_x', np.nan)):>6}{_x(r.get('peer_gemm_x', np.nan)):>7}"
+        lines.append(line.rstrip())
     if speed and (summary.get("timed_share", pd.Series([1.0])) < 0.999).any():
         lines.append("* over the shapes it can store: rows of a multiple of its block (see the report)")
+    if speed and summary.get("peer_gemv_x", pd.Series([np.nan])).notna().any():
+        lines.append("p.GEMV, p.GEMM: the fastest installed peer for the format, x float32 (named in the report)")
     return lines
 
 
@@ -92,7 +99,8 @@ def headline(summary: pd.DataFrame) -> list[str]:
                 text += f" over {100 * r['timed_share']:.0f}% of the float32 time it can store"
         if r.get("gemm_x", np.nan) == r.get("gemm_x", np.nan):
             text += f", {r['gemm_x']:.2f}x batched (GEMM)"
-        lines.append(text + f", SQNR {_db(r['sqnr_db'])} dB (worst tensor {_db(r['worst_db'])} dB)")
+        text += f", SQNR {_db(r['sqnr_db'])} dB (worst tensor {_db(r['worst_db'])} dB)"
+        lines.append(text + _peer_text(r))
     fastest = [
         _fastest(rows, column, what) for column, what in (("gemv_x", "per token (GEMV)"), ("gemm_x", "batched (GEMM)"))
     ]
@@ -101,12 +109,28 @@ def headline(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _peer_text(r: dict) -> str:
+    """``"; <peer>: <ratio>x per token, <ratio>x batched"``: the fastest installed peers' figures for the format
+    (one name where one peer is fastest at both), or ''."""
+    parts, last = [], None
+    for column, what in (("gemv_x", "per token"), ("gemm_x", "batched")):
+        x = r.get(f"peer_{column}", np.nan)
+        if x == x:
+            name = r[f"peer_{column[:4]}"]
+            parts.append(f"{x:.2f}x {what}" if name == last else f"{name}: {x:.2f}x {what}")
+            last = name
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def _fastest(rows: pd.DataFrame, column: str, what: str) -> str:
-    """``"<what> <format>, <ratio>x float32"`` for the format with the largest measured speed-up, or ''."""
+    """``"<what> <format>, <ratio>x float32"`` for the format with the largest measured speed-up (and the share
+    of the model's float32 time it was timed over, where its blocks do not fit every shape), or ''."""
     if column not in rows or not rows[column].notna().any():
         return ""
     best = rows.loc[rows[column].astype(float).idxmax()]
-    return f"{what} {best['format']}, {best[column]:.2f}x float32"
+    share = best.get("timed_share", 1.0)
+    over = f" over {100 * share:.0f}% of the float32 time" if share == share and share < 0.999 else ""
+    return f"{what} {best['format']}, {best[column]:.2f}x float32{over}"
 
 
 def plot_tradeoff(summary: pd.DataFrame, out: Path) -> Figure:
@@ -177,8 +201,8 @@ def plot_speed(times: pd.DataFrame, out: Path) -> Figure:
     fig, axes = plt().subplots(1, len(ms), figsize=(6 * len(ms), 4.5), squeeze=False)
     for ax, m in zip(axes[0], ms, strict=True):
         sub = times[(times["m"] == m) & (times["variant"] != "float32")]
-        table = sub.pivot_table(index="shape", columns="variant", values="speedup", sort=False)
-        table.columns = [LABELS.get((v, "qbench"), v) for v in table.columns]
+        sub = sub.assign(label=[LABELS.get((r, i), f"{i} {r}") for r, i in zip(sub["runs"], sub["impl"], strict=True)])
+        table = sub.pivot_table(index="shape", columns="label", values="speedup", sort=False)
         table.plot.bar(ax=ax, rot=0)
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.set_ylabel("x float32 (NumPy BLAS), higher is faster")

@@ -69,6 +69,11 @@ def ort_node_session(
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads > 1:
+        # Its idle workers sleep instead of spinning: timed in turns with other implementations (and with other
+        # sessions, one per copy of the weights), spinning workers take the cores of whatever runs next
+        # (docs/peers.md has the measurement).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. an older runtime without 16-bit QuantizeLinear

@@ -224,7 +224,7 @@ MUTATIONS = [
     dict(
         name="packed weights take any per-column zero points of the right length as the ones packed",
         file="qbench/ops/matmul.py",
-        old='zp.shape == (w.n,) and np.array_equal(zp, w.zero_point):',
+        old="zp.shape == (w.n,) and np.array_equal(zp, w.zero_point):",
         new="zp.shape == (w.n,):",
         tests=["tests/test_packed.py::test_bad_input_is_refused_with_what_is_accepted"],
     ),

@@ -189,8 +189,8 @@ MUTATIONS = [
     dict(
         name="the packed block dot takes 7 off each Q4_0 nibble instead of 8",
         file="qbench/kernels/blockdot.py",
-        old='OFFSET = {"Q4_0": 8, "Q8_0": 128}',
-        new='OFFSET = {"Q4_0": 7, "Q8_0": 128}',
+        old='OFFSET = {"Q4_0": 8, "Q8_0": 128,',
+        new='OFFSET = {"Q4_0": 7, "Q8_0": 128,',
         tests=["tests/test_ggml.py::test_packed_blocks_give_the_rows_results_bit_for_bit"],
     ),
     dict(
